@@ -1,0 +1,69 @@
+"""The contract every registered model loss obeys (TorchRL style: a loss is a module).
+
+A :class:`ModelLoss` is a parameter-free :class:`torch.nn.Module` that maps named,
+already-computed per-transition quantities (``in_keys``) to a scalar. Frameworks
+(mbrl-lib MBPO, the SLBO port, the gridworld) compute those quantities from their own
+models and value functions -- e.g. the model advantage ``A`` of Eq. (9)-(10) through
+:mod:`vaml_ext.losses.estimators` -- and the loss only reduces them. That keeps one
+implementation of each objective for all three consumers and makes every loss testable
+against closed forms on hand-built tensors.
+"""
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Tuple
+
+import torch
+from torch import nn
+
+
+class ModelLoss(nn.Module):
+    """Base class of registered model losses.
+
+    Class attributes set by subclasses:
+
+    * ``name`` -- the registry key (set by :func:`register_loss`).
+    * ``value_aware`` -- ``True`` if the loss needs a value function (then ``coeff``
+      is the paper's ``va_loss_coeff``, default 0.01).
+    * ``needs_trajectories`` -- ``True`` for the direct forms (Eq. 8) that sum over
+      whole trajectories; their ``advantage`` input is ``[num_traj, T]``.
+    * ``in_keys`` -- names of the keyword inputs :meth:`forward` requires.
+    """
+
+    name: ClassVar[str] = "<unregistered>"
+    value_aware: ClassVar[bool] = False
+    needs_trajectories: ClassVar[bool] = False
+    in_keys: ClassVar[Tuple[str, ...]] = ()
+    default_coeff: ClassVar[float] = 1.0
+
+    def __init__(self, coeff: float | None = None):
+        super().__init__()
+        coeff = self.default_coeff if coeff is None else coeff
+        try:
+            coeff = float(coeff)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name}: coefficient must be a number, got {coeff!r}")
+        if not math.isfinite(coeff) or coeff <= 0:
+            key = "va_loss_coeff" if self.value_aware else "coeff"
+            raise ValueError(
+                f"{key}={coeff!r} is invalid for model_loss={self.name!r}: "
+                "it must be a finite number > 0"
+            )
+        self.coeff = coeff
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        missing = [k for k in self.in_keys if inputs.get(k) is None]
+        if missing:
+            raise KeyError(
+                f"model loss {self.name!r} needs inputs {list(self.in_keys)}; "
+                f"missing {missing}"
+            )
+        return self.coeff * self._loss(**{k: inputs[k] for k in self.in_keys}, **{
+            k: v for k, v in inputs.items() if k not in self.in_keys
+        })
+
+    def _loss(self, **inputs: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, coeff={self.coeff}"

@@ -1,0 +1,120 @@
+"""The model-learning objectives of the paper, registered by name.
+
+Notation (SPEC §2): ``A(s, a, s') = V(s') - E_{ŝ~P_φ(·|s,a)}[V(ŝ)]`` is the
+per-transition model advantage (γ folded into the coefficient). ``advantage`` tensors
+carry gradients to the model parameters φ only: the value function is evaluated
+under ``torch.no_grad`` / with detached parameters by the estimators in
+:mod:`vaml_ext.losses.estimators`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from vaml_ext.losses.base import ModelLoss
+from vaml_ext.losses.registry import register_loss
+
+#: The paper's one new hyper-parameter (fixed across environments).
+DEFAULT_VA_LOSS_COEFF = 0.01
+
+
+def _masked_mean(x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    if mask is None:
+        return x.mean()
+    mask = mask.to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+@register_loss("mle")
+class MLELoss(ModelLoss):
+    """Maximum likelihood: mean per-transition negative log-likelihood ``nll``.
+
+    ``nll`` is whatever the framework's upstream model loss is per transition (mbrl-lib:
+    Gaussian NLL; SLBO ablation: squared error of the next-state prediction; gridworld:
+    categorical cross-entropy). Frameworks whose upstream loss is already a scalar may
+    call it directly: this entry exists so ``mle`` is a valid name everywhere.
+    """
+
+    value_aware = False
+    in_keys = ("nll",)
+
+    def _loss(self, nll: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+        return _masked_mean(nll, mask)
+
+
+@register_loss("ma_l1")
+class MAL1Loss(ModelLoss):
+    """MA Upper Bound L1 (paper Eq. 10): ``mean_i |A(s_i, a_i, s'_i)|``.
+
+    An upper bound of the direct objective ``ma_direct_l1`` by the triangle inequality.
+    """
+
+    value_aware = True
+    in_keys = ("advantage",)
+    default_coeff = DEFAULT_VA_LOSS_COEFF
+
+    def _loss(self, advantage: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+        return _masked_mean(advantage.abs(), mask)
+
+
+@register_loss("ma_vaml")
+class MAVAMLLoss(ModelLoss):
+    """MA-VAML L2 (IterVAML-style, paper §4): ``mean_i A(s_i, a_i, s'_i)^2``.
+
+    Note: unlike ``ma_l1``, this does *not* upper-bound ``ma_direct_l2``.
+    """
+
+    value_aware = True
+    in_keys = ("advantage",)
+    default_coeff = DEFAULT_VA_LOSS_COEFF
+
+    def _loss(self, advantage: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+        return _masked_mean(advantage.pow(2), mask)
+
+
+def _discounted_traj_sum(advantage: torch.Tensor, gamma: float, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """``(1/m) Σ_traj Σ_t γ^t A_t`` for ``advantage`` of shape ``[m, T]``."""
+    if advantage.dim() != 2:
+        raise ValueError(
+            f"direct model-advantage losses need advantage of shape [num_traj, T], got {tuple(advantage.shape)}"
+        )
+    gamma = float(gamma)
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma={gamma} must lie in [0, 1]")
+    t = torch.arange(advantage.shape[1], device=advantage.device, dtype=advantage.dtype)
+    disc = torch.pow(torch.as_tensor(gamma, dtype=advantage.dtype, device=advantage.device), t)
+    terms = advantage * disc
+    if mask is not None:
+        terms = terms * mask.to(advantage.dtype)
+    return terms.sum(dim=1).mean()
+
+
+@register_loss("ma_direct_l1")
+class MADirectL1Loss(ModelLoss):
+    """MA Direct L1 (paper Eq. 8): ``| (1/m) Σ_traj Σ_t γ^t A(s_t, a_t, s_{t+1}) |``.
+
+    Needs whole trajectories: ``advantage`` is ``[num_traj, T]`` with an optional
+    ``mask`` (1 for real steps, 0 after the episode ended) and a ``gamma`` input.
+    """
+
+    value_aware = True
+    needs_trajectories = True
+    in_keys = ("advantage",)
+    default_coeff = DEFAULT_VA_LOSS_COEFF
+
+    def _loss(self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+        return _discounted_traj_sum(advantage, gamma, mask).abs()
+
+
+@register_loss("ma_direct_l2")
+class MADirectL2Loss(ModelLoss):
+    """MA Direct L2: the square of the Eq. 8 trajectory sum."""
+
+    value_aware = True
+    needs_trajectories = True
+    in_keys = ("advantage",)
+    default_coeff = DEFAULT_VA_LOSS_COEFF
+
+    def _loss(self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+        return _discounted_traj_sum(advantage, gamma, mask).pow(2)
