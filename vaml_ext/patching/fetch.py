@@ -111,6 +111,8 @@ def _stripped(dest: Path, name: str, strip: int):
     parts = Path(name).parts[strip:]
     if not parts or ".." in parts or Path(name).is_absolute():
         return None
+    if any(p.endswith(".egg-info") for p in parts):
+        return None  # build metadata, rewritten by every `pip install -e`; not source
     return dest.joinpath(*parts)
 
 
