@@ -1,0 +1,183 @@
+"""Port of upstream ``slbo/algos/TRPO.py``: TRPO (Schulman et al., 2015) as used by SLBO.
+
+One :meth:`TRPO.train` call, on a batch of virtual samples with GAE advantages:
+
+1. normalise advantages; surrogate ``L(θ) = mean_i r_i(θ) Â_i + c_ent · H(π_θ)`` with
+   ``r_i = π_θ(a_i|s_i) / π_old(a_i|s_i)``;
+2. natural gradient ``x ≈ F⁻¹ g`` by 10 conjugate-gradient iterations on the Fisher-vector
+   product (Hessian of mean KL(π_old || π_θ)) plus damping 0.1;
+3. step ``β = sqrt(2 δ / xᵀ F x)`` (δ = max_kl = 0.01), backtracking ×0.5 up to 10 times until
+   the surrogate improves and mean KL ≤ 1.5 δ; otherwise the old parameters are restored;
+4. value function: ``n_vf_iters`` (5) epochs of Adam(vf_lr = 1e-3) on MSE to the GAE returns,
+   minibatch 64.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import kl_divergence
+
+from slbo.utils.dataset import Dataset
+from slbo.utils.torch_utils import flat_grad, get_flat, hessian_vec_prod, set_flat
+
+logger = logging.getLogger("slbo")
+
+
+def average_l2_norm(x):
+    return np.sqrt((x**2).mean())
+
+
+# for damping, modify func_Ax
+def conj_grad(mat_mul_vec: Callable[[np.ndarray], np.ndarray], b, n_iters=10, residual_tol=1e-10, verbose=False):
+    p = b.copy()
+    r = b.copy()
+    x = np.zeros_like(b)
+    r_dot_r = r.dot(r)
+
+    for i in range(n_iters):
+        if verbose:
+            logger.info('[CG] iters = %d, |Res| = %.6f, |x| = %.6f', i, r_dot_r, np.linalg.norm(x))
+        z = mat_mul_vec(p)
+        v = r_dot_r / p.dot(z)
+        x += v * p
+        r -= v * z
+        new_r_dot_r = r.dot(r)
+        if new_r_dot_r < residual_tol:
+            break
+        mu = new_r_dot_r / r_dot_r
+        p = r + mu * p
+        r_dot_r = new_r_dot_r
+    return x
+
+
+def _t(x):
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+class TRPO(object):
+    """Upstream subclasses ``lunzi.nn.Module``; a plain object here because torch's
+    ``nn.Module.train(mode)`` would clash with upstream's ``TRPO.train(...)``."""
+
+    def __init__(self, dim_state: int, dim_action: int, policy, vfn, max_kl: float,
+                 n_cg_iters: int, ent_coef=0.0, cg_damping=0.01, vf_lr=3e-4, n_vf_iters=3):
+        self.dim_state = dim_state
+        self.policy = policy
+        self.ent_coef = ent_coef
+        self.vf = vfn
+        self.n_cg_iters = n_cg_iters
+        self.max_kl = max_kl
+        self.cg_damping = cg_damping
+        self.n_vf_iters = n_vf_iters
+        self.vf_lr = vf_lr
+
+        self.old_policy: nn.Module = policy.clone()
+        self.vf_optimizer = torch.optim.Adam(self.vf.parameters(), lr=self.vf_lr)
+
+    def _params(self):
+        return list(self.policy.parameters())
+
+    def forward(self, states, actions, advantages, ent_coef):
+        with torch.no_grad():
+            old_distribution = self.old_policy(states)
+        distribution = self.policy(states)
+        mean_kl = kl_divergence(old_distribution, distribution).sum(dim=1).mean()
+        entropy = distribution.entropy().sum(dim=1).mean()
+        entropy_bonus = ent_coef * entropy
+
+        ratios = (distribution.log_prob(actions) - old_distribution.log_prob(actions)).sum(dim=1).exp()
+        # didn't output op_policy_loss since in principle it should be 0.
+        policy_loss = (ratios * advantages).mean()
+
+        # We're doing Gradient Ascent so this is, in fact, gain.
+        loss = policy_loss + entropy_bonus
+
+        return mean_kl, loss, distribution.stddev.log().mean().exp(), \
+            distribution.mean.norm(dim=1).mean() / np.sqrt(10), policy_loss
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    @torch.no_grad()
+    def sync_old(self):
+        self.old_policy.load_state_dict(self.policy.state_dict())
+
+    def get_hessian_vec_prod(self, states, tangents, actions):
+        with torch.enable_grad():
+            mean_kl = self(states, actions, torch.zeros(len(states)), 0.)[0]
+            return hessian_vec_prod(mean_kl, self._params(), _t(tangents)).double().numpy()
+
+    def get_loss(self, states, actions, advantages, ent_coef, grad=False):
+        if grad:
+            mean_kl, loss, dist_std, dist_mean, _ = self(states, actions, advantages, ent_coef)
+            g = flat_grad(loss, self._params()).double().numpy()
+            return float(loss.detach()), g, float(dist_std.detach()), float(mean_kl.detach()), float(dist_mean.detach())
+        with torch.no_grad():
+            mean_kl, loss = self(states, actions, advantages, ent_coef)[:2]
+        return float(loss), float(mean_kl)
+
+    def train(self, ent_coef, samples, advantages, values):
+        returns = advantages + values
+        advantages = (advantages - advantages.mean()) / np.maximum(advantages.std(), 1e-8)
+        assert np.isfinite(advantages).all()
+        self.sync_old()
+        states, actions, adv_t = _t(samples.state), _t(samples.action), _t(advantages)
+        old_loss, grad, dist_std, mean_kl, dist_mean = self.get_loss(states, actions, adv_t, ent_coef, grad=True)
+
+        if np.allclose(grad, 0):
+            logger.info('Zero gradient, not updating...')
+            return
+
+        def fisher_vec_prod(x):
+            return self.get_hessian_vec_prod(states, x, actions) + self.cg_damping * x
+
+        assert np.isfinite(grad).all()
+        nat_grad = conj_grad(fisher_vec_prod, grad, n_iters=self.n_cg_iters, verbose=False)
+
+        assert np.isfinite(nat_grad).all()
+
+        old_params = get_flat(self._params())
+        step_size = np.sqrt(2 * self.max_kl / nat_grad.dot(fisher_vec_prod(nat_grad)))
+
+        for _ in range(10):
+            new_params = old_params + nat_grad * step_size
+            set_flat(self._params(), new_params)
+            loss, mean_kl = self.get_loss(states, actions, adv_t, ent_coef)
+            improve = loss - old_loss
+            if not np.isfinite([loss, mean_kl]).all():
+                logger.info('Got non-finite loss.')
+            elif mean_kl > self.max_kl * 1.5:
+                logger.debug('Violated kl constraints, shrinking step... mean_kl = %.6f, max_kl = %.6f',
+                             mean_kl, self.max_kl)
+            elif improve < 0:
+                logger.debug("Surrogate didn't improve, shrinking step... %.6f => %.6f", old_loss, loss)
+            else:
+                break
+            step_size *= 0.5
+        else:
+            logger.info("Couldn't find a good step.")
+            set_flat(self._params(), old_params)
+
+        # optimize value function
+        vf_dataset = Dataset.fromarrays([samples.state, returns],
+                                        dtype=[('state', ('f8', self.dim_state)), ('return_', 'f8')])
+        vf_loss = self.train_vf(vf_dataset)
+
+        return dist_mean, dist_std, vf_loss
+
+    def get_vf_loss(self, states, returns):
+        return ((self.vf(_t(states)) - _t(returns)) ** 2).mean()
+
+    def train_vf(self, dataset: Dataset):
+        for _ in range(self.n_vf_iters):
+            for subset in dataset.iterator(64):
+                vf_loss = self.get_vf_loss(subset.state, subset.return_)
+                self.vf_optimizer.zero_grad(set_to_none=True)
+                vf_loss.backward()
+                self.vf_optimizer.step()
+        with torch.no_grad():
+            vf_loss = float(self.get_vf_loss(dataset.state, dataset.return_))
+        return vf_loss

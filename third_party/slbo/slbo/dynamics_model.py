@@ -1,0 +1,50 @@
+"""Port of upstream ``slbo/dynamics_model.py``: deterministic normalised-difference MLP.
+
+    f_φ(s, a) = s + Δ⁻¹( MLP_φ([norm_s(s), clip(a, -1, 1)]) )
+    ŝ' = norm_s⁻¹( clip(norm_s(f_φ(s, a)), -100, 100) )
+
+MLP [500, 500] ReLU; weights ~ truncated N(0, 1e-5) (upstream initialiser), zero biases,
+so an untrained model predicts "no change" (the mean state difference).
+"""
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+import torch
+from torch import nn
+
+from slbo.utils.multi_layer_perceptron import MultiLayerPerceptron
+from slbo.utils.normalizer import Normalizers
+from slbo.utils.torch_utils import truncated_normal_
+
+
+class DynamicsModel(MultiLayerPerceptron):
+    def __init__(self, dim_state: int, dim_action: int, normalizers: Normalizers, hidden_sizes: List[int]):
+        self.dim_state = dim_state
+        self.dim_action = dim_action
+        self.hidden_sizes = list(hidden_sizes)
+        super().__init__([dim_state + dim_action, *hidden_sizes, dim_state],
+                         activation=nn.ReLU,
+                         weight_initializer=lambda w: truncated_normal_(w, mean=0.0, std=1e-5))
+        # stored outside the module tree (not a sub-module): the normalisers are shared and
+        # checkpointed once, as upstream's `saver` does.
+        self.__dict__['normalizers'] = normalizers
+
+    def forward(self, states, actions):
+        assert actions.shape[-1] == self.dim_action
+        inputs = torch.cat([self.normalizers.state(states), actions.clamp(-1., 1.)], dim=1)
+
+        normalized_diffs = super().forward(inputs)
+        next_states = states + self.normalizers.diff(normalized_diffs, inverse=True)
+        next_states = self.normalizers.state(self.normalizers.state(next_states).clamp(-100, 100), inverse=True)
+        return next_states
+
+    @torch.no_grad()
+    def eval_next_states(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Upstream ``model.eval('next_states', states=..., actions=...)``."""
+        return self.forward(torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32)),
+                            torch.from_numpy(np.ascontiguousarray(actions, dtype=np.float32))).double().numpy()
+
+    def clone(self):
+        return DynamicsModel(self.dim_state, self.dim_action, self.normalizers, self.hidden_sizes)

@@ -1,0 +1,1 @@
+"""Port of upstream ``slbo/loss``; criteria are ``lunzi.nn.loss``'s (see :mod:`.criteria`)."""

@@ -1,0 +1,70 @@
+"""Port of upstream ``slbo/policies/gaussian_mlp_policy.py``.
+
+π(a|s) = N(μ_θ(norm(s)), diag(exp(log_std))): MLP [32, 32] tanh (normc(1) init), output
+layer normc(0.01), state-independent log-std initialised to log(init_std) = log 1.
+``get_actions`` is upstream's ``fast`` path: mean from the network, noise from NumPy's
+global RNG. Actions live in [-1, 1]-normalised units (the real runner rescales them to
+the env's bounds; the model clips them to [-1, 1]).
+"""
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+import torch
+from torch import nn
+
+from slbo.policies import BasePolicy
+from slbo.utils.normalizer import GaussianNormalizer
+from slbo.utils.torch_utils import make_linear, normc_
+from slbo.utils.truncated_normal import LimitedEntNormal
+
+
+class GaussianMLPPolicy(nn.Module, BasePolicy):
+    def __init__(self, dim_state: int, dim_action: int, hidden_sizes: List[int], normalizer: GaussianNormalizer,
+                 init_std=1.):
+        super().__init__()
+        self.dim_state = dim_state
+        self.dim_action = dim_action
+        self.hidden_sizes = list(hidden_sizes)
+        self.init_std = init_std
+        self.normalizer = normalizer
+
+        layers = []
+        all_sizes = [dim_state, *self.hidden_sizes]
+        for i, (in_features, out_features) in enumerate(zip(all_sizes[:-1], all_sizes[1:])):
+            layers.append(make_linear(in_features, out_features, lambda w: normc_(w, 1.)))
+            layers.append(nn.Tanh())
+        layers.append(make_linear(all_sizes[-1], dim_action, lambda w: normc_(w, 0.01)))
+        self.net = nn.Sequential(*layers)
+
+        self.op_log_std = nn.Parameter(torch.full([self.dim_action], float(np.log(self.init_std)), dtype=torch.float32))
+
+    def policy_parameters(self):
+        """The trainable parameters (the shared state normaliser holds only buffers)."""
+        return [p for p in self.parameters()]
+
+    def forward(self, states):
+        states = self.normalizer(states)
+        actions_mean = self.net(states)
+        distribution = LimitedEntNormal(actions_mean, self.op_log_std.exp().expand_as(actions_mean))
+        return distribution
+
+    @torch.no_grad()
+    def get_actions(self, states):
+        return self.fast(states)
+
+    @torch.no_grad()
+    def fast(self, states, use_log_prob=False):
+        states = self.normalizer(torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32)))
+        actions_mean = self.net(states).double().numpy()
+        log_std = self.op_log_std.detach().double().numpy()
+        noise = np.random.randn(*actions_mean.shape)
+        actions = actions_mean + noise * np.exp(log_std)
+        if use_log_prob:
+            log_prob = -noise**2 / 2 - np.log(2 * np.pi) / 2 - log_std
+            return actions, log_prob.sum(axis=1)
+        return actions
+
+    def clone(self):
+        return GaussianMLPPolicy(self.dim_state, self.dim_action, self.hidden_sizes, self.normalizer, self.init_std)

@@ -1,0 +1,46 @@
+"""Port of upstream ``slbo/utils/multi_layer_perceptron.py``."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from slbo.utils.torch_utils import make_linear
+
+
+class MultiLayerPerceptron(nn.Module):
+    def __init__(self, blocks, activation=nn.ReLU, squeeze=False, weight_initializer=None):
+        super().__init__()
+
+        self._blocks = tuple(blocks)
+        layers = []
+        for in_features, out_features in zip(blocks[:-1], blocks[1:]):
+            if layers:
+                layers.append(activation())
+            layers.append(make_linear(in_features, out_features, weight_initializer))
+        self.net = nn.Sequential(*layers)
+
+        self._squeeze = squeeze
+        self._activation = activation
+        self._weight_initializer = weight_initializer
+
+    def forward(self, *inputs):
+        if len(inputs) > 1:
+            inputs = torch.cat(inputs, dim=-1)
+        else:
+            inputs = inputs[0]
+        out = self.net(inputs)
+        if self._squeeze:
+            out = out.squeeze(1)
+        return out
+
+    @torch.no_grad()
+    def fast(self, *inputs):
+        x = torch.as_tensor(np.concatenate(inputs, axis=-1), dtype=torch.float32)
+        return self.forward(x).numpy()
+
+    def clone(self):
+        return MultiLayerPerceptron(self._blocks, self._activation, self._squeeze, self._weight_initializer)
+
+    def extra_repr(self):
+        return f'activation = {self._activation}, blocks = {self._blocks}, squeeze = {self._squeeze}'
