@@ -1,0 +1,254 @@
+"""Dyna loop of the gridworld study: Algorithm 2 of the paper, vectorised over runs.
+
+A *run* is one (method, seed) pair; all runs of one grid size advance together as
+batched tensors (:class:`~vaml_ext.gridworld.model.TabularCategoricalModel`,
+:class:`~vaml_ext.gridworld.a2c.TabularA2C`, :class:`~vaml_ext.gridworld.env.BatchedGridworld`),
+so a whole panel of Figure 1 costs one loop. Runs never share parameters or data;
+they share the random-number stream (deterministic for a given config and run list).
+
+Per iteration (Algorithm 2):
+
+1. ``D ← D ∪ {n samples from M⋆ collected by π}`` -- ``real_steps_per_iter`` real steps
+   per run (one environment per run, episodes auto-reset);
+2. model update step -- ``model_updates_per_iter`` Adam steps on the run's objective
+   (``mle``/``ma_l1``/``ma_vaml`` on a minibatch of transitions, ``ma_direct_*`` on
+   whole real episodes, Eq. 8); every ``value_update_interval`` of them (lines 8-11)
+   collect ``refit_envs × refit_steps`` samples ``D''`` in the *current* model with the
+   fixed policy and refit only the value table on them (value-aware runs only;
+   ``value_update_interval = 0`` disables it -- the "naive" ablation);
+3. policy update step -- ``policy_updates_per_iter`` A2C updates in the model
+   (lines 13-16).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from vaml_ext.gridworld.a2c import TabularA2C
+from vaml_ext.gridworld.env import NUM_ACTIONS, BatchedGridworld, GridSpec, grid_spec
+from vaml_ext.gridworld.model import TabularCategoricalModel
+from vaml_ext.gridworld.objectives import GridObjectives
+
+
+@dataclass
+class DynaConfig:
+    """Hyper-parameters of the gridworld Dyna loop (shared by every method and size)."""
+
+    env_steps: int = 2000  # real environment steps per run
+    real_steps_per_iter: int = 50
+    # model learning
+    model_updates_per_iter: int = 10
+    model_lr: float = 0.1
+    batch_size: int = 256  # transitions per update (mle, ma_l1, ma_vaml)
+    traj_batch: int = 8  # whole real episodes per update (ma_direct_l1/l2, Eq. 8)
+    va_loss_coeff: float = 0.01
+    # Algorithm 2 stale-value refit
+    value_update_interval: int = 5
+    refit_envs: int = 16
+    refit_steps: int = 16
+    refit_updates: int = 1
+    # A2C in the model
+    policy_updates_per_iter: int = 10
+    model_envs: int = 16
+    rollout_steps: int = 16
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    entropy_coef: float = 0.01
+    policy_lr: float = 0.05
+    value_lr: float = 0.05
+    # evaluation (not counted as env steps)
+    eval_every: int = 100
+    eval_episodes: int = 1
+    eval_greedy: bool = True
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("int", int) and (not isinstance(v, int) or isinstance(v, bool)):
+                raise ValueError(f"dyna.{f.name} must be an integer, got {v!r}")
+            if f.type in ("float", float):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ValueError(f"dyna.{f.name} must be a number, got {v!r}")
+                setattr(self, f.name, float(v))
+        positive = ["env_steps", "real_steps_per_iter", "model_updates_per_iter", "batch_size", "traj_batch",
+                    "refit_envs", "refit_steps", "refit_updates", "policy_updates_per_iter", "model_envs",
+                    "rollout_steps", "eval_every", "eval_episodes", "model_lr", "va_loss_coeff",
+                    "policy_lr", "value_lr"]
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"dyna.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.value_update_interval < 0:
+            raise ValueError(f"dyna.value_update_interval must be >= 0 (0 = no refit), got {self.value_update_interval}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"dyna.{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.entropy_coef < 0:
+            raise ValueError(f"dyna.entropy_coef must be >= 0, got {self.entropy_coef}")
+
+    @classmethod
+    def from_dict(cls, d: Optional[dict]) -> "DynaConfig":
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown dyna option(s) {unknown}; valid options: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class RealBuffer:
+    """Per-run real transitions ``(s·A+a, s', t)`` with episode bookkeeping (all runs step in lockstep)."""
+
+    def __init__(self, num_runs: int, capacity: int):
+        z = lambda: torch.zeros(num_runs, capacity, dtype=torch.long)  # noqa: E731
+        self.rows, self.s_next, self.t, self.ep_id = z(), z(), z(), z()
+        self.ep_start = torch.zeros(num_runs, capacity, dtype=torch.bool)
+        self.size = 0
+        self.capacity = capacity
+        self._ep = torch.zeros(num_runs, dtype=torch.long)
+        self._new_ep = torch.ones(num_runs, dtype=torch.bool)
+
+    def add(self, rows, s_next, t, done) -> None:
+        i = self.size
+        if i >= self.capacity:
+            raise RuntimeError("real buffer full")
+        self.rows[:, i], self.s_next[:, i], self.t[:, i] = rows, s_next, t
+        self.ep_id[:, i], self.ep_start[:, i] = self._ep, self._new_ep
+        self._ep = self._ep + done.long()
+        self._new_ep = done.clone()
+        self.size += 1
+
+    def sample(self, n: int, generator=None) -> Dict[str, torch.Tensor]:
+        idx = torch.randint(0, self.size, (self.rows.shape[0], n), generator=generator)
+        return {k: getattr(self, k).gather(1, idx) for k in ("rows", "s_next", "t")}
+
+    def sample_episodes(self, m: int, length: int, generator=None) -> Dict[str, torch.Tensor]:
+        """``m`` whole episodes per run (the ongoing one may be partial), padded to ``length``
+        with ``mask`` = 1 on real steps: the trajectories of Eq. 8."""
+        n = self.size
+        starts = torch.multinomial(self.ep_start[:, :n].double(), m, replacement=True, generator=generator)
+        idx = starts.unsqueeze(-1) + torch.arange(length)  # [R, m, L]
+        valid = idx < n
+        idx = idx.clamp_max(n - 1)
+        flat = idx.flatten(1)
+        ep = self.ep_id.gather(1, flat).reshape(idx.shape)
+        mask = valid & (ep == self.ep_id.gather(1, starts).unsqueeze(-1))
+        out = {k: getattr(self, k).gather(1, flat).reshape(idx.shape) for k in ("rows", "s_next", "t")}
+        out["mask"] = mask
+        return out
+
+    def states(self, n: int, generator=None):
+        """``n`` visited states per run (with their time index) to start refit rollouts."""
+        idx = torch.randint(0, self.size, (self.rows.shape[0], n), generator=generator)
+        return self.rows.gather(1, idx) // NUM_ACTIONS, self.t.gather(1, idx) - 1
+
+
+@torch.no_grad()
+def evaluate(agent: TabularA2C, spec: GridSpec, episodes: int, generator=None, greedy: bool = False) -> torch.Tensor:
+    """Mean undiscounted return of ``episodes`` real episodes per run -> ``[runs]``."""
+    R = agent.V.shape[0]
+    env = BatchedGridworld(spec, (R, episodes), dtype=agent.V.dtype)
+    ret = torch.zeros(R, episodes, dtype=agent.V.dtype)
+    alive = torch.ones(R, episodes, dtype=torch.bool)
+    for _ in range(spec.max_steps):
+        a = agent.act(env.state, generator, greedy=greedy)
+        _, r, term, trunc = env.step(a)
+        ret += r * alive
+        alive &= ~(term | trunc)
+        if not alive.any():
+            break
+    return ret.mean(1)
+
+
+@dataclass
+class DynaResult:
+    size: int
+    methods: List[str]
+    seeds: List[int]
+    steps: List[int] = field(default_factory=list)  # env steps at each evaluation
+    returns: List[List[float]] = field(default_factory=list)  # [eval][run]
+    wall_s: float = 0.0
+
+
+def run_dyna(
+    size: int,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    cfg: DynaConfig,
+    base_seed: int = 0,
+    progress: Optional[Callable[[str], None]] = None,
+    spec: Optional[GridSpec] = None,
+) -> DynaResult:
+    """Train one run per (method, seed) pair -- ``methods[i]``, ``seeds[i]`` -- on an N×N room.
+
+    Returns evaluation returns at ``0, eval_every, 2·eval_every, ...`` env steps.
+    """
+    if len(methods) != len(seeds) or not methods:
+        raise ValueError("methods and seeds must be non-empty and of equal length")
+    t0 = time.perf_counter()
+    spec = spec or grid_spec(size)
+    gen = torch.Generator().manual_seed(int(base_seed) * 1_000_003 + int(size) * 7919 + 17)
+    R, S = len(methods), spec.n_states
+    objectives = GridObjectives(methods, va_loss_coeff=cfg.va_loss_coeff, gamma=cfg.gamma)
+    model = TabularCategoricalModel(R, S)
+    model_opt = torch.optim.Adam(model.parameters(), lr=cfg.model_lr)
+    agent = TabularA2C(R, S, cfg.gamma, cfg.gae_lambda, cfg.entropy_coef, cfg.policy_lr, cfg.value_lr)
+    env = BatchedGridworld(spec, (R,))
+    n_iters = -(-cfg.env_steps // cfg.real_steps_per_iter)
+    buffer = RealBuffer(R, n_iters * cfg.real_steps_per_iter)
+    imag_s = torch.full((R, cfg.model_envs), spec.start, dtype=torch.long)
+    imag_t = torch.zeros_like(imag_s)
+    refit_w = objectives.value_aware
+    refit_on = cfg.value_update_interval > 0 and bool(refit_w.any())
+
+    result = DynaResult(size=spec.size, methods=list(methods), seeds=[int(s) for s in seeds])
+
+    def record(steps: int) -> None:
+        r = evaluate(agent, spec, cfg.eval_episodes, gen, cfg.eval_greedy)
+        result.steps.append(steps)
+        result.returns.append([float(x) for x in r])
+
+    record(0)
+    next_eval = cfg.eval_every
+    env_steps = 0
+    for it in range(n_iters):
+        # 1. real data
+        for _ in range(cfg.real_steps_per_iter):
+            s = env.state
+            a = agent.act(s.unsqueeze(1), gen).squeeze(1)
+            s2, _, term, trunc = env.step(a)
+            done = term | trunc
+            buffer.add(model.row_index(s, a), s2, env.t, done)
+            env.reset_done(done)
+        env_steps += cfg.real_steps_per_iter
+        # 2. model updates (+ Algorithm 2 refit)
+        for k in range(cfg.model_updates_per_iter):
+            batch = buffer.sample(cfg.batch_size, gen)
+            traj = buffer.sample_episodes(cfg.traj_batch, spec.max_steps, gen) if objectives.needs_trajectories else None
+            loss = objectives(spec, model.log_probs(), agent.V, batch, traj)
+            model_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            model_opt.step()
+            agent.V.grad = None  # V is an input of the model loss only (detached); keep it clean
+            if refit_on and (k + 1) % cfg.value_update_interval == 0:
+                s0, t0_ = buffer.states(cfg.refit_envs, gen)
+                d2 = agent.rollout(model, spec, s0, t0_, cfg.refit_steps, gen)
+                agent.value_refit(d2, refit_w, cfg.refit_updates)
+        # 3. A2C in the model
+        for _ in range(cfg.policy_updates_per_iter):
+            d1 = agent.rollout(model, spec, imag_s, imag_t, cfg.rollout_steps, gen)
+            imag_s, imag_t = d1["final_state"], d1["final_t"]
+            agent.a2c_update(d1)
+        while env_steps >= next_eval:
+            record(env_steps)
+            next_eval += cfg.eval_every
+        if progress is not None and ((it + 1) % max(1, n_iters // 10) == 0 or it + 1 == n_iters):
+            progress(f"N={spec.size:2d} steps {env_steps:6d}/{cfg.env_steps} "
+                     f"mean return {sum(result.returns[-1]) / R:.3f} ({time.perf_counter() - t0:.0f}s)")
+    result.wall_s = time.perf_counter() - t0
+    return result

@@ -1,0 +1,163 @@
+"""The five model-learning objectives on the gridworld, with exact expectations.
+
+All reductions go through the shared registry (:mod:`vaml_ext.losses`): ``mle``,
+``ma_l1`` (Eq. 10), ``ma_vaml`` (IterVAML L2, §4.2), ``ma_direct_l1`` (Eq. 8) and
+``ma_direct_l2``; this module only computes their inputs -- the per-transition
+negative log-likelihood and the model advantage -- for the categorical model, with
+:func:`vaml_ext.losses.expected_value_categorical` (an exact sum over all cells).
+
+**Value of a next state.** The paper's model advantage (Eq. 7-10) is
+``A = γ·(V(s') − E_{ŝ~P_φ}[V(ŝ)])`` because its reward ``r(s, a)`` does not depend on
+the next state. The gridworld reward does (``r(s, s', t)``, see
+:mod:`vaml_ext.gridworld.env`), so the quantity whose expectation the model must get
+right is the one-step backup ``U(s, ŝ, t) = r(s, ŝ, t) + γ·V(ŝ)·1[ŝ ≠ goal]`` and
+
+    A(s, a, s', t) = U(s, s', t) − Σ_ŝ P_φ(ŝ | s, a) · U(s, ŝ, t)
+
+(Lemma 1 with a next-state-dependent reward; with ``r(s, a)`` it reduces to the paper's
+form). ``V`` is the A2C critic, detached: gradients reach the model logits only.
+Because ``r(s, ŝ, t) = 0.5·d(s)/d0 + h_r(ŝ) + 1[ŝ = goal]·bonus(t)``, the ``s`` term
+cancels inside ``A`` and the expectation over all cells factorises into one
+``[S·A, S] × [S]`` product per run (:func:`grid_advantage`); the tests check it
+against the direct per-row sum (:func:`transition_advantage`).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import torch
+
+from vaml_ext.gridworld.env import GridSpec, goal_bonus
+from vaml_ext.losses import expected_value_categorical, make_loss, model_advantage
+
+METHODS = ("mle", "ma_direct_l1", "ma_direct_l2", "ma_l1", "ma_vaml")
+METHOD_LABELS = {
+    "mle": "MLE",
+    "ma_direct_l1": "MA Direct L1",
+    "ma_direct_l2": "MA Direct L2",
+    "ma_l1": "MA Upper Bound L1",
+    "ma_vaml": "MA VAML L2",
+}
+
+
+def transition_advantage(probs: torch.Tensor, values: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
+    """Generic exact model advantage ``U(s') − Σ_ŝ P(ŝ)·U(ŝ)`` per transition.
+
+    ``probs``: ``[..., S]`` predicted next-state distributions; ``values``: ``[..., S]``
+    (or ``[S]``) value ``U`` of every candidate next state for that transition;
+    ``s_next``: ``[...]`` the real next states. Returns ``[...]``.
+    """
+    values = values.detach().expand(probs.shape)
+    v_real = torch.gather(values, -1, s_next.unsqueeze(-1)).squeeze(-1)
+    return model_advantage(v_real, expected_value_categorical(probs, values))
+
+
+def next_state_values(spec: GridSpec, V: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Time-free part of ``U`` per next state: ``h(ŝ) = −0.5·d(ŝ)/d0 + γ·V(ŝ)·1[ŝ ≠ goal]``.
+
+    ``V``: ``[runs, S]`` -> ``[runs, S]`` (detached).
+    """
+    nonterm = torch.ones(spec.n_states, dtype=V.dtype)
+    nonterm[spec.goal] = 0.0
+    return (spec.next_state_potential().to(V.dtype) + gamma * V.detach() * nonterm).detach()
+
+
+def grid_advantage(
+    spec: GridSpec,
+    probs: torch.Tensor,
+    h: torch.Tensor,
+    rows: torch.Tensor,
+    s_next: torch.Tensor,
+    t: torch.Tensor,
+    ev_table: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Exact model advantage of real transitions for all runs at once.
+
+    ``probs``: ``[runs, S·A, S]`` full model table; ``h``: ``[runs, S]`` from
+    :func:`next_state_values`; ``rows`` (= ``s·A + a``), ``s_next``, ``t``: ``[runs, ...]``
+    indices of real transitions (``t`` = steps taken including this one). ``ev_table``
+    may pass a precomputed ``Σ_ŝ P(ŝ|s,a)·h(ŝ)`` (``[runs, S·A]``).
+    """
+    if ev_table is None:
+        ev_table = expected_value_categorical(probs, h.unsqueeze(1))  # [runs, S·A]
+    flat_rows = rows.reshape(rows.shape[0], -1)
+    bonus = goal_bonus(t.reshape(flat_rows.shape).to(probs.dtype), spec.max_steps)
+    expected = ev_table.gather(1, flat_rows) + probs[:, :, spec.goal].gather(1, flat_rows) * bonus
+    s2 = s_next.reshape(flat_rows.shape)
+    real = h.gather(1, s2) + (s2 == spec.goal).to(probs.dtype) * bonus
+    return model_advantage(real, expected).reshape(rows.shape)
+
+
+class GridObjectives:
+    """Evaluate the registered objective of every run in a batch of runs.
+
+    ``methods[i]`` is the registry name used by run ``i``. Each run's loss is its own
+    registry loss on its own data, and the returned total is the *sum* over runs, so the
+    gradient w.r.t. run ``i``'s logits is exactly the gradient of run ``i``'s loss.
+    """
+
+    def __init__(self, methods: Sequence[str], va_loss_coeff: float = 0.01, gamma: float = 0.99):
+        self.methods = list(methods)
+        self.gamma = float(gamma)
+        self.losses: Dict[str, torch.nn.Module] = {}
+        for name in dict.fromkeys(self.methods):
+            if name not in METHODS:
+                # make_loss raises UnknownLossError with the valid names for typos; a
+                # registered but non-gridworld loss (e.g. slbo) is rejected here.
+                cls = make_loss(name).__class__
+                raise ValueError(f"model loss {cls.name!r} is not a gridworld objective; use one of {METHODS}")
+            self.losses[name] = make_loss(name) if name == "mle" else make_loss(name, coeff=va_loss_coeff)
+        self.groups = {
+            name: torch.tensor([i for i, m in enumerate(self.methods) if m == name], dtype=torch.long)
+            for name in self.losses
+        }
+        self.value_aware = torch.tensor([self.losses[m].value_aware for m in self.methods])
+
+    @property
+    def needs_trajectories(self) -> bool:
+        return any(self.losses[m].needs_trajectories for m in self.losses)
+
+    def __call__(
+        self,
+        spec: GridSpec,
+        log_probs: torch.Tensor,
+        V: torch.Tensor,
+        batch: Dict[str, torch.Tensor],
+        traj: Optional[Dict[str, torch.Tensor]] = None,
+    ) -> torch.Tensor:
+        """Total loss. ``batch``: transitions ``rows, s_next, t`` of shape ``[runs, M]``;
+        ``traj``: whole real episodes ``rows, s_next, t, mask`` of shape ``[runs, m, L]``
+        (needed only by the direct forms)."""
+        probs = log_probs.exp()
+        h = next_state_values(spec, V, self.gamma)
+        ev_table = None
+        total = log_probs.new_zeros(())
+        for name, idx in self.groups.items():
+            loss = self.losses[name]
+            if name == "mle":
+                rows, s2 = batch["rows"][idx], batch["s_next"][idx]
+                nll = -_gather_logp(log_probs[idx], rows, s2)
+                total = total + len(idx) * loss(nll=nll)
+                continue
+            if ev_table is None:
+                ev_table = expected_value_categorical(probs, h.unsqueeze(1))
+            if not loss.needs_trajectories:
+                adv = grid_advantage(spec, probs[idx], h[idx], batch["rows"][idx], batch["s_next"][idx],
+                                     batch["t"][idx], ev_table[idx])
+                total = total + len(idx) * loss(advantage=adv)
+            else:
+                if traj is None:
+                    raise ValueError(f"{name} needs whole trajectories (Eq. 8) but none were given")
+                adv = grid_advantage(spec, probs[idx], h[idx], traj["rows"][idx], traj["s_next"][idx],
+                                     traj["t"][idx], ev_table[idx])
+                mask = traj["mask"][idx]
+                for k in range(len(idx)):  # |Σ| couples a run's trajectories: one loss call per run
+                    total = total + loss(advantage=adv[k], gamma=self.gamma, mask=mask[k])
+        return total
+
+
+def _gather_logp(log_probs: torch.Tensor, rows: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
+    """``log P_φ(s' | s, a)`` for ``rows``/``s_next`` of shape ``[runs, M]``."""
+    S = log_probs.shape[-1]
+    flat = rows * S + s_next
+    return log_probs.reshape(log_probs.shape[0], -1).gather(1, flat)
