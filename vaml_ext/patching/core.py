@@ -55,6 +55,14 @@ def git(cwd: Path, *args: str, check: bool = True, env_extra: Optional[dict] = N
 def series_digest(spec: UpstreamSpec) -> str:
     h = hashlib.sha256()
     h.update((spec.describe() + "\n").encode())
+    if spec.kind == "local" and spec.source is not None and spec.source.is_dir():
+        # A local upstream (e.g. the SLBO port) changes in place: its content is part
+        # of the state, so editing it makes the built tree stale.
+        for f in sorted(spec.source.rglob("*")):
+            rel = f.relative_to(spec.source)
+            if f.is_file() and not any(p in ("__pycache__", ".git") or p.endswith(".egg-info") for p in rel.parts) \
+                    and f.suffix != ".pyc":
+                h.update(str(rel).encode() + b"\0" + f.read_bytes() + b"\0")
     for name in spec.series():
         h.update(name.encode() + b"\0" + (spec.patch_dir / name).read_bytes() + b"\0")
     return h.hexdigest()

@@ -46,7 +46,7 @@ def fetch_sdist(spec: UpstreamSpec, repo_root: Path, log=print) -> Path:
     with tempfile.TemporaryDirectory(dir=cdir) as tmp:
         cmd = [
             sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-            "--disable-pip-version-check", "-d", tmp, f"{spec.package}=={spec.version}",
+            "--disable-pip-version-check", "--no-build-isolation", "-d", tmp, f"{spec.package}=={spec.version}",
         ]
         log(f"vaml-patch: downloading {spec.package}=={spec.version} (sdist) from the package index")
         proc = subprocess.run(cmd, capture_output=True, text=True)

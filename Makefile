@@ -1,0 +1,35 @@
+# One install path behind both README commands. Every target is idempotent.
+#   make demo   -- set up everything, then run the built-in MBPO demo
+#   make test   -- set up everything, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.deps-installed
+
+.PHONY: install demo test check-patches clean
+
+install: $(STAMP)
+	$(BIN)/vaml-patch apply
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e third_party/mbrl-lib
+	@if [ -f patches/slbo/upstream.toml ] && [ -f third_party/slbo-patched/setup.py ]; then \
+	  $(BIN)/pip install -q --no-deps --no-build-isolation -e third_party/slbo-patched; fi
+
+# torch is pinned (requirements/base.txt: torch==2.13.0): a looser spec pulls
+# gigabytes of CUDA wheels on CPU-only machines.
+$(STAMP): requirements/base.txt requirements/test.txt setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements/base.txt -r requirements/test.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: install
+	$(BIN)/python -m vaml_ext.demo
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+check-patches: $(STAMP)
+	$(BIN)/vaml-patch check
+
+clean:
+	rm -rf $(VENV) third_party/mbrl-lib third_party/slbo-patched third_party/.cache

@@ -1,0 +1,102 @@
+"""Compose mbrl-lib's MBPO config in-process and run it (tests, demo, benchmarks).
+
+The command-line entry point is upstream's ``python -m mbrl.examples.main``; this
+module composes the *same* config files through Hydra's compose API, so a run here
+and a run from the CLI with the same overrides are the same run.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+#: Tiny budgets that keep every stage of the MBPO loop (exploration, model training,
+#: model rollouts, SAC updates, evaluation) but finish in seconds.
+SMOKE_OVERRIDES = (
+    "algorithm.initial_exploration_steps=100",
+    "overrides.num_steps=200",
+    "overrides.epoch_length=100",
+    "overrides.freq_train_model=50",
+    "overrides.effective_model_rollouts_per_step=10",
+    "overrides.num_sac_updates_per_step=1",
+    "overrides.sac_batch_size=32",
+    "overrides.model_batch_size=32",
+    "++overrides.num_epochs_train_model=2",
+    "++overrides.trial_length=100",
+)
+
+MBPO_OVERRIDES = (
+    "mbpo_cartpole", "mbpo_inv_pendulum", "mbpo_hopper", "mbpo_walker",
+    "mbpo_halfcheetah", "mbpo_ant", "mbpo_humanoid", "mbpo_pusher",
+)
+
+
+def compose(overrides_name: str, extra: Sequence[str] = (), algorithm: str = "mbpo"):
+    """The composed config of ``main.yaml`` with ``algorithm=<algorithm> overrides=<name>``."""
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    import mbrl.util  # registers the mbrl_default_device resolver
+    import mbrl.util.plugins
+
+    mbrl.util.plugins.register_configs()
+    GlobalHydra.instance().clear()
+    with hydra.initialize_config_module(config_module="mbrl.examples.conf", version_base=None):
+        cfg = hydra.compose(
+            config_name="main",
+            overrides=[f"algorithm={algorithm}", f"overrides={overrides_name}", *extra],
+        )
+    return cfg
+
+
+def run_mbpo(cfg, work_dir: os.PathLike, silent: bool = True) -> Dict[str, object]:
+    """Run ``mbrl.algorithms.mbpo.train`` as ``mbrl.examples.main`` does; return a summary."""
+    import numpy as np
+    import torch
+
+    import mbrl.algorithms.mbpo as mbpo
+    import mbrl.util.env
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    env, term_fn, _ = mbrl.util.env.EnvHandler.make_env(cfg)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    test_env, *_ = mbrl.util.env.EnvHandler.make_env(cfg)
+    t0 = time.perf_counter()
+    cwd = os.getcwd()
+    try:
+        os.chdir(work_dir)  # as hydra.job.chdir does for the CLI
+        best = mbpo.train(env, test_env, term_fn, cfg, silent=silent, work_dir=str(work_dir))
+    finally:
+        os.chdir(cwd)
+    seconds = time.perf_counter() - t0
+    return {"best_eval_reward": float(best), "seconds": seconds, "results": read_results(work_dir)}
+
+
+def read_results(work_dir: os.PathLike) -> List[Dict[str, float]]:
+    """Rows of mbrl's ``results.csv`` (env_step, episode_reward, epoch, rollout_length)."""
+    path = Path(work_dir) / "results.csv"
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def random_policy_return(cfg, episodes: int = 10, seed: Optional[int] = None) -> float:
+    """Mean return of uniformly random actions on the config's env (the learning floor)."""
+    import mbrl.util.env
+
+    env, *_ = mbrl.util.env.EnvHandler.make_env(cfg)
+    env.action_space.seed(cfg.seed if seed is None else seed)
+    total = 0.0
+    for ep in range(episodes):
+        env.reset(seed=(cfg.seed if seed is None else seed) + 1000 + ep)
+        done = False
+        while not done:
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            total += float(r)
+            done = term or trunc
+    return total / episodes
