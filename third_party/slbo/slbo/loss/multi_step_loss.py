@@ -62,18 +62,20 @@ class MultiStepLoss(nn.Module):
         self.max_grad_norm = max_grad_norm
         self.optimizer = torch.optim.Adam(self._model.parameters(), lr=lr)
 
-    def compute_train_loss(self, states, next_states_, actions, masks) -> torch.Tensor:
-        """The per-sample loss whose mean is minimised by :meth:`train_step` (a seam for subclasses)."""
-        return self.forward(_t(states), _t(actions), _t(next_states_), _t(masks))
+    def training_loss(self, states, next_states_, actions, masks) -> torch.Tensor:
+        """Upstream ``op_loss.reduce_mean(name='Loss')``: the batch-mean of :meth:`forward`."""
+        return self.forward(_t(states), _t(actions), _t(next_states_), _t(masks)).mean()
 
     def train_step(self, states, next_states_, actions, masks):
-        """One Adam step; returns (per-sample loss before the step, global grad-norm before clipping)."""
+        """Upstream ``get_loss(..., fetch='train loss grad_norm')``: one Adam step on
+        ``training_loss + weight_decay · Σ ||w||²/2`` with the global gradient norm clipped
+        at ``max_grad_norm``. Returns (loss before the step, global grad-norm before clipping).
+        """
         params = list(self._model.parameters())
-        per_sample = self.compute_train_loss(states, next_states_, actions, masks)
-        loss = per_sample.mean()
+        loss = self.training_loss(states, next_states_, actions, masks)
         regularization = self.weight_decay * sum(p.pow(2).sum() / 2 for p in params)  # tf.nn.l2_loss
         self.optimizer.zero_grad(set_to_none=True)
         (loss + regularization).backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
         self.optimizer.step()
-        return per_sample.detach().numpy(), float(grad_norm)
+        return np.asarray(float(loss.detach())), float(grad_norm)
