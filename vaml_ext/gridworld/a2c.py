@@ -29,17 +29,17 @@ class TabularA2C(nn.Module):
         entropy_coef: float = 0.01,
         policy_lr: float = 0.05,
         value_lr: float = 0.05,
-        dtype=torch.float64,
+        dtype=torch.float32,
     ):
         super().__init__()
         self.gamma, self.gae_lambda, self.entropy_coef = float(gamma), float(gae_lambda), float(entropy_coef)
         self.policy_logits = nn.Parameter(torch.zeros(num_runs, n_states, NUM_ACTIONS, dtype=dtype))
         self.V = nn.Parameter(torch.zeros(num_runs, n_states, dtype=dtype))
-        self.policy_opt = torch.optim.Adam([self.policy_logits], lr=policy_lr)
-        self.value_opt = torch.optim.Adam([self.V], lr=value_lr)
+        self.policy_opt = torch.optim.Adam([self.policy_logits], lr=policy_lr, fused=True)
+        self.value_opt = torch.optim.Adam([self.V], lr=value_lr, fused=True)
         # Algorithm 2's refit has its own optimiser: a run whose refit weight is 0 (MLE)
         # then gets exactly no update from it (a shared Adam would keep moving it by momentum).
-        self.refit_opt = torch.optim.Adam([self.V], lr=value_lr)
+        self.refit_opt = torch.optim.Adam([self.V], lr=value_lr, fused=True)
 
     def _gather_rows(self, table: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         flat = s.reshape(s.shape[0], -1)

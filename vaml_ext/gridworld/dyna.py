@@ -38,7 +38,7 @@ class DynaConfig:
     """Hyper-parameters of the gridworld Dyna loop (shared by every method and size)."""
 
     env_steps: int = 2000  # real environment steps per run
-    real_steps_per_iter: int = 50
+    real_steps_per_iter: int = 100
     # model learning
     model_updates_per_iter: int = 10
     model_lr: float = 0.1
@@ -196,7 +196,7 @@ def run_dyna(
     R, S = len(methods), spec.n_states
     objectives = GridObjectives(methods, va_loss_coeff=cfg.va_loss_coeff, gamma=cfg.gamma)
     model = TabularCategoricalModel(R, S)
-    model_opt = torch.optim.Adam(model.parameters(), lr=cfg.model_lr)
+    model_opt = torch.optim.Adam(model.parameters(), lr=cfg.model_lr, fused=True)
     agent = TabularA2C(R, S, cfg.gamma, cfg.gae_lambda, cfg.entropy_coef, cfg.policy_lr, cfg.value_lr)
     env = BatchedGridworld(spec, (R,))
     n_iters = -(-cfg.env_steps // cfg.real_steps_per_iter)

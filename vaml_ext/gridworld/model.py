@@ -32,7 +32,7 @@ def sample_categorical(probs: torch.Tensor, generator: Optional[torch.Generator]
 class TabularCategoricalModel(nn.Module):
     """Batched categorical transition model: ``logits`` has shape ``[runs, S·A, S]``."""
 
-    def __init__(self, num_runs: int, n_states: int, n_actions: int = NUM_ACTIONS, dtype=torch.float64):
+    def __init__(self, num_runs: int, n_states: int, n_actions: int = NUM_ACTIONS, dtype=torch.float32):
         super().__init__()
         self.num_runs, self.n_states, self.n_actions = int(num_runs), int(n_states), int(n_actions)
         self.logits = nn.Parameter(torch.zeros(num_runs, n_states * n_actions, n_states, dtype=dtype))

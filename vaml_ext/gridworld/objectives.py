@@ -75,7 +75,8 @@ def grid_advantage(
 
     ``probs``: ``[runs, S·A, S]`` full model table; ``h``: ``[runs, S]`` from
     :func:`next_state_values`; ``rows`` (= ``s·A + a``), ``s_next``, ``t``: ``[runs, ...]``
-    indices of real transitions (``t`` = steps taken including this one). ``ev_table``
+    indices of real transitions (``t`` = steps taken including this one; ``s`` is never the
+    terminal goal, whose row is unused). ``ev_table``
     may pass a precomputed ``Σ_ŝ P(ŝ|s,a)·h(ŝ)`` (``[runs, S·A]``).
     """
     if ev_table is None:
