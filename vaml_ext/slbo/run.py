@@ -1,0 +1,70 @@
+"""One-line entry point for the paper's SLBO variants on the patched port.
+
+    python -m vaml_ext.slbo.run variant=ma_l1 env=hopper seed=1 [slbo.n_stages=2 ...]
+
+* ``variant``: ``slbo`` | ``mle`` | ``ma_l1`` | ``ma_vaml`` | ``ma_l1_naive`` (Fig. 2 and 4)
+* ``env``: a stem of ``configs/envs/*.yml`` (hopper, swimmer, half_cheetah, walker, ant,
+  reacher, pendulum, acrobot, cartpole, half_cheetah_short)
+* any other ``key=value`` is an upstream flag (``-s key=value``), e.g. ``slbo.n_stages=2``.
+
+It composes upstream's command line ``-c configs/algos/slbo.yml configs/envs/<env>.yml
+configs/vaml/<variant>.yml -s log_dir=... seed=... key=value ...`` and runs
+``slbo.main`` from the patched tree (``third_party/slbo-patched``, built by
+``vaml-patch apply slbo``; override with ``$SLBO_PATCHED``). The default ``log_dir`` is
+``runs/slbo/<env>/<variant>/seed<seed>``, so re-running the same command resumes a killed run.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VARIANTS = ("slbo", "mle", "ma_l1", "ma_vaml", "ma_l1_naive")
+
+
+def patched_tree() -> Path:
+    tree = Path(os.environ.get("SLBO_PATCHED", REPO / "third_party" / "slbo-patched"))
+    if not (tree / "slbo" / "main.py").is_file() or not (tree / "configs" / "vaml").is_dir():
+        raise SystemExit(f"patched SLBO tree not found at {tree}; build it with `vaml-patch apply slbo`")
+    return tree
+
+
+def build_argv(argv, tree: Path):
+    opts = dict(variant="slbo", env="hopper", seed="100")
+    sets = []
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep:
+            raise SystemExit(f"expected key=value, got {a!r}")
+        if key in opts:
+            opts[key] = value
+        else:
+            sets.append(a)
+    if opts["variant"] not in VARIANTS:
+        raise SystemExit(f"variant={opts['variant']!r}; valid: {', '.join(VARIANTS)}")
+    env_cfg = tree / "configs" / "envs" / f"{opts['env']}.yml"
+    if not env_cfg.is_file():
+        valid = sorted(p.stem for p in (tree / "configs" / "envs").glob("*.yml"))
+        raise SystemExit(f"env={opts['env']!r}; valid: {', '.join(valid)}")
+    if not any(s.startswith("log_dir=") for s in sets):
+        sets.append(f"log_dir={REPO / 'runs' / 'slbo' / opts['env'] / opts['variant'] / ('seed' + opts['seed'])}")
+    return ["-c", str(tree / "configs" / "algos" / "slbo.yml"), str(env_cfg),
+            str(tree / "configs" / "vaml" / f"{opts['variant']}.yml"),
+            "-s", f"seed={opts['seed']}", *sets]
+
+
+def main(argv=None):
+    tree = patched_tree()
+    args = build_argv(sys.argv[1:] if argv is None else argv, tree)
+    sys.path.insert(0, str(tree))
+    from slbo.main import cli
+    from slbo.utils.flags import FLAGS
+
+    if not hasattr(FLAGS, "vaml"):
+        raise SystemExit(f"`slbo` was imported from {sys.modules['slbo'].__file__}, not the patched tree {tree}")
+    return cli(args)
+
+
+if __name__ == "__main__":
+    main()
