@@ -40,7 +40,7 @@ class DynaConfig:
     env_steps: int = 2000  # real environment steps per run
     real_steps_per_iter: int = 100
     # model learning
-    model_updates_per_iter: int = 10
+    model_updates_per_iter: int = 20
     model_lr: float = 0.1
     batch_size: int = 256  # transitions per update (mle, ma_l1, ma_vaml)
     traj_batch: int = 8  # whole real episodes per update (ma_direct_l1/l2, Eq. 8)
