@@ -28,5 +28,7 @@ setup(
     extras_require={"test": _reqs("test.txt")},
     entry_points={
         "console_scripts": ["vaml-patch=vaml_ext.patching.cli:main"],
+        # Discovered by the seam that patches/mbrl-lib/0003 adds to mbrl-lib.
+        "mbrl.plugins": ["vaml=vaml_ext.mbpo.plugin"],
     },
 )

@@ -1,0 +1,106 @@
+"""The ``vaml`` plugin for mbrl-lib (entry point ``mbrl.plugins: vaml``).
+
+Registers, through the seam added by ``patches/mbrl-lib/0003``:
+
+* ``config_defaults`` -- the ``overrides.*`` keys below (no ``+`` needed on the CLI);
+* ``model_losses`` -- every per-transition value-aware loss of the shared registry
+  (``ma_l1`` = paper Eq. 10, ``ma_vaml`` = squared model advantage);
+* ``validate_config`` -- rejects bad values before any training, naming the key;
+* ``make_callbacks`` -- the stale-value refit (Algorithm 2) when the loss is value
+  aware and ``value_update_interval > 0``, and diagnostics for every loss.
+"""
+from __future__ import annotations
+
+import math
+
+from vaml_ext.losses import DEFAULT_VA_LOSS_COEFF, available_losses, get_loss_class
+
+#: Defaults. Paper: va_loss_coeff 0.01, K_interval 5 for MBPO, 5 critic updates per
+#: refit, k = 1 sample. value_refit_batch_size: see exp/mbpo/README.md for the
+#: refit-size-vs-overhead curve it was chosen from (the paper's code used 50,000).
+config_defaults = {
+    "va_loss_coeff": DEFAULT_VA_LOSS_COEFF,
+    "value_update_interval": 5,
+    "num_value_updates": 5,
+    "value_refit_batch_size": 1000,
+    "va_value": "q1",
+    "va_samples": 1,
+    "va_grad_clip": 2.0,
+}
+
+
+def _per_transition_value_aware():
+    names = []
+    for name in available_losses():
+        cls = get_loss_class(name)
+        if cls.value_aware and not cls.needs_trajectories:
+            names.append(name)
+    return names
+
+
+def is_value_aware(name: str) -> bool:
+    return name in _per_transition_value_aware()
+
+
+def _factory(name):
+    def make(ctx):
+        from vaml_ext.mbpo.model_loss import ValueAwareModelUpdate
+
+        o = ctx.cfg.overrides
+        return ValueAwareModelUpdate(
+            ctx, name, coeff=o.va_loss_coeff, value=o.va_value, num_samples=o.va_samples,
+            grad_clip=o.va_grad_clip, seed=ctx.cfg.seed if ctx.cfg.seed is not None else 0,
+        )
+
+    return make
+
+
+model_losses = {name: _factory(name) for name in _per_transition_value_aware()}
+
+
+def _int(o, key, minimum):
+    v = o.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise ValueError(f"overrides.{key}={v!r} is invalid: expected an integer >= {minimum}")
+    return v
+
+
+def validate_config(cfg) -> None:
+    o = cfg.overrides
+    name = o.get("model_loss", "mle")
+    if name in available_losses() and get_loss_class(name).needs_trajectories:
+        raise ValueError(f"overrides.model_loss={name!r} needs whole trajectories and is only "
+                         "available in the gridworld study; MBPO supports: mle, "
+                         + ", ".join(_per_transition_value_aware()))
+    _int(o, "value_update_interval", 0)
+    _int(o, "num_value_updates", 0)
+    _int(o, "value_refit_batch_size", 1)
+    _int(o, "va_samples", 1)
+    from vaml_ext.mbpo.values import VALUE_ESTIMATORS
+
+    if o.get("va_value") not in VALUE_ESTIMATORS:
+        raise ValueError(f"overrides.va_value={o.get('va_value')!r} is invalid: expected one of "
+                         + ", ".join(VALUE_ESTIMATORS))
+    clip = o.get("va_grad_clip")
+    if clip is not None and (not isinstance(clip, (int, float)) or not math.isfinite(clip) or clip <= 0):
+        raise ValueError(f"overrides.va_grad_clip={clip!r} is invalid: expected a number > 0 or null")
+    if is_value_aware(name):
+        c = o.get("va_loss_coeff")
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
+            raise ValueError(f"overrides.va_loss_coeff={c!r} is invalid with model_loss={name}: "
+                             "expected a finite number > 0")
+        if o.get("value_update_interval", 0) > 0 and o.get("num_value_updates", 0) < 1:
+            raise ValueError("overrides.num_value_updates must be >= 1 when value_update_interval > 0")
+
+
+def make_callbacks(cfg, ctx):
+    from vaml_ext.mbpo.diagnostics import ValueAwareDiagnostics
+    from vaml_ext.mbpo.refit import StaleValueRefit
+
+    o = cfg.overrides
+    refit = None
+    if is_value_aware(o.model_loss) and o.value_update_interval > 0:
+        refit = StaleValueRefit(o.value_update_interval, o.num_value_updates, o.value_refit_batch_size,
+                                batch_size=o.sac_batch_size, seed=cfg.seed or 0)
+    diag = ValueAwareDiagnostics(o.va_value, refit=refit, num_samples=o.va_samples)
+    return [cb for cb in (refit, diag) if cb is not None]
