@@ -51,8 +51,13 @@ from slbo.v_function.mlp_v_function import MLPVFunction
 
 logger = logging.getLogger("slbo")
 
+# One row per evaluation at the start of stage T (the policy after T stages; the last row,
+# stage = n_stages, is the final policy). n_real_samples: real training samples collected so
+# far (dev-set samples not counted). prev_*_time_s: wall-clock of the stage T-1 that produced
+# this policy -- all of it, its model-update loops, its TRPO loops.
 CSV_FIELDS = ['stage', 'n_real_samples', 'real_return_mean', 'real_return_std', 'real_n_episodes',
-              'virt_return_mean', 'virt_return_std', 'virt_n_episodes', 'stage_time_s', 'wall_time_s']
+              'virt_return_mean', 'virt_return_std', 'virt_n_episodes', 'prev_stage_time_s',
+              'prev_model_time_s', 'prev_policy_time_s', 'wall_time_s']
 
 
 def evaluate(settings, tag):
@@ -222,23 +227,26 @@ def main():
     writer = _summary_writer(log_dir)
     t_start = time.time() - wall_offset
 
-    def log_eval(T, results, stage_time):
+    def log_eval(T, results, times):
+        stage_time, model_time, policy_time = times
         real, virt = results['Real Env'], results['Virt Env']
         progress.write({'stage': T, 'n_real_samples': n_real_samples,
                         'real_return_mean': real[0], 'real_return_std': real[1], 'real_n_episodes': real[2],
                         'virt_return_mean': virt[0], 'virt_return_std': virt[1], 'virt_n_episodes': virt[2],
-                        'stage_time_s': stage_time, 'wall_time_s': time.time() - t_start})
+                        'prev_stage_time_s': stage_time, 'prev_model_time_s': model_time,
+                        'prev_policy_time_s': policy_time, 'wall_time_s': time.time() - t_start})
         if writer is not None:
             writer.add_scalar('eval/real_return', real[0], T)
             writer.add_scalar('eval/virt_return', virt[0], T)
             writer.add_scalar('eval/real_return_vs_samples', real[0], n_real_samples)
             writer.flush()
 
-    stage_time = float('nan')
+    times = (float('nan'),) * 3
     for T in range(start_stage, FLAGS.slbo.n_stages):
         t_stage = time.time()
         logger.info('------ Starting Stage %d --------', T)
-        log_eval(T, evaluate(settings, 'episode'), stage_time)
+        log_eval(T, evaluate(settings, 'episode'), times)
+        model_time = policy_time = 0.
 
         if not FLAGS.use_prev:
             train_set.clear()
@@ -275,6 +283,7 @@ def main():
             if i % FLAGS.slbo.n_evaluate_iters == 0 and i != 0:
                 evaluate(settings, 'iteration')
 
+            t_model = time.time()  # port: timing
             losses = deque(maxlen=FLAGS.slbo.n_model_iters)
             grad_norm_meter = AverageMeter()
             n_model_iters = FLAGS.slbo.n_model_iters
@@ -301,6 +310,8 @@ def main():
                     writer.add_scalar('model/dev_loss', float(loss), step)
                     writer.add_scalar('model/grad_norm', grad_norm_meter.get(), step)
 
+            t_policy = time.time()  # port: timing
+            model_time += t_policy - t_model
             trpo_returns, vf_losses = [], []
             for n_updates in range(FLAGS.slbo.n_policy_iters):
                 if FLAGS.algorithm != 'MF' and FLAGS.slbo.start == 'buffer':
@@ -329,6 +340,7 @@ def main():
                     step = T * FLAGS.slbo.n_iters + i
                     writer.add_scalar('trpo/virtual_return', float(np.mean(trpo_returns)), step)
                     writer.add_scalar('trpo/vf_loss', float(np.mean(vf_losses)), step)
+            policy_time += time.time() - t_policy
 
         if T % FLAGS.ckpt.n_save_stages == 0:
             torch.save(saver.state_dict(), f'{log_dir}/stage-{T}.pt')
@@ -346,10 +358,11 @@ def main():
             'max_ent_coef': max_ent_coef, 'np_random': np.random.get_state(), 'torch_random': torch.get_rng_state(),
             'n_real_samples': n_real_samples, 'wall_time_s': time.time() - t_start,
         }, latest)
+        times = (stage_time, model_time, policy_time)
 
     # port: evaluate the final policy too (upstream only evaluates at the start of a stage)
     if start_stage < FLAGS.slbo.n_stages or not os.path.exists(os.path.join(log_dir, 'done')):
-        log_eval(FLAGS.slbo.n_stages, evaluate(settings, 'final'), stage_time)
+        log_eval(FLAGS.slbo.n_stages, evaluate(settings, 'final'), times)
         torch.save(saver.state_dict(), f'{log_dir}/final.pt')
         open(os.path.join(log_dir, 'done'), 'w').close()
     if writer is not None:
