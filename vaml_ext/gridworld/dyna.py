@@ -230,7 +230,7 @@ def run_dyna(
         for k in range(cfg.model_updates_per_iter):
             batch = buffer.sample(cfg.batch_size, gen)
             traj = buffer.sample_episodes(cfg.traj_batch, spec.max_steps, gen) if objectives.needs_trajectories else None
-            loss = objectives(spec, model.log_probs(), agent.V, batch, traj)
+            loss = objectives(spec, model.logits, agent.V, batch, traj)
             model_opt.zero_grad(set_to_none=True)
             loss.backward()
             model_opt.step()

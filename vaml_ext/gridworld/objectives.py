@@ -121,44 +121,47 @@ class GridObjectives:
     def __call__(
         self,
         spec: GridSpec,
-        log_probs: torch.Tensor,
+        logits: torch.Tensor,
         V: torch.Tensor,
         batch: Dict[str, torch.Tensor],
         traj: Optional[Dict[str, torch.Tensor]] = None,
     ) -> torch.Tensor:
-        """Total loss. ``batch``: transitions ``rows, s_next, t`` of shape ``[runs, M]``;
-        ``traj``: whole real episodes ``rows, s_next, t, mask`` of shape ``[runs, m, L]``
-        (needed only by the direct forms)."""
-        probs = log_probs.exp()
+        """Total loss. ``logits``: model table ``[runs, S·A, S]`` (log-probabilities work too);
+        ``batch``: transitions ``rows, s_next, t`` of shape ``[runs, M]``; ``traj``: whole
+        real episodes ``rows, s_next, t, mask`` of shape ``[runs, m, L]`` (needed only by
+        the direct forms). Per-transition objectives normalise only the rows they use;
+        the direct forms normalise their runs' whole table once (episodes revisit rows)."""
         h = next_state_values(spec, V, self.gamma)
-        ev_table = None
-        total = log_probs.new_zeros(())
+        total = logits.new_zeros(())
         for name, idx in self.groups.items():
             loss = self.losses[name]
-            if name == "mle":
-                rows, s2 = batch["rows"][idx], batch["s_next"][idx]
-                nll = -_gather_logp(log_probs[idx], rows, s2)
-                total = total + len(idx) * loss(nll=nll)
-                continue
-            if ev_table is None:
-                ev_table = expected_value_categorical(probs, h.unsqueeze(1))
             if not loss.needs_trajectories:
-                adv = grid_advantage(spec, probs[idx], h[idx], batch["rows"][idx], batch["s_next"][idx],
-                                     batch["t"][idx], ev_table[idx])
-                total = total + len(idx) * loss(advantage=adv)
+                rows, s2 = batch["rows"][idx], batch["s_next"][idx]
+                S = logits.shape[-1]
+                row_logits = torch.gather(logits[idx], 1, rows.unsqueeze(-1).expand(-1, -1, S))
+                log_p = torch.log_softmax(row_logits, -1)  # [r, M, S]
+                if name == "mle":
+                    nll = -log_p.gather(-1, s2.unsqueeze(-1)).squeeze(-1)
+                    total = total + len(idx) * loss(nll=nll)
+                else:
+                    adv = row_advantage(spec, log_p.exp(), h[idx], s2, batch["t"][idx])
+                    total = total + len(idx) * loss(advantage=adv)
             else:
                 if traj is None:
                     raise ValueError(f"{name} needs whole trajectories (Eq. 8) but none were given")
-                adv = grid_advantage(spec, probs[idx], h[idx], traj["rows"][idx], traj["s_next"][idx],
-                                     traj["t"][idx], ev_table[idx])
+                probs = torch.softmax(logits[idx], -1)
+                adv = grid_advantage(spec, probs, h[idx], traj["rows"][idx], traj["s_next"][idx], traj["t"][idx])
                 mask = traj["mask"][idx]
                 for k in range(len(idx)):  # |Σ| couples a run's trajectories: one loss call per run
                     total = total + loss(advantage=adv[k], gamma=self.gamma, mask=mask[k])
         return total
 
 
-def _gather_logp(log_probs: torch.Tensor, rows: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
-    """``log P_φ(s' | s, a)`` for ``rows``/``s_next`` of shape ``[runs, M]``."""
-    S = log_probs.shape[-1]
-    flat = rows * S + s_next
-    return log_probs.reshape(log_probs.shape[0], -1).gather(1, flat)
+def row_advantage(spec: GridSpec, probs: torch.Tensor, h: torch.Tensor, s_next: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Exact model advantage from the predicted rows ``probs[runs, M, S]`` of ``M`` real
+    transitions (``s_next``, ``t``: ``[runs, M]``; ``h`` from :func:`next_state_values`)."""
+    bonus = goal_bonus(t.to(probs.dtype), spec.max_steps)
+    expected = expected_value_categorical(probs, h.unsqueeze(1)) + probs[..., spec.goal] * bonus
+    real = h.gather(1, s_next) + (s_next == spec.goal).to(probs.dtype) * bonus
+    return model_advantage(real, expected)
+
