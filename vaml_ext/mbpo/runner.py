@@ -43,7 +43,10 @@ def compose(overrides_name: str, extra: Sequence[str] = (), algorithm: str = "mb
 
     mbrl.util.plugins.register_configs()
     GlobalHydra.instance().clear()
-    with hydra.initialize_config_module(config_module="mbrl.examples.conf", version_base=None):
+    import mbrl.examples
+
+    conf_dir = str(Path(mbrl.examples.__file__).resolve().parent / "conf")
+    with hydra.initialize_config_dir(config_dir=conf_dir, version_base=None):
         cfg = hydra.compose(
             config_name="main",
             overrides=[f"algorithm={algorithm}", f"overrides={overrides_name}", *extra],
