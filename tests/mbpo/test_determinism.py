@@ -11,9 +11,21 @@ from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose, run_mbpo
 DET_OVERRIDES = ["device=cpu", "seed=3", *SMOKE_OVERRIDES, "overrides.num_steps=300"]
 
 
+def _flatten(obj, prefix=""):
+    if isinstance(obj, torch.Tensor):
+        return {prefix: obj.detach().clone()}
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {}
+
+
 def _weights(path):
-    sd = torch.load(path / "model.pth", map_location="cpu", weights_only=False)
-    return {k: v.clone() for k, v in sd.items()}
+    flat = _flatten(torch.load(path / "model.pth", map_location="cpu", weights_only=False))
+    assert flat, "no tensors in model.pth"
+    return flat
 
 
 def test_same_seed_same_returns_and_weights(tmp_path):

@@ -117,13 +117,14 @@ def _run_size(size: int, cfg: dict, threads: int = 1) -> dict:
     from vaml_ext.gridworld.dyna import DynaConfig, run_dyna
 
     torch.set_num_threads(threads)
+    cpu0 = time.process_time()
     dyna = DynaConfig.from_dict(dict(cfg["dyna"], env_steps=cfg["env_steps"][size], eval_every=cfg["eval_every"][size]))
     methods = [m for m in cfg["methods"] for _ in cfg["seeds"]]
     seeds = [s for _ in cfg["methods"] for s in cfg["seeds"]]
     res = run_dyna(size, methods, seeds, dyna, base_seed=cfg["base_seed"],
                    progress=lambda msg: print(msg, flush=True))
     return {"size": size, "methods": methods, "seeds": seeds, "steps": res.steps, "returns": res.returns,
-            "wall_s": res.wall_s}
+            "wall_s": res.wall_s, "cpu_s": time.process_time() - cpu0}
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -260,7 +261,7 @@ def run_sweep(cfg: dict, out: Path, log=print) -> dict:
             for f in as_completed(futs):
                 r = f.result()
                 results[r["size"]] = r
-                log(f"size {r['size']} done in {r['wall_s']:.0f}s")
+                log(f"size {r['size']} done in {r['wall_s']:.0f}s ({r['cpu_s']:.0f} CPU-s)")
     rows = []
     for s in sorted(results):
         r = results[s]
@@ -277,14 +278,18 @@ def run_sweep(cfg: dict, out: Path, log=print) -> dict:
     md = markdown_table(table, cfg["methods"], wall)
     (out / "steps_to_goal.md").write_text(md)
     plot(rows, cfg["methods"], out / "fig1.png")
+    cpu = sum(r["cpu_s"] for r in results.values())
     summary = {"config": cfg, "wall_clock_s": wall, "per_size_wall_s": {s: results[s]["wall_s"] for s in results},
+               "training_cpu_s": cpu, "load_avg_at_end": os.getloadavg(),
                "steps_to_goal": {s: {m: {k: (None if isinstance(v, float) and math.isinf(v) else v)
                                          for k, v in e.items()} for m, e in t.items()} for s, t in table.items()},
                "checks": [{"claim": c, "holds": ok, "evidence": ev} for c, ok, ev in qualitative_checks(table)]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     log(md)
     log(f"wrote {out / 'curves.csv'}, {out / 'fig1.png'}, {out / 'steps_to_goal.md'}")
-    log(f"sweep wall-clock: {wall:.1f} s ({wall / 60:.1f} min) on {os.cpu_count()} CPU core(s)")
+    load = os.getloadavg()[0]
+    log(f"sweep wall-clock: {wall:.1f} s ({wall / 60:.1f} min) on {os.cpu_count()} CPU core(s); "
+        f"training CPU time {cpu:.0f} s over all workers; 1-min load average at the end {load:.1f}")
     return summary
 
 

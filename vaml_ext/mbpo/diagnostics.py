@@ -74,7 +74,8 @@ class ValueAwareDiagnostics(Callback):
         gen = torch.Generator(device=dyn.device)
         gen.manual_seed(int(ctx.cfg.seed) + self.calls)
         mses, maas = [], []
-        with torch.random.fork_rng(devices=[]):
+        # restore every RNG we might draw from (CPU, and CUDA when the agent runs there)
+        with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
             for i, batch in enumerate(val):
                 if i >= self.max_batches:
                     break

@@ -103,3 +103,15 @@ def random_policy_return(cfg, episodes: int = 10, seed: Optional[int] = None) ->
             total += float(r)
             done = term or trunc
     return total / episodes
+
+
+#: The learning-regression budget (tests/mbpo/test_learning_regression.py and
+#: exp/mbpo/make_baselines.py): upstream InvertedPendulum hyper-parameters, a short
+#: warm-up, 1,000 env steps and model training capped at 10 epochs per call.
+REGRESSION_ENV = "mbpo_inv_pendulum"
+REGRESSION_OVERRIDES = (
+    "device=cpu",
+    "algorithm.initial_exploration_steps=250",
+    "overrides.num_steps=1000",
+    "++overrides.num_epochs_train_model=10",
+)

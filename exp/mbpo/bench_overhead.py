@@ -1,0 +1,127 @@
+"""Wall-clock overhead of value-aware MBPO vs. MLE, measured side by side in one run.
+
+For each env and variant (``mle``; ``ma_l1`` without refit; ``ma_l1`` with the
+stale-value refit at the given sizes) it runs patched mbrl-lib MBPO in-process with
+the same seed and a short budget, repeats the variants interleaved, and prints
+medians of: seconds per env step (whole loop), seconds per model-training call
+(refits included, since they run inside model training), refit seconds per call,
+the final evaluation return, and each variant's ratio to ``mle``.
+
+    python exp/mbpo/bench_overhead.py                                  # InvertedPendulum + Hopper, defaults
+    python exp/mbpo/bench_overhead.py --envs mbpo_inv_pendulum --refit-sizes 100 1000 10000 50000 --repeats 3
+
+Model training is capped at ``--model-epochs`` epochs per call so every variant does
+the same amount of model work (patience-based early stopping otherwise differs per
+loss and would confound the timing). Results are also written as CSV (``--out``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from vaml_ext.mbpo.runner import compose, run_mbpo  # noqa: E402
+
+BUDGETS = {
+    # env override: (initial exploration, env steps); upstream hyper-parameters otherwise
+    "mbpo_inv_pendulum": (250, 1000),
+    "mbpo_hopper": (250, 750),
+}
+
+
+def variants(refit_sizes):
+    out = [("mle", ["overrides.model_loss=mle"]),
+           ("ma_l1 no refit", ["overrides.model_loss=ma_l1", "overrides.value_update_interval=0"])]
+    for n in refit_sizes:
+        out.append((f"ma_l1 refit {n}", ["overrides.model_loss=ma_l1", f"overrides.value_refit_batch_size={n}"]))
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def one(env, extra, steps, init, seed, model_epochs, work):
+    cfg = compose(env, ["device=cpu", f"seed={seed}", f"algorithm.initial_exploration_steps={init}",
+                        f"overrides.num_steps={steps}", f"++overrides.num_epochs_train_model={model_epochs}",
+                        *extra])
+    t0 = time.perf_counter()
+    out = run_mbpo(cfg, work, silent=True)
+    total = time.perf_counter() - t0
+    diag = []
+    p = Path(work) / "va_model.csv"
+    if p.is_file():
+        with open(p) as f:
+            diag = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    calls = max(1, len(diag))
+    model_s = sum(r["model_train_seconds"] for r in diag) / calls if diag else float("nan")
+    refit_s = (diag[-1]["refit_seconds"] / calls) if diag else 0.0
+    rets = [r["episode_reward"] for r in out["results"]]
+    return {"per_step": total / steps, "model_call": model_s, "refit_call": refit_s,
+            "final_return": rets[-1] if rets else float("nan")}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--envs", nargs="+", default=list(BUDGETS))
+    p.add_argument("--refit-sizes", nargs="+", type=int, default=[1000])
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--model-epochs", type=int, default=5)
+    p.add_argument("--steps", type=int, default=None, help="override the env-step budget")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=REPO / "runs" / "bench_overhead")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    a.out.mkdir(parents=True, exist_ok=True)
+    commit = git_commit()
+    rows = []
+    for env in a.envs:
+        init, steps = BUDGETS.get(env, (250, 1000))
+        steps = a.steps or steps
+        vs = variants(a.refit_sizes)
+        samples = {name: [] for name, _ in vs}
+        for rep in range(a.repeats):
+            order = vs[rep % len(vs):] + vs[:rep % len(vs)]  # rotate to spread machine drift
+            for name, extra in order:
+                print(f"[{env}] repeat {rep + 1}/{a.repeats}: {name} ...", flush=True)
+                r = one(env, extra, steps, init, a.seed, a.model_epochs,
+                        a.out / env / name.replace(" ", "_") / str(rep))
+                samples[name].append(r)
+                print(f"    {r['per_step'] * 1e3:.1f} ms/env step, model call {r['model_call']:.2f}s "
+                      f"(refit {r['refit_call']:.2f}s), final return {r['final_return']:.1f}", flush=True)
+        med = {n: {k: statistics.median(s[k] for s in ss) for k in ss[0]} for n, ss in samples.items()}
+        base = med["mle"]
+        print(f"\n== {env}: {steps} env steps, {a.repeats} repeat(s), medians, commit {commit} ==")
+        print(f"{'variant':22s} {'ms/step':>9s} {'x mle':>6s} {'model s/call':>13s} {'x mle':>6s} "
+              f"{'refit s/call':>13s} {'final ret':>9s}")
+        for n, m in med.items():
+            print(f"{n:22s} {m['per_step'] * 1e3:9.1f} {m['per_step'] / base['per_step']:6.2f} "
+                  f"{m['model_call']:13.2f} {m['model_call'] / base['model_call']:6.2f} "
+                  f"{m['refit_call']:13.2f} {m['final_return']:9.1f}")
+            rows.append({"env": env, "variant": n, "commit": commit, "steps": steps, "repeats": a.repeats,
+                         **m, "ratio_per_step": m["per_step"] / base["per_step"],
+                         "ratio_model_call": m["model_call"] / base["model_call"]})
+    path = a.out / "bench_overhead.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"\nwritten {path}")
+
+
+if __name__ == "__main__":
+    main()
