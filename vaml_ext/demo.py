@@ -5,7 +5,7 @@ mbrl-lib once per model loss on the same env, seed and budget, streams each run'
 per-epoch evaluation return, then prints both return curves' final values and the
 wall-clock ratio, and where everything was written.
 
-    python -m vaml_ext.demo                       # built-in default (about 10 min, 2 CPU cores)
+    python -m vaml_ext.demo                       # built-in default (about 10 min on 2 CPU cores)
     python -m vaml_ext.demo --losses mle ma_l1 ma_vaml --steps 4000 --env mbpo_inv_pendulum
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ DEFAULT_ENV = "mbpo_inv_pendulum"
 DEFAULT_LOSSES = ("mle", "ma_l1")
 #: Short budget on InvertedPendulum: the upstream override's hyper-parameters, with
 #: fewer env steps, a shorter warm-up and model training capped at 25 epochs per call.
-DEFAULT_STEPS = 2000
+DEFAULT_STEPS = 1000
 DEMO_OVERRIDES = (
     "algorithm.initial_exploration_steps=500",
     "++overrides.num_epochs_train_model=25",

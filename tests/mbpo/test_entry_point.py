@@ -47,3 +47,31 @@ def test_model_loss_key_exists_without_plus():
     cfg = compose("mbpo_hopper", ["overrides.model_loss=mle"])
     assert cfg.overrides.model_loss == "mle"
     assert cfg.overrides.env == "gym___Hopper-v4"
+
+
+@pytest.mark.parametrize("extra", [
+    ["overrides.model_loss=ma_l1"],
+    ["overrides.model_loss=ma_vaml"],
+    ["overrides.model_loss=ma_l1", "overrides.value_update_interval=0"],
+    ["overrides.model_loss=ma_l1", "overrides.va_value=soft", "overrides.va_samples=2"],
+])
+def test_cli_value_aware_variants_on_hopper(extra, tmp_path):
+    """Acceptance: `... overrides=mbpo_hopper overrides.model_loss=ma_l1 device=cpu` runs."""
+    cmd = [sys.executable, "-m", "mbrl.examples.main", "algorithm=mbpo", "overrides=mbpo_hopper",
+           "device=cpu", f"hydra.run.dir={tmp_path}", *SMOKE_OVERRIDES, *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_results(tmp_path)
+    assert len(rows) == 2
+    import csv
+
+    with open(tmp_path / "va_model.csv") as f:
+        diag = list(csv.DictReader(f))
+    assert len(diag) == 4  # one row per model training (200 steps / freq 50)
+    refits = int(float(diag[-1]["refits"]))
+    if "overrides.value_update_interval=0" in extra:
+        assert refits == 0
+    else:
+        assert refits > 0 and float(diag[-1]["refit_seconds"]) > 0
+    assert all(float(r["val_mean_abs_advantage"]) >= 0 for r in diag)
+    assert (tmp_path / "tb").is_dir()
