@@ -213,13 +213,30 @@ def refresh(spec: UpstreamSpec, repo_root: Path, log: Log = print) -> List[str]:
             (spec.patch_dir / name).unlink(missing_ok=True)
         names = []
         for p in new:
-            shutil.copyfile(p, spec.patch_dir / p.name)
+            (spec.patch_dir / p.name).write_text(_normalize_header(p.read_text()))
             names.append(p.name)
     header = "# Applied in order by `vaml-patch apply " + spec.key + "`; regenerate with `vaml-patch refresh " + spec.key + "`.\n"
     spec.series_file.write_text(header + "".join(n + "\n" for n in names))
     _write_stamp(dest, spec)
     log(f"vaml-patch: {spec.key}: wrote {len(names)} patches to {spec.patch_dir}")
     return names
+
+
+def _normalize_header(text: str) -> str:
+    """Fixed ``From:``/``Date:`` mail headers, so refreshing is reproducible whoever runs it."""
+    head, sep, body = text.partition("\n\n")
+    out, skip = [], False
+    for line in head.splitlines():
+        if skip and line[:1] in (" ", "\t"):
+            continue  # folded continuation of a dropped header
+        skip = line.startswith(("From: ", "Date: "))
+        if line.startswith("From: "):
+            out.append(f"From: {_GIT_ENV['GIT_AUTHOR_NAME']} <{_GIT_ENV['GIT_AUTHOR_EMAIL']}>")
+        elif line.startswith("Date: "):
+            out.append("Date: Sat, 1 Jan 2000 00:00:00 +0000")
+        else:
+            out.append(line)
+    return "\n".join(out) + sep + body
 
 
 def status(spec: UpstreamSpec) -> str:
