@@ -46,7 +46,12 @@ def run_variant(variant, args, out_dir: Path):
     stage = [float(r["prev_stage_time_s"]) for r in rows]
     it = [float(r["prev_model_time_s"]) + float(r["prev_policy_time_s"]) for r in rows]
     model = [float(r["prev_model_time_s"]) for r in rows]
-    return stage, it, model
+    refit = None
+    for line in (log_dir / "log.txt").read_text().splitlines():
+        if "[refit]" in line and "s in total" in line:  # "[refit] N value refits so far, X s in total"
+            words = line.split("[refit]", 1)[1].split()
+            refit = (int(words[0]), float(words[5]))
+    return stage, it, model, refit
 
 
 def main(argv=None):
@@ -68,14 +73,14 @@ def main(argv=None):
     results = {}
     for v in args.variants:
         results[v] = run_variant(v, args, out_dir)
-        s, it, m = results[v]
+        s, it, m, _ = results[v]
         print(f"{v:>12}: seconds per stage {[round(x, 1) for x in s]}  (model loop {[round(x, 1) for x in m]})",
               flush=True)
     base = results.get("slbo")
     print(f"\n{args.env}, {args.n_iters} iteration(s)/stage x ({args.model_iters} model + {args.policy_iters} TRPO "
           f"updates), {args.train_samples} real samples/stage, {args.threads} thread(s); runs in {out_dir}")
     print(f"{'variant':>12} {'median s/stage':>15} {'ratio':>7} {'median s/iter':>14} {'ratio':>7}")
-    for v, (s, it, m) in results.items():
+    for v, (s, it, m, _) in results.items():
         ms, mi = statistics.median(s), statistics.median(it)
         rs = ms / statistics.median(base[0]) if base else float("nan")
         ri = mi / statistics.median(base[1]) if base else float("nan")
@@ -83,6 +88,14 @@ def main(argv=None):
     if base and "ma_l1" in results:
         r = statistics.median(results["ma_l1"][0]) / statistics.median(base[0])
         print(f"\nma_l1 (refit every 20 model updates) / slbo, per stage: {r:.2f} (target <= 1.3)")
+        refit = results["ma_l1"][3]
+        if refit:
+            n, sec = refit
+            per_iter = sec / (args.stages * args.n_iters)
+            base_iter = min(base[1]) / args.n_iters
+            print(f"refit cost: {n} refits, {sec / n:.2f} s each, {per_iter:.1f} s per iteration; "
+                  f"(fastest slbo iteration {base_iter:.1f} s + refit) / slbo = {(base_iter + per_iter) / base_iter:.2f}"
+                  " -- the refit overhead alone, insensitive to other load on the machine")
 
 
 if __name__ == "__main__":

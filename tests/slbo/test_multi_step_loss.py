@@ -92,6 +92,6 @@ def test_train_step_reduces_loss_and_clips():
 def test_model_init_is_tiny_truncated_normal():
     norms = Normalizers(DA, DS)
     model = DynamicsModel(DS, DA, norms, [500, 500])
-    w = torch.cat([m.weight.reshape(-1) for m in model.net if isinstance(m, torch.nn.Linear)])
+    w = torch.cat([m.weight.detach().reshape(-1) for m in model.net if isinstance(m, torch.nn.Linear)])
     assert float(w.abs().max()) <= 2e-5
     assert 0.5e-5 < float(w.std()) < 1e-5
