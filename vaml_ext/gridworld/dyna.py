@@ -173,6 +173,7 @@ class DynaResult:
     steps: List[int] = field(default_factory=list)  # env steps at each evaluation
     returns: List[List[float]] = field(default_factory=list)  # [eval][run]
     wall_s: float = 0.0
+    state: Optional[dict] = None  # model / agent / buffer when run_dyna(keep_state=True)
 
 
 def run_dyna(
@@ -183,6 +184,7 @@ def run_dyna(
     base_seed: int = 0,
     progress: Optional[Callable[[str], None]] = None,
     spec: Optional[GridSpec] = None,
+    keep_state: bool = False,
 ) -> DynaResult:
     """Train one run per (method, seed) pair -- ``methods[i]``, ``seeds[i]`` -- on an N×N room.
 
@@ -251,4 +253,6 @@ def run_dyna(
             progress(f"N={spec.size:2d} steps {env_steps:6d}/{cfg.env_steps} "
                      f"mean return {sum(result.returns[-1]) / R:.3f} ({time.perf_counter() - t0:.0f}s)")
     result.wall_s = time.perf_counter() - t0
+    if keep_state:
+        result.state = {"spec": spec, "model": model, "agent": agent, "buffer": buffer, "objectives": objectives}
     return result
