@@ -28,7 +28,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from vaml_ext.gridworld.env import GridSpec, goal_bonus
-from vaml_ext.losses import expected_value_categorical, make_loss, model_advantage
+from vaml_ext.losses import expected_value_categorical, get_loss_class, make_loss, model_advantage
 
 METHODS = ("mle", "ma_direct_l1", "ma_direct_l2", "ma_l1", "ma_vaml")
 METHOD_LABELS = {
@@ -103,10 +103,10 @@ class GridObjectives:
         self.losses: Dict[str, torch.nn.Module] = {}
         for name in dict.fromkeys(self.methods):
             if name not in METHODS:
-                # make_loss raises UnknownLossError with the valid names for typos; a
+                # get_loss_class raises UnknownLossError with the valid names for typos; a
                 # registered but non-gridworld loss (e.g. slbo) is rejected here.
-                cls = make_loss(name).__class__
-                raise ValueError(f"model loss {cls.name!r} is not a gridworld objective; use one of {METHODS}")
+                get_loss_class(name)
+                raise ValueError(f"model loss {name!r} is not a gridworld objective; use one of {METHODS}")
             self.losses[name] = make_loss(name) if name == "mle" else make_loss(name, coeff=va_loss_coeff)
         self.groups = {
             name: torch.tensor([i for i, m in enumerate(self.methods) if m == name], dtype=torch.long)
