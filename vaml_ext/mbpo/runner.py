@@ -62,7 +62,7 @@ def run_mbpo(cfg, work_dir: os.PathLike, silent: bool = True) -> Dict[str, objec
     import mbrl.algorithms.mbpo as mbpo
     import mbrl.util.env
 
-    work_dir = Path(work_dir)
+    work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     env, term_fn, _ = mbrl.util.env.EnvHandler.make_env(cfg)
     np.random.seed(cfg.seed)
