@@ -136,6 +136,7 @@ def test_naive_ablation_has_no_refit(mbpo_ctx):
     ("va_value", "q9", "overrides.va_value"),
     ("va_samples", 0, "overrides.va_samples"),
     ("va_grad_clip", -1.0, "overrides.va_grad_clip"),
+    ("va_reduction", "max", "overrides.va_reduction"),
 ])
 def test_invalid_settings_name_the_key(mbpo_ctx, key, value, msg):
     cfg = copy.deepcopy(mbpo_ctx.cfg)
@@ -165,3 +166,20 @@ def test_value_estimators(mbpo_ctx):
     torch.testing.assert_close(soft, (torch.min(c1, c2) - sac.alpha * logp).squeeze(-1))
     with pytest.raises(ValueError, match="va_value"):
         make_value_fn("v", sac)
+
+
+def test_sum_reduction_is_batch_size_times_mean(mbpo_ctx):
+    """va_reduction=sum (paper's MBPO code) = B × the per-member-mean reduction, term by term."""
+    ctx = mbpo_ctx
+    batch = ctx.replay_buffer.sample(70)
+    vals = {}
+    for red in ("sum", "mean"):
+        upd = ValueAwareModelUpdate(ctx, "ma_l1", coeff=0.01, grad_clip=None, seed=3, reduction=red)
+        torch.manual_seed(0)
+        opt = torch.optim.SGD(ctx.dynamics_model.parameters(), lr=0.0)  # no parameter change
+        _, meta = upd(batch, opt)
+        vals[red] = meta
+    assert vals["sum"]["va_loss"] == pytest.approx(70 * vals["mean"]["va_loss"], rel=1e-5)
+    assert vals["sum"]["reward_loss"] == pytest.approx(70 * vals["mean"]["reward_loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="va_reduction"):
+        ValueAwareModelUpdate(ctx, "ma_l1", coeff=0.01, reduction="max")

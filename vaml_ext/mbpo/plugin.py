@@ -26,6 +26,7 @@ config_defaults = {
     "va_value": "q1",
     "va_samples": 1,
     "va_grad_clip": 2.0,
+    "va_reduction": "sum",
 }
 
 
@@ -50,6 +51,7 @@ def _factory(name):
         return ValueAwareModelUpdate(
             ctx, name, coeff=o.va_loss_coeff, value=o.va_value, num_samples=o.va_samples,
             grad_clip=o.va_grad_clip, seed=ctx.cfg.seed if ctx.cfg.seed is not None else 0,
+            reduction=o.va_reduction,
         )
 
     return make
@@ -81,6 +83,11 @@ def validate_config(cfg) -> None:
     if o.get("va_value") not in VALUE_ESTIMATORS:
         raise ValueError(f"overrides.va_value={o.get('va_value')!r} is invalid: expected one of "
                          + ", ".join(VALUE_ESTIMATORS))
+    from vaml_ext.mbpo.model_loss import REDUCTIONS
+
+    if o.get("va_reduction") not in REDUCTIONS:
+        raise ValueError(f"overrides.va_reduction={o.get('va_reduction')!r} is invalid: expected one of "
+                         + ", ".join(REDUCTIONS))
     clip = o.get("va_grad_clip")
     if clip is not None and (not isinstance(clip, (int, float)) or not math.isfinite(clip) or clip <= 0):
         raise ValueError(f"overrides.va_grad_clip={clip!r} is invalid: expected a number > 0 or null")
