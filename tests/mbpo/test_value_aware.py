@@ -11,7 +11,7 @@ from tests.mbpo.conftest import same, snapshot
 from vaml_ext.mbpo import plugin
 from vaml_ext.mbpo.model_loss import NonFiniteModelLoss, ValueAwareModelUpdate, value_aware_terms
 from vaml_ext.mbpo.refit import StaleValueRefit
-from vaml_ext.mbpo.values import make_value_fn
+from vaml_ext.mbpo.values import make_estimator, squashed_action
 
 
 def _batch(ctx, n=64):
@@ -29,7 +29,7 @@ def test_advantage_matches_closed_form_for_linear_value(mbpo_ctx):
         mean, logvar = dyn.model.forward(model_in.unsqueeze(0), use_propagation=False)
         g = torch.Generator().manual_seed(0)
         k = 4000
-        terms = value_aware_terms(dyn, batch, lambda s: s @ w, num_samples=k, generator=g)
+        terms = value_aware_terms(dyn, batch, lambda t, p, _g: (t @ w, p @ w), num_samples=k, generator=g)
     exact = (target[..., :4].unsqueeze(0) - mean[..., :4]) @ w  # [E, B]
     # Monte-Carlo error of the k-sample mean: sd = sqrt(Σ w_i² σ_i²) / sqrt(k); allow 5 sd
     sd = torch.sqrt((w**2 * logvar[..., :4].exp()).sum(-1) / k)
@@ -152,20 +152,45 @@ def test_direct_forms_rejected_in_mbpo(mbpo_ctx):
         plugin.validate_config(cfg)
 
 
-def test_value_estimators(mbpo_ctx):
-    sac = mbpo_ctx.agent.sac_agent
+def test_squashed_action_matches_policy_sample(mbpo_ctx):
+    policy = mbpo_ctx.agent.sac_agent.policy
     s = torch.randn(10, 4)
     torch.manual_seed(0)
-    q1 = make_value_fn("q1", sac)(s)
+    a, logp, _ = policy.sample(s)
     torch.manual_seed(0)
-    soft = make_value_fn("soft", sac)(s)
-    torch.manual_seed(0)
-    a, logp, _ = sac.policy.sample(s)
-    c1, c2 = sac.critic(s, a)
-    torch.testing.assert_close(q1, c1.squeeze(-1))
-    torch.testing.assert_close(soft, (torch.min(c1, c2) - sac.alpha * logp).squeeze(-1))
+    eps = torch.randn(10, 1)  # what Normal.rsample draws after the same seed
+    a2, logp2 = squashed_action(policy, s, eps)
+    torch.testing.assert_close(a2, a)
+    torch.testing.assert_close(logp2, logp)
+
+
+@pytest.mark.parametrize("name", ["q1", "soft"])
+def test_estimators_share_the_action_draw(mbpo_ctx, name):
+    """A perfect model has zero model advantage exactly (common random numbers)."""
+    sac = mbpo_ctx.agent.sac_agent
+    est = make_estimator(name, sac)
+    s2 = torch.randn(16, 4)
+    v_true, v_pred = est(s2, s2.unsqueeze(0).expand(3, 16, 4), torch.Generator().manual_seed(0))
+    assert v_pred.shape == (3, 16)
+    torch.testing.assert_close(v_pred, v_true.expand(3, 16))
+
+
+def test_estimator_values(mbpo_ctx):
+    sac = mbpo_ctx.agent.sac_agent
+    s2, sh = torch.randn(10, 4), torch.randn(1, 10, 4)
+    eps = torch.randn(10, 1, generator=torch.Generator().manual_seed(5))
+    a, logp = squashed_action(sac.policy, s2, eps)
+    v_true, v_pred = make_estimator("q1", sac)(s2, sh, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(v_true, sac.critic(s2, a)[0].squeeze(-1))
+    torch.testing.assert_close(v_pred[0], sac.critic(sh[0], a)[0].squeeze(-1))  # same action on ŝ
+    v_true, v_pred = make_estimator("soft", sac)(s2, sh, torch.Generator().manual_seed(5))
+    c1, c2 = sac.critic(s2, a)
+    torch.testing.assert_close(v_true, (torch.min(c1, c2) - sac.alpha * logp).squeeze(-1))
+    ah, logph = squashed_action(sac.policy, sh[0], eps)  # same noise, policy evaluated at ŝ
+    c1, c2 = sac.critic(sh[0], ah)
+    torch.testing.assert_close(v_pred[0], (torch.min(c1, c2) - sac.alpha * logph).squeeze(-1))
     with pytest.raises(ValueError, match="va_value"):
-        make_value_fn("v", sac)
+        make_estimator("v", sac)
 
 
 def test_sum_reduction_is_batch_size_times_mean(mbpo_ctx):
@@ -175,7 +200,6 @@ def test_sum_reduction_is_batch_size_times_mean(mbpo_ctx):
     vals = {}
     for red in ("sum", "mean"):
         upd = ValueAwareModelUpdate(ctx, "ma_l1", coeff=0.01, grad_clip=None, seed=3, reduction=red)
-        torch.manual_seed(0)
         opt = torch.optim.SGD(ctx.dynamics_model.parameters(), lr=0.0)  # no parameter change
         _, meta = upd(batch, opt)
         vals[red] = meta

@@ -18,7 +18,7 @@ import torch
 
 from mbrl.util.plugins import Callback
 from vaml_ext.mbpo.model_loss import value_aware_terms
-from vaml_ext.mbpo.values import make_value_fn
+from vaml_ext.mbpo.values import make_estimator
 
 LOG_GROUP = "va_model"
 LOG_FORMAT = [
@@ -70,7 +70,7 @@ class ValueAwareDiagnostics(Callback):
         if val is None:
             return float("nan"), float("nan")
         dyn = ctx.dynamics_model
-        value_fn = make_value_fn(self.value, ctx.agent.sac_agent)
+        estimator = make_estimator(self.value, ctx.agent.sac_agent)
         gen = torch.Generator(device=dyn.device)
         gen.manual_seed(int(ctx.cfg.seed) + self.calls)
         mses, maas = [], []
@@ -81,7 +81,7 @@ class ValueAwareDiagnostics(Callback):
                     break
                 score, _ = dyn.eval_score(batch)
                 mses.append(score.mean().item())
-                terms = value_aware_terms(dyn, batch, value_fn, self.num_samples, gen)
+                terms = value_aware_terms(dyn, batch, estimator, self.num_samples, gen)
                 maas.append(terms["advantage"].abs().mean().item())
         return float(np.mean(mses)), float(np.mean(maas))
 

@@ -9,8 +9,8 @@ Per batch, for every ensemble member e and transition (s, a, r, s'):
    as upstream's ``target_is_delta``);
 2. ``k = va_samples`` reparameterised samples ``(Δŝ, r̂) = μ + σ ε`` give next states
    ``ŝ = s + Δŝ`` in raw observation space;
-3. ``A = V(s') − (1/k) Σ V(ŝ)`` (SPEC §2; ``V`` from :mod:`vaml_ext.mbpo.values`,
-   agent parameters frozen);
+3. ``A = V(s') − (1/k) Σ V(ŝ)`` (SPEC §2; ``V`` from :mod:`vaml_ext.mbpo.values`, one
+   action draw shared by ``s'`` and ``ŝ``, agent parameters frozen);
 4. loss = ``va_loss_coeff · Σ_{e,b} |A|`` (``ma_l1``, Eq. 10; ``A²`` for ``ma_vaml``)
    ``+ Σ_{e,b} (r̂ − r)²`` -- the reduction of the paper's MBPO code (SPEC §4); the
    reward head keeps a regression loss (the paper assumes a known/learned reward).
@@ -32,7 +32,7 @@ from typing import Any, Dict, Tuple
 import torch
 
 from vaml_ext.losses import frozen, make_loss, model_advantage
-from vaml_ext.mbpo.values import agent_modules, make_value_fn
+from vaml_ext.mbpo.values import agent_modules, make_estimator
 
 
 REDUCTIONS = ("sum", "mean")
@@ -60,11 +60,15 @@ def _member_outputs(dyn_model, batch) -> Tuple[torch.Tensor, torch.Tensor, torch
 def value_aware_terms(
     dyn_model,
     batch,
-    value_fn,
+    estimator,
     num_samples: int = 1,
     generator: torch.Generator | None = None,
 ) -> Dict[str, torch.Tensor]:
-    """Model advantage and reward error per member and transition (``[E, B]`` each)."""
+    """Model advantage and reward error per member and transition (``[E, B]`` each).
+
+    ``estimator(true_next [N, d], pred_next [k, N, d], generator) -> (V(s') [N],
+    V(ŝ) [k, N])`` (see :mod:`vaml_ext.mbpo.values`).
+    """
     if not dyn_model.target_is_delta or dyn_model.no_delta_list:
         raise ValueError("value-aware MBPO losses need target_is_delta=true without no_delta_list")
     mean, logvar, obs, target = _member_outputs(dyn_model, batch)
@@ -79,10 +83,8 @@ def value_aware_terms(
     pred_next = obs.unsqueeze(0) + samples[..., :obs_dim]
     true_next = obs + target[..., :obs_dim]
     k, E, B = pred_next.shape[:3]
-    with torch.no_grad():
-        v_true = value_fn(true_next.reshape(-1, obs_dim)).reshape(E, B)
-    v_pred = value_fn(pred_next.reshape(-1, obs_dim)).reshape(k, E, B).mean(0)
-    out = {"advantage": model_advantage(v_true, v_pred)}
+    v_true, v_pred = estimator(true_next.reshape(E * B, obs_dim), pred_next.reshape(k, E * B, obs_dim), generator)
+    out = {"advantage": model_advantage(v_true.reshape(E, B), v_pred.reshape(k, E, B).mean(0))}
     if dyn_model.learned_rewards:
         out["reward_sq_err"] = (samples[..., obs_dim] - target[..., obs_dim]).pow(2).mean(0)
     return out
@@ -112,11 +114,11 @@ class ValueAwareModelUpdate:
     def __call__(self, batch, optimizer) -> Tuple[float, Dict[str, Any]]:
         dyn = self.ctx.dynamics_model
         sac = self.ctx.agent.sac_agent
-        value_fn = make_value_fn(self.value, sac)
+        estimator = make_estimator(self.value, sac)
         dyn.train()
         optimizer.zero_grad()
         with frozen(agent_modules(sac)):
-            terms = value_aware_terms(dyn, batch, value_fn, self.num_samples, self.generator)
+            terms = value_aware_terms(dyn, batch, estimator, self.num_samples, self.generator)
         adv = terms["advantage"]
         # "sum" (paper's MBPO code): coeff·Σ|A| + Σ(r̂−r)² over members and transitions;
         # "mean": per-member means, summed over members (upstream NLL's convention).

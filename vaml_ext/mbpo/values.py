@@ -1,64 +1,105 @@
 """Value estimators over mbrl-lib's SAC agent (``pytorch_sac_pranz24.SAC``), by name.
 
-``V`` in the model advantage ``A = V(s') - E_ŝ[V(ŝ)]`` (paper Eq. 9-10) is the agent's
-critic. Two choices (``overrides.va_value``):
+``V`` in the model advantage ``A = V(s') − E_ŝ[V(ŝ)]`` (paper Eq. 9-10) is the agent's
+critic. An estimator maps the real next states ``s'`` ``[N, d]`` and the model's
+samples ``ŝ`` ``[k, N, d]`` to ``(V(s') [N], V(ŝ) [k, N])``. Both sides use **one**
+action draw per transition (common random numbers), so ``A`` measures the state
+difference, not policy-sampling noise: with independent draws, ``|A|`` has a floor
+set by the policy's entropy even for a perfect model, and the sign of ``A`` -- hence
+the ``ma_l1`` gradient -- is mostly noise while the policy is broad.
 
-* ``q1`` (default) -- what the paper's MBPO code did: the *online* ``Q1`` at one
-  action sampled from the current policy, ``V(s) ≈ Q1(s, a), a ~ π(·|s)``. It is the
-  reference behaviour the paper's MBPO numbers were produced with, hence the default.
-* ``soft`` -- the soft state value SAC itself bootstraps with,
-  ``V(s) = E_a[min(Q1, Q2)(s, a) − α log π(a|s)]`` (one sample). Principled, and less
-  optimistic than a single Q head; offered for comparison.
+* ``q1`` (default) -- the paper's MBPO code (SPEC §4): the online ``Q1`` at one action
+  ``a ~ π(·|s')`` sampled once at the real next state and used on both sides,
+  ``A = Q1(s', a) − Q1(ŝ, a)``. The reference behaviour the paper's MBPO numbers
+  were produced with, hence the default.
+* ``soft`` -- SAC's soft state value ``V(x) = min(Q1, Q2)(x, a_x) − α log π(a_x|x)``
+  with ``a_x = tanh(μ(x) + σ(x) ε)·scale + bias`` for the same ``ε`` at ``x = s'`` and
+  ``x = ŝ``. Principled, less optimistic than one Q head; offered for comparison.
 
-Both are evaluated with the critic's and the policy's parameters frozen: gradients
-reach the model (through reparameterised next-state samples ŝ, and through the
-reparameterised action a ~ π(·|ŝ)) but never the agent.
+Both run with the agent's parameters frozen (:func:`vaml_ext.losses.frozen`): gradients
+reach the model through ``ŝ`` (and, for ``soft``, through ``a_ŝ``) but never the agent.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
 VALUE_ESTIMATORS = ("q1", "soft")
+_EPS = 1e-6  # as pytorch_sac_pranz24's tanh-squash correction
+
+Estimator = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Generator]], Tuple[torch.Tensor, torch.Tensor]]
 
 
-def _alpha(sac) -> torch.Tensor | float:
+def _alpha(sac):
     a = sac.alpha
     return a.detach() if isinstance(a, torch.Tensor) else float(a)
 
 
-def q1_value(sac, states: torch.Tensor) -> torch.Tensor:
-    """``Q1(s, a)``, ``a ~ π(·|s)`` sampled once (paper's MBPO code)."""
-    action, _, _ = sac.policy.sample(states)
-    q1, _ = sac.critic(states, action)
-    return q1.squeeze(-1)
+def squashed_action(policy, states: torch.Tensor, eps: torch.Tensor):
+    """``(a, log π(a|s))`` of the tanh-Gaussian policy for given standard-normal ``eps``."""
+    mean, log_std = policy(states)
+    x = mean + log_std.exp() * eps
+    y = torch.tanh(x)
+    action = y * policy.action_scale + policy.action_bias
+    normal_logp = -0.5 * eps.pow(2) - log_std - 0.5 * torch.log(torch.tensor(2 * torch.pi, dtype=x.dtype))
+    logp = (normal_logp - torch.log(policy.action_scale * (1 - y.pow(2)) + _EPS)).sum(-1, keepdim=True)
+    return action, logp
 
 
-def soft_value(sac, states: torch.Tensor) -> torch.Tensor:
-    """``min(Q1, Q2)(s, a) − α log π(a|s)``, ``a ~ π(·|s)`` sampled once."""
-    action, log_pi, _ = sac.policy.sample(states)
-    q1, q2 = sac.critic(states, action)
-    return (torch.min(q1, q2) - _alpha(sac) * log_pi).squeeze(-1)
+def _noise(sac, n: int, like: torch.Tensor, generator) -> torch.Tensor:
+    act_dim = sac.policy.mean_linear.out_features
+    return torch.randn((n, act_dim), generator=generator, device=like.device, dtype=like.dtype)
 
 
-_FNS: Dict[str, Callable] = {"q1": q1_value, "soft": soft_value}
+def q1_estimator(sac) -> Estimator:
+    def est(true_next, pred_next, generator=None):
+        k, n, d = pred_next.shape
+        with torch.no_grad():
+            action, _ = squashed_action(sac.policy, true_next, _noise(sac, n, true_next, generator))
+            v_true = sac.critic(true_next, action)[0].squeeze(-1)
+        a_rep = action.unsqueeze(0).expand(k, n, action.shape[-1]).reshape(k * n, -1)
+        v_pred = sac.critic(pred_next.reshape(k * n, d), a_rep)[0].reshape(k, n)
+        return v_true, v_pred
+
+    return est
 
 
-def make_value_fn(name: str, sac) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function ``states [N, d] -> values [N]`` for the estimator ``name``."""
-    if name not in _FNS:
+def soft_estimator(sac) -> Estimator:
+    def value(states, eps):
+        action, logp = squashed_action(sac.policy, states, eps)
+        q1, q2 = sac.critic(states, action)
+        return (torch.min(q1, q2) - _alpha(sac) * logp).squeeze(-1)
+
+    def est(true_next, pred_next, generator=None):
+        k, n, d = pred_next.shape
+        eps = _noise(sac, n, true_next, generator)
+        with torch.no_grad():
+            v_true = value(true_next, eps)
+        eps_rep = eps.unsqueeze(0).expand(k, n, eps.shape[-1]).reshape(k * n, -1)
+        v_pred = value(pred_next.reshape(k * n, d), eps_rep).reshape(k, n)
+        return v_true, v_pred
+
+    return est
+
+
+_ESTIMATORS: Dict[str, Callable] = {"q1": q1_estimator, "soft": soft_estimator}
+
+
+def make_estimator(name: str, sac) -> Estimator:
+    """The estimator ``name`` over ``sac``; inputs are cast to the critic's device/dtype."""
+    if name not in _ESTIMATORS:
         raise ValueError(f"overrides.va_value={name!r} is not one of {', '.join(VALUE_ESTIMATORS)}")
-    fn = _FNS[name]
+    inner = _ESTIMATORS[name](sac)
     device = next(sac.critic.parameters()).device
 
-    def value(states: torch.Tensor) -> torch.Tensor:
-        return fn(sac, states.to(device=device, dtype=torch.float32))
+    def est(true_next, pred_next, generator=None):
+        return inner(true_next.to(device=device, dtype=torch.float32),
+                     pred_next.to(device=device, dtype=torch.float32), generator)
 
-    return value
+    return est
 
 
 def agent_modules(sac):
     """All modules of the SAC agent whose parameters a model update must not change."""
-    mods = [sac.critic, sac.critic_target, sac.policy]
-    return mods
+    return [sac.critic, sac.critic_target, sac.policy]
