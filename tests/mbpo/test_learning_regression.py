@@ -1,15 +1,14 @@
-"""Learning regression for patched MBPO (fixed seeds, CI-sized budgets).
+"""Learning regression for patched MBPO (fixed seed, CI-sized budget).
 
-Stored curves ``tests/baselines/mbpo_inv_pendulum_<method>_<budget>.csv`` (3 seeds, made
-by ``exp/mbpo/make_baselines.py``; command and commit in the ``.json`` sidecars) at
-``REGRESSION_BUDGETS`` (InvertedPendulum, upstream hyper-parameters):
+Stored curve ``tests/baselines/mbpo_inv_pendulum_mle_1k.csv`` (3 seeds, made by
+``exp/mbpo/make_baselines.py``; command and commit in the ``.json`` sidecar) at
+``REGRESSION_BUDGETS["1k"]`` (InvertedPendulum, upstream hyper-parameters, 1,000 env
+steps): MBPO-MLE improves on a random policy (in the spirit of upstream's
+tests/algorithms) and stays within the seed spread of its stored curve.
 
-* 1k env steps: MBPO-MLE improves on a random policy (in the spirit of upstream's
-  tests/algorithms) and stays within the seed spread of its stored curve.
-* 5k env steps: MBPO-``ma_l1`` (stale-value refit at defaults) stays within the seed
-  spread of the stored **MLE** curve and improves on a random policy. (At 1k, ma_l1
-  does not learn yet: its critic starts uninformative and MSE-based early stopping
-  keeps its first model trainings to ~20 gradient steps; see exp/mbpo/README.md.)
+Not here yet: an ma_l1-vs-MLE regression. On InvertedPendulum ma_l1 does not learn
+reliably within CI-sized budgets (1 of 3 seeds by 4k steps; exp/mbpo/README.md), so
+such a test would assert noise. ``REGRESSION_BUDGETS["5k"]`` is kept for that work.
 
 Score = mean evaluation return over the last two epochs (mbrl evaluates one episode
 per epoch). Band = baseline mean − max(3·sd over its seeds, 30% of the mean): one CI
@@ -55,19 +54,18 @@ def _run(method, budget, tmp_path, seed=0):
     return cfg, [r["episode_reward"] for r in out["results"]]
 
 
-@pytest.mark.parametrize("budget", ["1k", "5k"])
+@pytest.mark.parametrize("budget", ["1k"])
 def test_mle_baseline_files_are_sane(budget):
     meta, scores = load_baseline("mle", budget)
     assert len(scores) >= 3 and meta["commit"] and meta["command"].startswith("python exp/mbpo/make_baselines.py")
     assert statistics.mean(scores.values()) > 2 * meta["random_policy_return"]
 
 
-@pytest.mark.parametrize("method,budget", [("mle", "1k"), ("ma_l1", "5k")])
-def test_mbpo_learning_regression_against_mle_curve(method, budget, tmp_path):
-    _, scores = load_baseline("mle", budget)
+def test_mbpo_mle_learning_regression(tmp_path):
+    _, scores = load_baseline("mle", "1k")
     mu, lower = band(scores)
-    cfg, rewards = _run(method, budget, tmp_path)
+    cfg, rewards = _run("mle", "1k", tmp_path)
     score = _score(rewards)
     rnd = random_policy_return(cfg, episodes=20)
     assert score > 2 * rnd, (rewards, rnd)
-    assert score >= lower, (method, rewards, mu, lower)
+    assert score >= lower, (rewards, mu, lower)

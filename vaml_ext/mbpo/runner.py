@@ -108,7 +108,7 @@ def random_policy_return(cfg, episodes: int = 10, seed: Optional[int] = None) ->
 #: Learning-regression budgets (tests/mbpo/test_learning_regression.py and
 #: exp/mbpo/make_baselines.py): upstream InvertedPendulum hyper-parameters, a short
 #: warm-up, model training capped at 10 epochs per call, and 1,000 or 5,000 env steps.
-#: At 1k MLE already beats a random policy; ma_l1 needs ~3k (its critic starts
+#: At 1k MLE already beats a random policy; ma_l1 does not learn yet (its critic starts
 #: uninformative and MSE-based early stopping keeps its first model trainings short).
 REGRESSION_ENV = "mbpo_inv_pendulum"
 _REGRESSION_COMMON = (
