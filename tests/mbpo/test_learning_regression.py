@@ -6,9 +6,11 @@ Stored curve ``tests/baselines/mbpo_inv_pendulum_mle_1k.csv`` (3 seeds, made by
 steps): MBPO-MLE improves on a random policy (in the spirit of upstream's
 tests/algorithms) and stays within the seed spread of its stored curve.
 
-Not here yet: an ma_l1-vs-MLE regression. On InvertedPendulum ma_l1 does not learn
-reliably within CI-sized budgets (1 of 3 seeds by 4k steps; exp/mbpo/README.md), so
-such a test would assert noise. ``REGRESSION_BUDGETS["5k"]`` is kept for that work.
+MBPO-``ma_l1`` (stale-value refit at defaults) at ``REGRESSION_BUDGETS["5k"]`` improves
+on a random policy. It is not yet compared with the MLE curve: ma_l1 starts learning
+InvertedPendulum only after ~3.5k steps (3 of 3 seeds, exp/mbpo/README.md) while MLE
+beats random within 1k, so at CI budgets "within MLE's seed spread" would fail by
+design of the task, not by a regression.
 
 Score = mean evaluation return over the last two epochs (mbrl evaluates one episode
 per epoch). Band = baseline mean − max(3·sd over its seeds, 30% of the mean): one CI
@@ -69,3 +71,14 @@ def test_mbpo_mle_learning_regression(tmp_path):
     rnd = random_policy_return(cfg, episodes=20)
     assert score > 2 * rnd, (rewards, rnd)
     assert score >= lower, (rewards, mu, lower)
+
+
+def test_mbpo_ma_l1_learns(tmp_path):
+    """ma_l1 (+ refit) learns InvertedPendulum within 5k steps: > 2x a random policy.
+
+    Measured: last-two-epoch scores 34, 73.5 (seeds 1, 2 at 5k) and 92.5 (seed 0 at
+    4k) against a random policy's 5.4.
+    """
+    cfg, rewards = _run("ma_l1", "5k", tmp_path)
+    rnd = random_policy_return(cfg, episodes=20)
+    assert _score(rewards) > 2 * rnd, (rewards, rnd)
