@@ -59,7 +59,7 @@ def one(env, extra, steps, init, seed, model_epochs, work):
                         f"overrides.num_steps={steps}", f"++overrides.num_epochs_train_model={model_epochs}",
                         *extra])
     t0 = time.perf_counter()
-    out = run_mbpo(cfg, work, silent=True)
+    out = run_mbpo(cfg, work, silent=False)  # the diagnostics CSV needs the logger
     total = time.perf_counter() - t0
     diag = []
     p = Path(work) / "va_model.csv"
