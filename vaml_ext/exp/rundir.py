@@ -1,0 +1,133 @@
+"""The run-directory format shared by every backend (gridworld, SLBO, MBPO) and the
+aggregation (issue #6).
+
+A sweep directory holds one directory per run, at any depth; a run directory is any
+directory containing ``run.yaml``::
+
+    <sweep>/<env>/<method>/seed<k>/
+        run.yaml      resolved run config: figure, preset, backend, env, method, seed,
+                      budget, backend settings, provenance (git commit, dirty flag,
+                      host, start time)
+        eval.csv      evaluation curve, one row per evaluation, columns
+                      ``env_steps,return,wall_time_s`` (+ backend extras); env steps are
+                      real-environment steps consumed so far. Rows are never duplicated:
+                      a resumed run first truncates the file to its checkpoint.
+        tb/           TensorBoard event files
+        ckpt/         checkpoints (backend specific; ``latest.pt`` written atomically)
+        done.json     written last, atomically: final return, env steps, wall-clock.
+                      Its presence marks the run finished; sweeps skip such runs.
+
+Backends may write more files (mbrl's ``results.csv``, SLBO's ``progress.csv`` and
+``log.txt``); aggregation reads only ``run.yaml``, ``eval.csv`` and ``done.json``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+RUN_FILE = "run.yaml"
+EVAL_FILE = "eval.csv"
+DONE_FILE = "done.json"
+EVAL_FIELDS = ("env_steps", "return", "wall_time_s")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def git_provenance(repo: Path = REPO) -> Dict[str, object]:
+    """Commit of the code that runs (``unknown`` outside a git checkout) and whether the
+    work tree has uncommitted changes."""
+    def git(*args):
+        try:
+            r = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=30)
+            return r.stdout.strip() if r.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None,
+            "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_run_config(run_dir: Path, cfg: dict) -> None:
+    import yaml
+
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(run_dir) / RUN_FILE, yaml.safe_dump(cfg, sort_keys=False))
+
+
+def read_run_config(run_dir: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((Path(run_dir) / RUN_FILE).read_text()) or {}
+
+
+def is_done(run_dir: Path) -> bool:
+    return (Path(run_dir) / DONE_FILE).is_file()
+
+
+def write_done(run_dir: Path, summary: dict) -> None:
+    atomic_write_text(Path(run_dir) / DONE_FILE, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+def read_done(run_dir: Path) -> Optional[dict]:
+    p = Path(run_dir) / DONE_FILE
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+class EvalLog:
+    """Append-only ``eval.csv``. ``keep_until`` (env steps) truncates rows written after
+    the checkpoint a resumed run restarts from, so no row is lost or duplicated."""
+
+    def __init__(self, run_dir: Path, extra_fields=(), keep_until: Optional[int] = None):
+        self.path = Path(run_dir) / EVAL_FILE
+        self.fields = list(EVAL_FIELDS) + [f for f in extra_fields if f not in EVAL_FIELDS]
+        rows = []
+        if keep_until is not None and self.path.is_file():
+            rows = [r for r in read_eval(Path(run_dir)) if r["env_steps"] <= keep_until]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, self.path)
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(
+                {k: row.get(k, "") for k in self.fields})
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_eval(run_dir: Path) -> List[Dict[str, float]]:
+    """Rows of ``eval.csv`` as floats (empty cells -> nan)."""
+    p = Path(run_dir) / EVAL_FILE
+    if not p.is_file():
+        return []
+    out = []
+    with open(p) as f:
+        for r in csv.DictReader(f):
+            out.append({k: (float(v) if v not in ("", None) else float("nan")) for k, v in r.items()})
+    return out
+
+
+def iter_run_dirs(sweep_dir: Path) -> Iterator[Path]:
+    """Every run directory under ``sweep_dir`` (sorted)."""
+    for p in sorted(Path(sweep_dir).rglob(RUN_FILE)):
+        yield p.parent
