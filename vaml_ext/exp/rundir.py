@@ -8,7 +8,7 @@ directory containing ``run.yaml``::
         run.yaml      resolved run config: figure, preset, backend, env, method, seed,
                       budget, backend settings, provenance (git commit, dirty flag,
                       host, start time)
-        eval.csv      evaluation curve, one row per evaluation, columns
+        returns.csv      evaluation curve, one row per evaluation, columns
                       ``env_steps,return,wall_time_s`` (+ backend extras); env steps are
                       real-environment steps consumed so far. Rows are never duplicated:
                       a resumed run first truncates the file to its checkpoint.
@@ -18,7 +18,7 @@ directory containing ``run.yaml``::
                       Its presence marks the run finished; sweeps skip such runs.
 
 Backends may write more files (mbrl's ``results.csv``, SLBO's ``progress.csv`` and
-``log.txt``); aggregation reads only ``run.yaml``, ``eval.csv`` and ``done.json``.
+``log.txt``); aggregation reads only ``run.yaml``, ``returns.csv`` and ``done.json``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 RUN_FILE = "run.yaml"
-EVAL_FILE = "eval.csv"
+EVAL_FILE = "returns.csv"  # not "eval.csv": mbrl's Logger opens (truncates) a file of that name
 DONE_FILE = "done.json"
 EVAL_FIELDS = ("env_steps", "return", "wall_time_s")
 REPO = Path(__file__).resolve().parents[2]
@@ -91,7 +91,7 @@ def read_done(run_dir: Path) -> Optional[dict]:
 
 
 class EvalLog:
-    """Append-only ``eval.csv``. ``keep_until`` (env steps) truncates rows written after
+    """Append-only ``returns.csv``. ``keep_until`` (env steps) truncates rows written after
     the checkpoint a resumed run restarts from, so no row is lost or duplicated."""
 
     def __init__(self, run_dir: Path, extra_fields=(), keep_until: Optional[int] = None):
@@ -99,7 +99,8 @@ class EvalLog:
         self.fields = list(EVAL_FIELDS) + [f for f in extra_fields if f not in EVAL_FIELDS]
         rows = []
         if keep_until is not None and self.path.is_file():
-            rows = [r for r in read_eval(Path(run_dir)) if r["env_steps"] <= keep_until]
+            with open(self.path) as f:  # keep the rows verbatim (no float re-formatting)
+                rows = [r for r in csv.DictReader(f) if float(r["env_steps"]) <= keep_until]
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
@@ -116,7 +117,7 @@ class EvalLog:
 
 
 def read_eval(run_dir: Path) -> List[Dict[str, float]]:
-    """Rows of ``eval.csv`` as floats (empty cells -> nan)."""
+    """Rows of ``returns.csv`` as floats (empty cells -> nan)."""
     p = Path(run_dir) / EVAL_FILE
     if not p.is_file():
         return []
