@@ -119,11 +119,11 @@ def test_naive_ablation_has_no_refit(mbpo_ctx):
     cfg = copy.deepcopy(mbpo_ctx.cfg)
     cfg.overrides.value_update_interval = 0
     cbs = plugin.make_callbacks(cfg, mbpo_ctx)
-    assert [type(c).__name__ for c in cbs] == ["ValueAwareDiagnostics"]
+    assert [type(c).__name__ for c in cbs] == ["ValueAwareDiagnostics", "RunRecorder"]
     cfg.overrides.value_update_interval = 5
-    assert [type(c).__name__ for c in plugin.make_callbacks(cfg, mbpo_ctx)] == ["StaleValueRefit", "ValueAwareDiagnostics"]
+    assert [type(c).__name__ for c in plugin.make_callbacks(cfg, mbpo_ctx)] == ["StaleValueRefit", "ValueAwareDiagnostics", "RunRecorder"]
     cfg.overrides.model_loss = "mle"
-    assert [type(c).__name__ for c in plugin.make_callbacks(cfg, mbpo_ctx)] == ["ValueAwareDiagnostics"]
+    assert [type(c).__name__ for c in plugin.make_callbacks(cfg, mbpo_ctx)] == ["ValueAwareDiagnostics", "RunRecorder"]
 
 
 @pytest.mark.parametrize("key,value,msg", [

@@ -56,6 +56,12 @@ class ValueAwareDiagnostics(Callback):
             except ImportError:  # pragma: no cover - tensorboard is a dependency
                 self.writer = None
 
+    def state_dict(self):
+        return {"calls": self.calls, "history": list(self.history)}
+
+    def load_state_dict(self, st):
+        self.calls, self.history = st["calls"], list(st["history"])
+
     def on_model_train_begin(self, ctx):
         import time
 

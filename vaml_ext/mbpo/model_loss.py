@@ -111,6 +111,14 @@ class ValueAwareModelUpdate:
         self.generator.manual_seed(int(seed) + 7919)
         self.steps = 0
 
+    def state_dict(self) -> Dict[str, Any]:
+        """What a checkpoint needs to continue bit-identically (vaml_ext.mbpo.checkpoint)."""
+        return {"generator": self.generator.get_state(), "steps": self.steps}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.steps = state["steps"]
+
     def __call__(self, batch, optimizer) -> Tuple[float, Dict[str, Any]]:
         dyn = self.ctx.dynamics_model
         sac = self.ctx.agent.sac_agent

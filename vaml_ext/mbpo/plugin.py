@@ -7,7 +7,8 @@ Registers, through the seam added by ``patches/mbrl-lib/0003``:
   (``ma_l1`` = paper Eq. 10, ``ma_vaml`` = squared model advantage);
 * ``validate_config`` -- rejects bad values before any training, naming the key;
 * ``make_callbacks`` -- the stale-value refit (Algorithm 2) when the loss is value
-  aware and ``value_update_interval > 0``, and diagnostics for every loss.
+  aware and ``value_update_interval > 0``, diagnostics for every loss, and the run
+  recorder (``eval.csv``, checkpoint/resume, progress; :mod:`vaml_ext.mbpo.checkpoint`).
 """
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ config_defaults = {
     "va_samples": 1,
     "va_grad_clip": 2.0,
     "va_reduction": "sum",
+    # run management (vaml_ext.mbpo.checkpoint): checkpoint every N epochs (0 = off),
+    # resume from <work_dir>/ckpt/latest.pt when present, progress bar / summary line
+    "checkpoint_every": 0,
+    "resume": True,
+    "progress_bar": False,
 }
 
 
@@ -78,6 +84,10 @@ def validate_config(cfg) -> None:
     _int(o, "num_value_updates", 0)
     _int(o, "value_refit_batch_size", 1)
     _int(o, "va_samples", 1)
+    _int(o, "checkpoint_every", 0)
+    for key in ("resume", "progress_bar"):
+        if not isinstance(o.get(key), bool):
+            raise ValueError(f"overrides.{key}={o.get(key)!r} is invalid: expected true or false")
     from vaml_ext.mbpo.values import VALUE_ESTIMATORS
 
     if o.get("va_value") not in VALUE_ESTIMATORS:
@@ -101,6 +111,7 @@ def validate_config(cfg) -> None:
 
 
 def make_callbacks(cfg, ctx):
+    from vaml_ext.mbpo.checkpoint import RunRecorder
     from vaml_ext.mbpo.diagnostics import ValueAwareDiagnostics
     from vaml_ext.mbpo.refit import StaleValueRefit
 
@@ -110,4 +121,7 @@ def make_callbacks(cfg, ctx):
         refit = StaleValueRefit(o.value_update_interval, o.num_value_updates, o.value_refit_batch_size,
                                 batch_size=o.sac_batch_size, seed=cfg.seed or 0)
     diag = ValueAwareDiagnostics(o.va_value, refit=refit, num_samples=o.va_samples)
-    return [cb for cb in (refit, diag) if cb is not None]
+    stateful = {"diagnostics": diag, **({"refit": refit} if refit is not None else {})}
+    # last: it restores a checkpoint after the others have built their objects
+    recorder = RunRecorder(o.checkpoint_every, resume=o.resume, progress=o.progress_bar, stateful=stateful)
+    return [cb for cb in (refit, diag, recorder) if cb is not None]

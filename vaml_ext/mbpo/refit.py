@@ -46,6 +46,18 @@ class StaleValueRefit(Callback):
         self.critic_updates = 0
         self.last_buffer_size = 0
 
+    # -- checkpoint (vaml_ext.mbpo.checkpoint) -----------------------------------------
+    def state_dict(self):
+        return {"rng": self.rng.bit_generator.state, "generator": self.generator.get_state(),
+                "model_steps": self.model_steps, "refits": self.refits, "seconds": self.seconds,
+                "critic_updates": self.critic_updates, "last_buffer_size": self.last_buffer_size}
+
+    def load_state_dict(self, st):
+        self.rng.bit_generator.state = st["rng"]
+        self.generator.set_state(st["generator"])  # on_train_begin has built it
+        for k in ("model_steps", "refits", "seconds", "critic_updates", "last_buffer_size"):
+            setattr(self, k, st[k])
+
     # -- plugin hooks -------------------------------------------------------------
     def on_train_begin(self, ctx):
         self.generator = torch.Generator(device=ctx.dynamics_model.device)

@@ -1,0 +1,160 @@
+"""Checkpoint/resume of MBPO runs (vaml_ext.mbpo.checkpoint over patches/mbrl-lib/0004).
+
+A run that dies right after a checkpoint -- by an exception in-process, or by SIGKILL in
+a subprocess -- and is started again in the same work dir must produce exactly the
+evaluation rows and the final weights of an uninterrupted run.
+"""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaml_ext.mbpo import checkpoint as ckpt_mod
+from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose, run_mbpo
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = "mbpo_inv_pendulum"
+
+
+def overrides(loss, steps=400):
+    return ["device=cpu", "seed=0", *SMOKE_OVERRIDES, f"overrides.model_loss={loss}",
+            "overrides.checkpoint_every=1", f"overrides.num_steps={steps}"]
+
+
+def rows(run_dir):
+    with open(Path(run_dir) / "returns.csv") as f:
+        return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in csv.DictReader(f)]
+
+
+def final_state(run_dir):
+    st = torch.load(Path(run_dir) / "ckpt" / "latest.pt", weights_only=False)
+    return st["model"], st["agent"]["policy"][1], st["agent"]["critic"][1]
+
+
+def assert_same_state(a, b):
+    for da, db in zip(a, b):
+        assert da.keys() == db.keys()
+        for k in da:
+            assert torch.equal(da[k], db[k]), k
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = {}
+    for loss in ("mle", "ma_l1"):
+        d = tmp_path_factory.mktemp(f"ref_{loss}")
+        run_mbpo(compose(ENV, overrides(loss)), d)
+        out[loss] = d
+    return out
+
+
+class _Died(Exception):
+    pass
+
+
+@pytest.mark.parametrize("loss", ["mle", "ma_l1"])
+def test_resume_after_death_is_bit_identical(reference, tmp_path, monkeypatch, loss):
+    save = ckpt_mod.RunRecorder._save
+
+    def save_then_die(self, ctx):
+        save(self, ctx)
+        if ctx.epoch == 1:
+            raise _Died
+
+    monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save_then_die)
+    with pytest.raises(_Died):
+        run_mbpo(compose(ENV, overrides(loss)), tmp_path)
+    assert [r["env_steps"] for r in rows(tmp_path)] == ["100", "200"]
+    monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save)
+    run_mbpo(compose(ENV, overrides(loss)), tmp_path, silent=False)  # with mbrl's logger
+    ref = rows(reference[loss])
+    assert len(ref) == 4
+    assert rows(tmp_path) == ref
+    assert_same_state(final_state(tmp_path), final_state(reference[loss]))
+    # mbrl's own results.csv (when its logger runs) is refilled with the rows before the checkpoint
+    with open(tmp_path / "results.csv") as f:
+        assert [float(r["env_step"]) for r in csv.DictReader(f)] == [99, 199, 299, 399]
+
+
+def test_rows_after_the_checkpoint_are_dropped_on_resume(reference, tmp_path, monkeypatch):
+    save = ckpt_mod.RunRecorder._save
+
+    def save_then_die(self, ctx):
+        save(self, ctx)
+        if ctx.epoch == 1:
+            raise _Died
+
+    monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save_then_die)
+    with pytest.raises(_Died):
+        run_mbpo(compose(ENV, overrides("mle")), tmp_path)
+    # a row the dead run wrote after its checkpoint (killed between the two writes)
+    with open(tmp_path / "returns.csv", "a") as f:
+        f.write("300,-1.0,9.9,2,1,999\n")
+    monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save)
+    run_mbpo(compose(ENV, overrides("mle")), tmp_path)
+    assert rows(tmp_path) == rows(reference["mle"])
+
+
+def test_sigkill_then_resume(reference, tmp_path):
+    """A real `kill -9` while the run is between checkpoints."""
+    code = ("import torch; torch.set_num_threads(1);"
+            "from vaml_ext.mbpo.runner import compose, run_mbpo;"
+            f"run_mbpo(compose({ENV!r}, {overrides('ma_l1', steps=400)!r}), {str(tmp_path)!r})")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "ckpt" / "latest.pt"
+    deadline = time.time() + 240
+    try:
+        while not ckpt.is_file():
+            assert proc.poll() is None, "the run ended before writing a checkpoint"
+            assert time.time() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    n_before = len(rows(tmp_path))
+    assert 1 <= n_before < 4, f"kill did not land mid-run ({n_before} rows)"
+    run_mbpo(compose(ENV, overrides("ma_l1", steps=400)), tmp_path)
+    assert rows(tmp_path) == rows(reference["ma_l1"])
+    assert_same_state(final_state(tmp_path), final_state(reference["ma_l1"]))
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(reference, tmp_path):
+    import shutil
+
+    shutil.copytree(reference["mle"] / "ckpt", tmp_path / "ckpt")
+    with pytest.raises(RuntimeError, match="overrides.model_loss: 'mle' -> 'ma_l1'"):
+        run_mbpo(compose(ENV, overrides("ma_l1")), tmp_path)
+
+
+def test_resume_false_starts_over(reference, tmp_path):
+    import shutil
+
+    shutil.copytree(reference["mle"] / "ckpt", tmp_path / "ckpt")
+    run_mbpo(compose(ENV, overrides("mle") + ["overrides.resume=false"]), tmp_path)
+    assert rows(tmp_path) == rows(reference["mle"])
+
+
+def test_returns_csv_without_checkpoints(tmp_path):
+    o = ["device=cpu", "seed=0", *SMOKE_OVERRIDES]
+    run_mbpo(compose(ENV, o), tmp_path)
+    assert [r["env_steps"] for r in rows(tmp_path)] == ["100", "200"]
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize("bad", ["overrides.checkpoint_every=-1", "overrides.resume=3",
+                                 "overrides.progress_bar=maybe"])
+def test_invalid_run_management_keys(tmp_path, bad):
+    key = bad.split("=")[0]
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        run_mbpo(compose(ENV, ["device=cpu", *SMOKE_OVERRIDES, bad]), tmp_path)

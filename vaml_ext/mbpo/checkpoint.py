@@ -1,0 +1,287 @@
+"""Checkpoint/resume, the shared evaluation curve and progress output for MBPO runs.
+
+Registered by the ``vaml`` plugin for every loss (``mle`` included) through the loop
+state exposed by ``patches/mbrl-lib/0004``:
+
+* ``<work_dir>/returns.csv`` -- one row per evaluation in the run-directory format of
+  :mod:`vaml_ext.exp.rundir` (``env_steps`` = loop env steps so far, as mbrl's
+  ``results.csv`` counts them: the initial exploration steps are not included);
+* ``overrides.checkpoint_every=N`` (epochs; 0 = off, the default) -- after every N-th
+  evaluation, ``<work_dir>/ckpt/latest.pt`` is written atomically with everything the
+  loop needs to continue *bit-identically*: SAC networks, optimisers and temperature,
+  the dynamics model (weights, input normaliser, elite set) and its optimiser, the real
+  and model-rollout replay buffers, every random stream (numpy/torch/python globals,
+  the loop generator, the model generator, both environments' generators) and the
+  plugins' own state (value-aware update, refit, diagnostics);
+* a run whose work dir already holds a checkpoint resumes from it (``overrides.resume``,
+  default true). ``returns.csv`` is first truncated to the checkpoint's step, so no
+  evaluation row is lost or duplicated; mbrl's ``results.csv`` (reopened empty by its
+  logger) is refilled with the kept rows when the run is not ``silent``. (mbrl's other CSV logs restart at the resume; returns.csv is the complete record.)
+  A checkpoint written by a different configuration is refused (the differing keys are
+  named).
+* ``overrides.progress_bar=true`` -- a progress line/bar with env steps, the latest
+  return and the ETA, and a summary at the end of the run.
+
+Upstream's MBPO loop calls ``env.reset()`` at the start of every epoch, so a checkpoint
+at an evaluation (epoch end) needs no mid-episode environment state.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbrl.util.plugins import Callback
+
+CKPT_NAME = "latest.pt"
+#: config keys that may differ between the run that wrote a checkpoint and the one resuming it
+#: (not ``overrides.num_steps``: mbrl sizes the real replay buffer from it)
+RESUME_MUTABLE_KEYS = ("overrides.resume", "overrides.progress_bar", "overrides.checkpoint_every")
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+# ---- generic state of objects without a state_dict -------------------------------------
+def _obj_state(obj) -> dict:
+    """Modules, optimisers, tensors and plain numbers among ``vars(obj)`` (e.g. the SAC agent)."""
+    out = {}
+    for k, v in vars(obj).items():
+        if isinstance(v, (torch.nn.Module, torch.optim.Optimizer)):
+            out[k] = ("state_dict", v.state_dict())
+        elif isinstance(v, torch.Tensor):
+            out[k] = ("tensor", v.detach().clone())
+        elif isinstance(v, (bool, int, float)):
+            out[k] = ("value", v)
+    return out
+
+
+def _load_obj_state(obj, state: dict) -> None:
+    for k, (kind, v) in state.items():
+        cur = getattr(obj, k)
+        if kind == "state_dict":
+            cur.load_state_dict(v)
+        elif kind == "tensor":
+            if isinstance(cur, torch.Tensor):
+                with torch.no_grad():
+                    cur.copy_(v)  # in place: optimisers hold references (e.g. SAC's log_alpha)
+            else:
+                setattr(obj, k, v)
+        else:
+            setattr(obj, k, v)
+
+
+def _gen_state(gen: np.random.Generator):
+    return gen.bit_generator.state
+
+
+def _set_gen_state(gen: np.random.Generator, state) -> None:
+    gen.bit_generator.state = state  # in place: the loop and the buffer share the object
+
+
+def _buffer_state(buf) -> dict:
+    n = buf.num_stored
+    return {
+        "capacity": buf.capacity, "cur_idx": buf.cur_idx, "num_stored": n,
+        "obs_shape": buf.obs.shape[1:], "act_shape": buf.action.shape[1:],
+        "dtypes": (buf.obs.dtype, buf.action.dtype, buf.reward.dtype),
+        "arrays": {k: getattr(buf, k)[:n].copy()
+                   for k in ("obs", "next_obs", "action", "reward", "terminated", "truncated")},
+        "trajectory_indices": buf.trajectory_indices,
+        "start_last_trajectory": buf._start_last_trajectory,
+        "rng": _gen_state(buf.rng),
+    }
+
+
+def _load_buffer_state(buf, st: dict) -> None:
+    if buf.capacity != st["capacity"] or buf.obs.shape[1:] != tuple(st["obs_shape"]):
+        raise RuntimeError(f"checkpointed replay buffer (capacity {st['capacity']}, obs {st['obs_shape']}) "
+                           f"does not fit this run's buffer (capacity {buf.capacity}, obs {buf.obs.shape[1:]})")
+    n = st["num_stored"]
+    for k, v in st["arrays"].items():
+        getattr(buf, k)[:n] = v
+    buf.num_stored, buf.cur_idx = n, st["cur_idx"]
+    buf.trajectory_indices = st["trajectory_indices"]
+    buf._start_last_trajectory = st["start_last_trajectory"]
+    _set_gen_state(buf.rng, st["rng"])
+
+
+def _new_buffer(st: dict):
+    import mbrl.util
+
+    obs_t, act_t, rew_t = st["dtypes"]
+    buf = mbrl.util.ReplayBuffer(st["capacity"], tuple(st["obs_shape"]), tuple(st["act_shape"]),
+                                 obs_type=obs_t, action_type=act_t, reward_type=rew_t,
+                                 rng=np.random.default_rng())
+    _load_buffer_state(buf, st)
+    return buf
+
+
+def _env_state(env) -> dict:
+    u = env.unwrapped
+    return {"np_random": _gen_state(u.np_random),
+            "action_space": _gen_state(env.action_space.np_random),
+            "observation_space": _gen_state(env.observation_space.np_random)}
+
+
+def _load_env_state(env, st: dict) -> None:
+    _set_gen_state(env.unwrapped.np_random, st["np_random"])
+    _set_gen_state(env.action_space.np_random, st["action_space"])
+    _set_gen_state(env.observation_space.np_random, st["observation_space"])
+
+
+class RunRecorder(Callback):
+    """returns.csv + checkpoint/resume + progress for one MBPO run (see module docstring)."""
+
+    def __init__(self, every: int = 0, resume: bool = True, progress: bool = False, stateful=()):
+        self.every = int(every)
+        self.resume = bool(resume)
+        self.progress_enabled = bool(progress)
+        self.stateful = dict(stateful)  # name -> object with state_dict()/load_state_dict()
+        self.eval_log = None
+        self.progress = None
+        self.resumed_from = None
+        self._t0 = time.perf_counter()
+        self._wall_offset = 0.0
+
+    # ---- paths ------------------------------------------------------------------------
+    @staticmethod
+    def ckpt_path(work_dir) -> Path:
+        return Path(work_dir) / "ckpt" / CKPT_NAME
+
+    def wall_time(self) -> float:
+        return self._wall_offset + time.perf_counter() - self._t0
+
+    # ---- hooks ------------------------------------------------------------------------
+    def on_train_begin(self, ctx):
+        from vaml_ext.exp.rundir import EvalLog
+
+        path = self.ckpt_path(ctx.work_dir)
+        keep_until = None
+        if self.every > 0 and self.resume and path.is_file():
+            keep_until = self._restore(ctx, path)
+        self.eval_log = EvalLog(ctx.work_dir, extra_fields=("epoch", "rollout_length", "updates_made"),
+                                keep_until=keep_until)
+        if keep_until is not None and ctx.logger is not None:
+            import mbrl.constants
+            from vaml_ext.exp.rundir import read_eval
+
+            for r in read_eval(Path(ctx.work_dir)):  # refill mbrl's results.csv (opened with "w")
+                ctx.logger.log_data(mbrl.constants.RESULTS_LOG_NAME, {
+                    "epoch": int(r["epoch"]), "env_step": int(r["env_steps"]) - 1,
+                    "episode_reward": r["return"], "rollout_length": int(r["rollout_length"])})
+        if self.progress_enabled:
+            from vaml_ext.exp.progress import RunProgress
+
+            o = ctx.cfg.overrides
+            self.progress = RunProgress(int(o.num_steps), desc=f"{o.env} {o.get('model_loss', 'mle')} "
+                                        f"seed{ctx.cfg.seed}", initial=ctx.env_steps)
+
+    def on_epoch_end(self, ctx):
+        ret = float(ctx.extras.get("eval_reward", float("nan")))
+        steps = int(ctx.env_steps) + 1
+        self.eval_log.write({"env_steps": steps, "return": ret, "wall_time_s": round(self.wall_time(), 3),
+                             "epoch": ctx.epoch, "rollout_length": ctx.rollout_length,
+                             "updates_made": ctx.updates_made})
+        if self.every > 0 and (ctx.epoch + 1) % self.every == 0:
+            self._save(ctx)
+        if self.progress is not None:
+            self.progress.update(steps, ret)
+
+    def on_train_end(self, ctx):
+        if self.progress is not None:
+            extra = f"resumed from env step {self.resumed_from}" if self.resumed_from is not None else ""
+            self.progress.close(extra=extra)
+
+    # ---- checkpoint ---------------------------------------------------------------------
+    def _save(self, ctx) -> None:
+        from omegaconf import OmegaConf
+
+        dyn = ctx.dynamics_model
+        norm = getattr(dyn, "input_normalizer", None)
+        state = {
+            "format": 1,
+            "config": OmegaConf.to_container(ctx.cfg, resolve=True),
+            "loop": {"env_steps": int(ctx.env_steps), "epoch": int(ctx.epoch),
+                     "updates_made": int(ctx.updates_made), "best_eval_reward": float(ctx.best_eval_reward)},
+            "wall_time_s": self.wall_time(),
+            "agent": _obj_state(ctx.agent.sac_agent),
+            "model": dyn.state_dict(),
+            "elite_models": getattr(dyn.model, "elite_models", None),
+            "normalizer": None if norm is None else (norm.mean.clone(), norm.std.clone()),
+            "model_optimizer": ctx.model_trainer.optimizer.state_dict(),
+            "model_trainer_iteration": ctx.model_trainer._train_iteration,
+            "replay_buffer": _buffer_state(ctx.replay_buffer),
+            "sac_buffer": None if ctx.sac_buffer is None else _buffer_state(ctx.sac_buffer),
+            "torch_generator": ctx.torch_generator.get_state(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "env": _env_state(ctx.env),
+            "test_env": _env_state(ctx.test_env),
+            "update_fn": (ctx.model_trainer.update_fn.state_dict()
+                          if hasattr(ctx.model_trainer.update_fn, "state_dict") else None),
+            "plugins": {k: v.state_dict() for k, v in self.stateful.items()},
+        }
+        path = self.ckpt_path(ctx.work_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _restore(self, ctx, path: Path) -> int:
+        from omegaconf import OmegaConf
+
+        st = torch.load(path, weights_only=False)
+        old = _flat(st["config"])
+        new = _flat(OmegaConf.to_container(ctx.cfg, resolve=True))
+        diff = sorted(k for k in set(old) | set(new)
+                      if old.get(k) != new.get(k) and k not in RESUME_MUTABLE_KEYS and not k.startswith("hydra."))
+        if diff:
+            shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:8])
+            raise RuntimeError(f"checkpoint {path} was written by a run with a different config ({shown}"
+                               f"{', ...' if len(diff) > 8 else ''}); use another work dir or "
+                               f"overrides.resume=false to start over")
+        _load_obj_state(ctx.agent.sac_agent, st["agent"])
+        dyn = ctx.dynamics_model
+        dyn.load_state_dict(st["model"])
+        if st["elite_models"] is not None:
+            dyn.set_elite(st["elite_models"])
+        if st["normalizer"] is not None:
+            dyn.input_normalizer.mean, dyn.input_normalizer.std = (t.clone() for t in st["normalizer"])
+        ctx.model_trainer.optimizer.load_state_dict(st["model_optimizer"])
+        ctx.model_trainer._train_iteration = st["model_trainer_iteration"]
+        _load_buffer_state(ctx.replay_buffer, st["replay_buffer"])
+        ctx.sac_buffer = None if st["sac_buffer"] is None else _new_buffer(st["sac_buffer"])
+        ctx.torch_generator.set_state(st["torch_generator"])
+        torch.set_rng_state(st["rng"]["torch"])
+        np.random.set_state(st["rng"]["numpy"])
+        random.setstate(st["rng"]["python"])
+        _load_env_state(ctx.env, st["env"])
+        _load_env_state(ctx.test_env, st["test_env"])
+        if st["update_fn"] is not None:
+            ctx.model_trainer.update_fn.load_state_dict(st["update_fn"])
+        for k, v in self.stateful.items():
+            v.load_state_dict(st["plugins"][k])
+        loop = st["loop"]
+        ctx.env_steps = loop["env_steps"] + 1
+        ctx.epoch = loop["epoch"] + 1
+        ctx.updates_made = loop["updates_made"]
+        ctx.best_eval_reward = loop["best_eval_reward"]
+        self._wall_offset = st["wall_time_s"]
+        self._t0 = time.perf_counter()
+        self.resumed_from = ctx.env_steps
+        print(f"[mbpo] resumed from {path}: epoch {loop['epoch']} done, env step {ctx.env_steps}", flush=True)
+        return ctx.env_steps
