@@ -176,6 +176,150 @@ class DynaResult:
     state: Optional[dict] = None  # model / agent / buffer when run_dyna(keep_state=True)
 
 
+def stream_seed(base_seed: int, size: int) -> int:
+    """Seed of the random-number stream shared by all runs of one :func:`run_dyna` call."""
+    return int(base_seed) * 1_000_003 + int(size) * 7919 + 17
+
+
+class DynaTrainer:
+    """Algorithm 2 for a batch of runs (``methods[i]`` is run ``i``'s objective), advanced one
+    iteration at a time, with its complete state as a ``state_dict`` (checkpoint/resume).
+
+    All runs draw from one ``torch.Generator`` seeded with :func:`stream_seed`; the draws
+    have shape ``[runs, ...]``, so a run's numbers depend on the whole batch. Evaluations
+    are scheduled every ``cfg.eval_every`` env steps (:meth:`due_evaluations`).
+    """
+
+    def __init__(self, size: int, methods: Sequence[str], cfg: DynaConfig, base_seed: int = 0,
+                 spec: Optional[GridSpec] = None):
+        if not methods:
+            raise ValueError("methods must be non-empty")
+        self.cfg = cfg
+        self.methods = list(methods)
+        self.spec = spec = spec or grid_spec(size)
+        self.gen = torch.Generator().manual_seed(stream_seed(base_seed, size))
+        R, S = len(methods), spec.n_states
+        self.objectives = GridObjectives(methods, va_loss_coeff=cfg.va_loss_coeff, gamma=cfg.gamma)
+        self.model = TabularCategoricalModel(R, S)
+        self.model_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr, fused=True)
+        self.agent = TabularA2C(R, S, cfg.gamma, cfg.gae_lambda, cfg.entropy_coef, cfg.policy_lr, cfg.value_lr)
+        self.env = BatchedGridworld(spec, (R,))
+        self.n_iters = -(-cfg.env_steps // cfg.real_steps_per_iter)
+        self.buffer = RealBuffer(R, self.n_iters * cfg.real_steps_per_iter)
+        self.imag_s = torch.full((R, cfg.model_envs), spec.start, dtype=torch.long)
+        self.imag_t = torch.zeros_like(self.imag_s)
+        self.refit_w = self.objectives.value_aware
+        self.refit_on = cfg.value_update_interval > 0 and bool(self.refit_w.any())
+        self.it = 0  # iterations done
+        self.env_steps = 0  # real env steps per run so far
+        self.next_eval = cfg.eval_every
+        self.model_loss = float("nan")  # mean total model loss over the last iteration's updates
+
+    @property
+    def finished(self) -> bool:
+        return self.it >= self.n_iters
+
+    def evaluate(self) -> torch.Tensor:
+        """Return of every run's current policy in the real room -> ``[runs]``."""
+        return evaluate(self.agent, self.spec, self.cfg.eval_episodes, self.gen, self.cfg.eval_greedy)
+
+    def due_evaluations(self) -> int:
+        """How many evaluations fall due at the current env step (and schedule the next)."""
+        n = 0
+        while self.env_steps >= self.next_eval:
+            n += 1
+            self.next_eval += self.cfg.eval_every
+        return n
+
+    def train_iteration(self) -> None:
+        """One iteration of Algorithm 2 (real data, model updates + refit, A2C in the model)."""
+        cfg, spec, gen = self.cfg, self.spec, self.gen
+        env, agent, model, buffer, objectives = self.env, self.agent, self.model, self.buffer, self.objectives
+        # 1. real data
+        for _ in range(cfg.real_steps_per_iter):
+            s = env.state
+            a = agent.act(s.unsqueeze(1), gen).squeeze(1)
+            s2, _, term, trunc = env.step(a)
+            done = term | trunc
+            buffer.add(model.row_index(s, a), s2, env.t, done)
+            env.reset_done(done)
+        self.env_steps += cfg.real_steps_per_iter
+        # 2. model updates (+ Algorithm 2 refit)
+        model_opt = self.model_opt
+        loss_sum = torch.zeros(())
+        for k in range(cfg.model_updates_per_iter):
+            batch = buffer.sample(cfg.batch_size, gen)
+            traj = buffer.sample_episodes(cfg.traj_batch, spec.max_steps, gen) if objectives.needs_trajectories else None
+            loss = objectives(spec, model.logits, agent.V, batch, traj)
+            model_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            model_opt.step()
+            loss_sum += loss.detach().to(loss_sum.dtype)
+            agent.V.grad = None  # V is an input of the model loss only (detached); keep it clean
+            if self.refit_on and (k + 1) % cfg.value_update_interval == 0:
+                s0, t0_ = buffer.states(cfg.refit_envs, gen)
+                d2 = agent.rollout(model, spec, s0, t0_, cfg.refit_steps, gen)
+                agent.value_refit(d2, self.refit_w, cfg.refit_updates)
+        self.model_loss = float(loss_sum) / cfg.model_updates_per_iter
+        # 3. A2C in the model
+        for _ in range(cfg.policy_updates_per_iter):
+            d1 = agent.rollout(model, spec, self.imag_s, self.imag_t, cfg.rollout_steps, gen)
+            self.imag_s, self.imag_t = d1["final_state"], d1["final_t"]
+            agent.a2c_update(d1)
+        self.it += 1
+
+    # ----------------------------------------------------------------- checkpointing
+    _BUFFER_KEYS = ("rows", "s_next", "t", "ep_id", "ep_start")
+
+    def state_dict(self) -> dict:
+        """Everything the loop needs to continue bit-identically (tensors are copies)."""
+        b = self.buffer
+        return {
+            "methods": list(self.methods),
+            "size": self.spec.size,
+            "cfg": self.cfg.to_dict(),
+            "gen": self.gen.get_state(),
+            "model": {k: v.clone() for k, v in self.model.state_dict().items()},
+            "model_opt": self.model_opt.state_dict(),
+            "agent": {k: v.clone() for k, v in self.agent.state_dict().items()},
+            "policy_opt": self.agent.policy_opt.state_dict(),
+            "value_opt": self.agent.value_opt.state_dict(),
+            "refit_opt": self.agent.refit_opt.state_dict(),
+            "env": {"state": self.env.state.clone(), "t": self.env.t.clone()},
+            "buffer": dict({k: getattr(b, k)[:, :b.size].clone() for k in self._BUFFER_KEYS},
+                           size=b.size, ep=b._ep.clone(), new_ep=b._new_ep.clone()),
+            "imag_s": self.imag_s.clone(),
+            "imag_t": self.imag_t.clone(),
+            "it": self.it,
+            "env_steps": self.env_steps,
+            "next_eval": self.next_eval,
+            "model_loss": self.model_loss,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["methods"] != self.methods or state["size"] != self.spec.size or state["cfg"] != self.cfg.to_dict():
+            raise ValueError("checkpoint is of a different run (methods, grid size or Dyna config differ): "
+                             f"{state['methods']}, {state['size']}, {state['cfg']}")
+        self.gen.set_state(state["gen"])
+        self.model.load_state_dict(state["model"])
+        self.model_opt.load_state_dict(state["model_opt"])
+        self.agent.load_state_dict(state["agent"])
+        self.agent.policy_opt.load_state_dict(state["policy_opt"])
+        self.agent.value_opt.load_state_dict(state["value_opt"])
+        self.agent.refit_opt.load_state_dict(state["refit_opt"])
+        self.env.state = state["env"]["state"].clone()
+        self.env.t = state["env"]["t"].clone()
+        b, sb = self.buffer, state["buffer"]
+        b.size = int(sb["size"])
+        for k in self._BUFFER_KEYS:
+            getattr(b, k).zero_()
+            getattr(b, k)[:, :b.size] = sb[k]
+        b._ep, b._new_ep = sb["ep"].clone(), sb["new_ep"].clone()
+        self.imag_s, self.imag_t = state["imag_s"].clone(), state["imag_t"].clone()
+        self.it, self.env_steps, self.next_eval = int(state["it"]), int(state["env_steps"]), int(state["next_eval"])
+        self.model_loss = float(state["model_loss"])
+
+
 def run_dyna(
     size: int,
     methods: Sequence[str],
@@ -188,71 +332,34 @@ def run_dyna(
 ) -> DynaResult:
     """Train one run per (method, seed) pair -- ``methods[i]``, ``seeds[i]`` -- on an N×N room.
 
-    Returns evaluation returns at ``0, eval_every, 2·eval_every, ...`` env steps.
+    Returns evaluation returns at ``0, eval_every, 2·eval_every, ...`` env steps. ``seeds``
+    only label the runs: all runs share one random stream seeded from ``base_seed`` and
+    ``size`` (:func:`stream_seed`), so runs of the same method differ through their place
+    in the batch. (:func:`vaml_ext.gridworld.run.run_gridworld` runs one pair alone.)
     """
     if len(methods) != len(seeds) or not methods:
         raise ValueError("methods and seeds must be non-empty and of equal length")
     t0 = time.perf_counter()
-    spec = spec or grid_spec(size)
-    gen = torch.Generator().manual_seed(int(base_seed) * 1_000_003 + int(size) * 7919 + 17)
-    R, S = len(methods), spec.n_states
-    objectives = GridObjectives(methods, va_loss_coeff=cfg.va_loss_coeff, gamma=cfg.gamma)
-    model = TabularCategoricalModel(R, S)
-    model_opt = torch.optim.Adam(model.parameters(), lr=cfg.model_lr, fused=True)
-    agent = TabularA2C(R, S, cfg.gamma, cfg.gae_lambda, cfg.entropy_coef, cfg.policy_lr, cfg.value_lr)
-    env = BatchedGridworld(spec, (R,))
-    n_iters = -(-cfg.env_steps // cfg.real_steps_per_iter)
-    buffer = RealBuffer(R, n_iters * cfg.real_steps_per_iter)
-    imag_s = torch.full((R, cfg.model_envs), spec.start, dtype=torch.long)
-    imag_t = torch.zeros_like(imag_s)
-    refit_w = objectives.value_aware
-    refit_on = cfg.value_update_interval > 0 and bool(refit_w.any())
-
-    result = DynaResult(size=spec.size, methods=list(methods), seeds=[int(s) for s in seeds])
+    tr = DynaTrainer(size, methods, cfg, base_seed=base_seed, spec=spec)
+    R, n_iters = len(methods), tr.n_iters
+    result = DynaResult(size=tr.spec.size, methods=list(methods), seeds=[int(s) for s in seeds])
 
     def record(steps: int) -> None:
-        r = evaluate(agent, spec, cfg.eval_episodes, gen, cfg.eval_greedy)
+        r = tr.evaluate()
         result.steps.append(steps)
         result.returns.append([float(x) for x in r])
 
     record(0)
-    next_eval = cfg.eval_every
-    env_steps = 0
-    for it in range(n_iters):
-        # 1. real data
-        for _ in range(cfg.real_steps_per_iter):
-            s = env.state
-            a = agent.act(s.unsqueeze(1), gen).squeeze(1)
-            s2, _, term, trunc = env.step(a)
-            done = term | trunc
-            buffer.add(model.row_index(s, a), s2, env.t, done)
-            env.reset_done(done)
-        env_steps += cfg.real_steps_per_iter
-        # 2. model updates (+ Algorithm 2 refit)
-        for k in range(cfg.model_updates_per_iter):
-            batch = buffer.sample(cfg.batch_size, gen)
-            traj = buffer.sample_episodes(cfg.traj_batch, spec.max_steps, gen) if objectives.needs_trajectories else None
-            loss = objectives(spec, model.logits, agent.V, batch, traj)
-            model_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            model_opt.step()
-            agent.V.grad = None  # V is an input of the model loss only (detached); keep it clean
-            if refit_on and (k + 1) % cfg.value_update_interval == 0:
-                s0, t0_ = buffer.states(cfg.refit_envs, gen)
-                d2 = agent.rollout(model, spec, s0, t0_, cfg.refit_steps, gen)
-                agent.value_refit(d2, refit_w, cfg.refit_updates)
-        # 3. A2C in the model
-        for _ in range(cfg.policy_updates_per_iter):
-            d1 = agent.rollout(model, spec, imag_s, imag_t, cfg.rollout_steps, gen)
-            imag_s, imag_t = d1["final_state"], d1["final_t"]
-            agent.a2c_update(d1)
-        while env_steps >= next_eval:
-            record(env_steps)
-            next_eval += cfg.eval_every
+    while not tr.finished:
+        tr.train_iteration()
+        for _ in range(tr.due_evaluations()):
+            record(tr.env_steps)
+        it = tr.it - 1
         if progress is not None and ((it + 1) % max(1, n_iters // 10) == 0 or it + 1 == n_iters):
-            progress(f"N={spec.size:2d} steps {env_steps:6d}/{cfg.env_steps} "
+            progress(f"N={tr.spec.size:2d} steps {tr.env_steps:6d}/{cfg.env_steps} "
                      f"mean return {sum(result.returns[-1]) / R:.3f} ({time.perf_counter() - t0:.0f}s)")
     result.wall_s = time.perf_counter() - t0
     if keep_state:
-        result.state = {"spec": spec, "model": model, "agent": agent, "buffer": buffer, "objectives": objectives}
+        result.state = {"spec": tr.spec, "model": tr.model, "agent": tr.agent, "buffer": tr.buffer,
+                        "objectives": tr.objectives}
     return result

@@ -1,0 +1,263 @@
+"""One gridworld run (one grid size, one method, one seed) in the common run-directory
+format of :mod:`vaml_ext.exp.rundir`, with checkpoint/resume (issue #6).
+
+    from vaml_ext.gridworld.run import run_gridworld
+    summary = run_gridworld("runs/grid5/ma_l1/seed0", size=5, method="ma_l1", seed=0,
+                            env_steps=3000, eval_every=100, dyna={"model_lr": 0.1})
+
+The training loop is :class:`~vaml_ext.gridworld.dyna.DynaTrainer` -- the machinery of
+:func:`~vaml_ext.gridworld.dyna.run_dyna` -- with a batch of one run whose random stream
+is seeded from ``seed`` and ``size`` (:func:`~vaml_ext.gridworld.dyna.stream_seed` with
+``base_seed = seed``). So ``run_gridworld(d, N, m, k, ...)`` gives exactly the returns of
+``run_dyna(N, [m], [k], cfg, base_seed=k)``, but **not** the curve of ``(m, k)`` inside the
+batched Figure-1 sweep: there all runs of a size share one stream and every draw has
+shape ``[runs, ...]``, so a run's numbers depend on the whole batch (the same holds for
+any batched sweep). Seeds run alone are independent runs of the same distribution.
+
+Files written into ``run_dir`` (see :mod:`vaml_ext.exp.rundir`):
+
+* ``run.yaml``  -- only if absent (a launcher may have written a richer one): backend,
+  env, method, seed, budget, the resolved Dyna config and git provenance;
+* ``returns.csv`` (``rundir.EVAL_FILE``, the contract's evaluation curve, first named
+  ``eval.csv``) -- one row per evaluation, at 0, eval_every, 2·eval_every, ... env steps
+  (as :func:`run_dyna`): ``env_steps, return, wall_time_s`` plus ``iteration`` (Dyna
+  iterations done), ``model_loss`` (mean model loss over the last iteration's updates;
+  empty at step 0) and ``v_start`` (the critic's value of the start cell);
+* ``tb/``       -- TensorBoard scalars ``eval/return``, ``train/model_loss``,
+  ``train/v_start`` against env steps;
+* ``ckpt/latest.pt`` -- written atomically (temporary file, fsync, ``os.replace``) after
+  every evaluation round: the trainer's full state (model, policy and value tables, the
+  four Adam states, the torch generator, the real-data buffer, the real and imagined
+  environments' states, counters), the global torch/numpy/python RNG states, a copy of the
+  evaluation rows so far and the wall-clock so far;
+* ``done.json`` -- written last: ``final_return`` (the return at the last evaluation),
+  ``env_steps, wall_time_s, n_evals, resumed`` (+ ``best_return, n_resumes, size, method,
+  seed``).
+
+Resume: if ``ckpt/latest.pt`` exists the run continues from it. The evaluation file is cut
+back to the rows with ``env_steps`` ≤ the checkpoint's (``EvalLog(keep_until=...)``); if
+what is left differs from the checkpoint's copy of those rows (a torn last line, a lost
+or edited file) it is rewritten from that copy. TensorBoard events after the checkpoint
+are purged (``purge_step``). A run killed at any moment (even by ``SIGKILL``) and
+restarted therefore produces the same evaluation rows as an uninterrupted run (same
+values, same text, nothing lost or duplicated); only ``wall_time_s`` differs, and time
+the killed process spent after its last checkpoint is not counted. If ``done.json``
+exists the run is not repeated: its summary is returned.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import random
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from vaml_ext.exp.rundir import (
+    DONE_FILE,
+    EVAL_FIELDS,
+    EVAL_FILE,
+    EvalLog,
+    git_provenance,
+    read_done,
+    write_done,
+    write_run_config,
+)
+from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer
+from vaml_ext.gridworld.env import _check_size
+from vaml_ext.gridworld.objectives import METHODS
+
+CKPT_DIR = "ckpt"
+CKPT_FILE = "latest.pt"
+TB_DIR = "tb"
+EXTRA_FIELDS = ("iteration", "model_loss", "v_start")
+CKPT_FORMAT = 1
+
+
+def _positive_int(name: str, v) -> int:
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _validate(size, method, seed, env_steps, eval_every, dyna) -> DynaConfig:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    try:
+        _check_size(size)
+    except ValueError as e:
+        raise ValueError(f"size: {e}") from None
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _positive_int("env_steps", env_steps)
+    _positive_int("eval_every", eval_every)
+    if dyna is None:
+        dyna = {}
+    if not isinstance(dyna, dict):
+        raise ValueError(f"dyna must be a mapping of Dyna options, got {type(dyna).__name__}")
+    dyna = dict(dyna)
+    for key, val in (("env_steps", env_steps), ("eval_every", eval_every)):
+        if key in dyna and dyna.pop(key) != val:
+            raise ValueError(f"dyna.{key} conflicts with the {key} argument; pass it as the argument only")
+    return DynaConfig.from_dict(dict(dyna, env_steps=int(env_steps), eval_every=int(eval_every)))
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": (np_state[0], [int(x) for x in np_state[1]], int(np_state[2]), int(np_state[3]),
+                      float(np_state[4]))}
+
+
+def _set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    random.setstate(s["python"])
+    name, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _csv_text(row: dict, fields) -> dict:
+    """A row as ``csv.DictWriter`` writes it (``str`` of each cell)."""
+    return {k: str(row.get(k, "")) for k in fields}
+
+
+def _resume_eval_log(run_dir: Path, ckpt_steps: int, rows: list) -> EvalLog:
+    """Cut the evaluation file back to the checkpoint (``EvalLog(keep_until=...)``); if what
+    is left is not exactly the checkpoint's copy of its rows (a torn last line, a lost or
+    edited file), rewrite it from that copy."""
+    fields = list(EVAL_FIELDS) + list(EXTRA_FIELDS)
+    try:
+        log = EvalLog(run_dir, EXTRA_FIELDS, keep_until=ckpt_steps)
+        with open(log.path, newline="") as f:
+            ok = list(csv.DictReader(f)) == [_csv_text(r, fields) for r in rows]
+    except (ValueError, KeyError, TypeError, csv.Error):
+        ok = False
+    if not ok:
+        warnings.warn(f"{Path(run_dir) / EVAL_FILE} did not match checkpoint {ckpt_steps} env steps; "
+                      "rewritten from the checkpoint's copy of its rows", RuntimeWarning, stacklevel=3)
+        log = EvalLog(run_dir, EXTRA_FIELDS)
+        for r in rows:
+            log.write(r)
+    return log
+
+
+def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, eval_every: int,
+                  dyna: Optional[dict] = None, progress: bool = True) -> dict:
+    """Train one ``method``/``seed`` on the ``size``×``size`` room for ``env_steps`` real
+    env steps, evaluating every ``eval_every`` (and at 0); ``dyna`` holds the other
+    :class:`~vaml_ext.gridworld.dyna.DynaConfig` options. Resumes from ``ckpt/latest.pt``
+    if present; returns ``done.json``'s summary (immediately if the run is already done).
+    See the module docstring for the files and the resume guarantee.
+
+    Raises ``ValueError`` naming the argument for an unknown method, an invalid size or
+    seed, non-positive budgets, bad Dyna options, or a checkpoint of a different run.
+    """
+    cfg = _validate(size, method, seed, env_steps, eval_every, dyna)
+    size, seed = int(size), int(seed)
+    run_dir = Path(run_dir)
+    if (run_dir / DONE_FILE).is_file():
+        return read_done(run_dir)
+
+    run_info = {"backend": "gridworld", "env": f"gridworld{size}", "size": size, "method": method,
+                "seed": seed, "budget": {"env_steps": int(env_steps), "eval_every": int(eval_every)},
+                "dyna": cfg.to_dict()}
+    ckpt_path = run_dir / CKPT_DIR / CKPT_FILE
+    ckpt = None
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ckpt.get("format") != CKPT_FORMAT or ckpt.get("run") != run_info:
+            raise ValueError(f"run_dir {str(run_dir)!r} holds a checkpoint of a different run "
+                             f"({ckpt.get('run')}); use another run_dir or delete {ckpt_path}")
+
+    (run_dir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "run.yaml").is_file():
+        write_run_config(run_dir, dict(run_info, provenance=git_provenance()))
+
+    trainer = DynaTrainer(size, [method], cfg, base_seed=seed)
+    if ckpt is None:
+        rows, wall0, n_resumes = [], 0.0, 0
+        log = EvalLog(run_dir, EXTRA_FIELDS)  # fresh file (drops any stale rows)
+    else:
+        trainer.load_state_dict(ckpt["trainer"])
+        _set_rng_state(ckpt["rng"])
+        rows, wall0, n_resumes = list(ckpt["rows"]), float(ckpt["wall_time_s"]), int(ckpt["n_resumes"]) + 1
+        log = _resume_eval_log(run_dir, trainer.env_steps, rows)
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    # hide events a killed process logged after its checkpoint (all of them on a fresh start)
+    tb = SummaryWriter(str(run_dir / TB_DIR), purge_step=trainer.env_steps + 1 if ckpt is not None else 0)
+    prog = None
+    if progress:
+        from vaml_ext.exp.progress import RunProgress
+
+        prog = RunProgress(total_steps=cfg.env_steps, desc=f"gridworld{size}/{method}/seed{seed}",
+                           initial=trainer.env_steps)
+    t_start = time.perf_counter()
+
+    def wall() -> float:
+        return wall0 + time.perf_counter() - t_start
+
+    def evaluate_and_log() -> None:
+        ret = float(trainer.evaluate()[0])
+        row = {"env_steps": trainer.env_steps, "return": ret, "wall_time_s": round(wall(), 3),
+               "iteration": trainer.it, "model_loss": "" if trainer.it == 0 else trainer.model_loss,
+               "v_start": float(trainer.agent.V.detach()[0, trainer.spec.start])}
+        log.write(row)
+        rows.append(row)
+        tb.add_scalar("eval/return", ret, trainer.env_steps)
+        if trainer.it > 0:
+            tb.add_scalar("train/model_loss", trainer.model_loss, trainer.env_steps)
+        tb.add_scalar("train/v_start", row["v_start"], trainer.env_steps)
+        if prog is not None:
+            prog.update(trainer.env_steps, ret)
+
+    def checkpoint() -> None:
+        tb.flush()
+        _atomic_torch_save({"format": CKPT_FORMAT, "run": run_info, "trainer": trainer.state_dict(),
+                            "rng": _rng_state(), "rows": rows, "wall_time_s": wall(),
+                            "n_resumes": n_resumes}, ckpt_path)
+
+    try:
+        if ckpt is None:
+            evaluate_and_log()
+            checkpoint()
+        unsaved = False
+        while not trainer.finished:
+            trainer.train_iteration()
+            n_due = trainer.due_evaluations()
+            for _ in range(n_due):
+                evaluate_and_log()
+            if n_due:
+                checkpoint()
+            elif prog is not None:
+                prog.update(trainer.env_steps)
+            unsaved = not n_due
+        if unsaved:  # trailing iterations without an evaluation (budget not a multiple of eval_every)
+            checkpoint()
+    finally:
+        tb.close()
+    returns = [r["return"] for r in rows]
+    summary = {"final_return": returns[-1], "best_return": max(returns), "env_steps": trainer.env_steps,
+               "wall_time_s": round(wall(), 3), "n_evals": len(rows), "resumed": n_resumes > 0,
+               "n_resumes": n_resumes, "size": size, "method": method, "seed": seed}
+    write_done(run_dir, summary)
+    if prog is not None:
+        prog.close(final_return=summary["final_return"])
+    return summary
+
+
+__all__ = ["run_gridworld", "EXTRA_FIELDS"]
