@@ -186,8 +186,8 @@ class RunRecorder(Callback):
             from vaml_ext.exp.progress import RunProgress
 
             o = ctx.cfg.overrides
-            self.progress = RunProgress(int(o.num_steps), desc=f"{o.env} {o.get('model_loss', 'mle')} "
-                                        f"seed{ctx.cfg.seed}", initial=ctx.env_steps)
+            desc = os.environ.get("VAML_RUN_TAG") or f"{o.env} {o.get('model_loss', 'mle')} seed{ctx.cfg.seed}"
+            self.progress = RunProgress(int(o.num_steps), desc=desc, initial=ctx.env_steps)
 
     def on_epoch_end(self, ctx):
         ret = float(ctx.extras.get("eval_reward", float("nan")))

@@ -1,0 +1,124 @@
+"""One command per figure and preset: run the sweep through Hydra's launchers, then aggregate.
+
+    python -m vaml_ext.exp fig1 --preset smoke             # minutes on 2 CPU cores (CI)
+    python -m vaml_ext.exp fig3 --preset short --jobs 8    # hours on a laptop / workstation
+    python -m vaml_ext.exp fig2 --preset paper --launcher slurm \\
+        --launcher-arg hydra.launcher.partition=learnfair
+    python -m vaml_ext.exp fig3 --preset smoke --envs hopper --methods mle ma_l1 --seeds 0 1
+    python -m vaml_ext.exp fig3 --preset smoke --dry-run   # print the Hydra command only
+
+The sweep is ``python -m vaml_ext.exp.run -m figure=<fig> preset=<p> env=... method=...
+seed=...`` (every env x method x seed of the figure config, ``exp/conf/figure/<fig>.yaml``)
+with ``hydra/launcher=local`` (hydra-joblib-launcher, ``--jobs`` processes) or ``slurm``
+(hydra-submitit-launcher). Results go to ``<out>/<fig>/<preset>/<env>/<method>/seed<k>``;
+finished runs are skipped and unfinished ones resume, so re-running the same command after
+an interruption completes the sweep. Then :func:`vaml_ext.exp.aggregate.aggregate` writes
+``<out>/<fig>/<preset>/report/`` (report.md, PNGs, CSVs). Exit status: 0 when every run
+finished, 1 when some failed (the report still covers the finished ones).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vaml_ext.exp.rundir import DONE_FILE, REPO
+from vaml_ext.exp.run import CONF_DIR, FAILED_FILE, PRESETS, seeds_for
+
+
+def load_figure(name: str) -> dict:
+    import yaml
+
+    path = CONF_DIR / "figure" / f"{name}.yaml"
+    if not path.is_file():
+        valid = sorted(p.stem for p in (CONF_DIR / "figure").glob("*.yaml"))
+        raise SystemExit(f"unknown figure {name!r}; valid: {', '.join(valid)}")
+    return yaml.safe_load(path.read_text())
+
+
+def _subset(kind, chosen, valid):
+    if not chosen:
+        return list(valid)
+    bad = [c for c in chosen if c not in valid]
+    if bad:
+        raise SystemExit(f"--{kind} {' '.join(map(str, bad))}: not in this figure; valid: "
+                         + " ".join(map(str, valid)))
+    return list(chosen)
+
+
+def sweep_command(fig: dict, preset: str, envs, methods, seeds, out: Path, launcher: str, jobs: int,
+                  extra=()) -> list:
+    cmd = [sys.executable, "-m", "vaml_ext.exp.run", "-m", f"figure={fig['name']}", f"preset={preset}",
+           f"env={','.join(envs)}", f"method={','.join(methods)}", f"seed={','.join(map(str, seeds))}",
+           f"out_root={out}", f"hydra/launcher={launcher}"]
+    if launcher == "local":
+        cmd.append(f"hydra.launcher.n_jobs={jobs}")
+    return cmd + list(extra)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vaml_ext.exp", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("figure", help="fig1 | fig2 | fig3 | fig4 (exp/conf/figure/<name>.yaml)")
+    p.add_argument("--preset", choices=PRESETS, default="smoke")
+    p.add_argument("--jobs", type=int, default=2, help="parallel runs with the local launcher (default 2)")
+    p.add_argument("--launcher", choices=("local", "slurm", "basic"), default="local",
+                   help="local = hydra-joblib-launcher, slurm = hydra-submitit-launcher, basic = sequential")
+    p.add_argument("--launcher-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra Hydra override, e.g. hydra.launcher.partition=gpu (repeatable)")
+    p.add_argument("--out", type=Path, default=REPO / "exp" / "results", help="results root (default exp/results)")
+    p.add_argument("--envs", nargs="+", help="subset of the figure's envs")
+    p.add_argument("--methods", nargs="+", help="subset of the figure's methods")
+    p.add_argument("--seeds", nargs="+", type=int, help="subset of seeds")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions for the CIs")
+    p.add_argument("--no-aggregate", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print the sweep command and exit")
+    a = p.parse_args(argv)
+    if a.jobs < 1:
+        p.error("--jobs must be >= 1")
+    fig = load_figure(a.figure)
+    if a.preset not in (fig.get("presets") or {}):
+        p.error(f"--preset {a.preset} is not defined for {a.figure}")
+    envs = _subset("envs", a.envs, fig["envs"])
+    methods = _subset("methods", a.methods, fig["methods"])
+    seeds = _subset("seeds", a.seeds, seeds_for(fig, a.preset))
+    out = a.out.resolve()
+    sweep_dir = out / fig["name"] / a.preset
+    cmd = sweep_command(fig, a.preset, envs, methods, seeds, out, a.launcher, a.jobs, a.launcher_arg)
+    n = len(envs) * len(methods) * len(seeds)
+    print(f"{fig['name']} ({fig.get('title', '')}), preset {a.preset}: {len(envs)} envs x {len(methods)} methods x "
+          f"{len(seeds)} seeds = {n} runs -> {sweep_dir}", flush=True)
+    print("sweep: " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)
+    if a.dry_run:
+        return 0
+    t0 = time.time()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH")) if x)
+    proc = subprocess.run(cmd, cwd=REPO, env=env)
+    wall = time.time() - t0
+    runs = [sweep_dir / e / m / f"seed{s}" for e in envs for m in methods for s in seeds]
+    done = [r for r in runs if (r / DONE_FILE).is_file()]
+    failed = [r for r in runs if (r / FAILED_FILE).is_file()]
+    missing = [r for r in runs if r not in done and r not in failed]
+    print(f"\nsweep finished in {wall / 60:.1f} min: {len(done)}/{n} runs done, {len(failed)} failed, "
+          f"{len(missing)} missing (Hydra exit {proc.returncode})", flush=True)
+    for r in failed:
+        info = json.loads((r / FAILED_FILE).read_text())
+        print(f"  FAILED {r.relative_to(sweep_dir)} (exit {info.get('returncode')}): see {r / 'stdout.log'}")
+    for r in missing:
+        print(f"  MISSING {r.relative_to(sweep_dir)}")
+    if not a.no_aggregate and done:
+        from vaml_ext.exp.aggregate import aggregate
+
+        res = aggregate(sweep_dir, reps=a.reps)
+        report = res.get("report") if isinstance(res, dict) else None
+        print(f"report: {report or sweep_dir / 'report'}", flush=True)
+    return 0 if len(done) == n else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Run one experiment from its run directory: ``python -m vaml_ext.exp.backends <run_dir>``.
+
+Reads ``run.yaml`` (written by :mod:`vaml_ext.exp.run`), runs the backend in this
+process and writes ``done.json``. Every backend writes ``returns.csv``, ``tb/`` and
+``ckpt/`` in the run directory and resumes from its checkpoint when started again:
+
+* ``gridworld`` -- :func:`vaml_ext.gridworld.run.run_gridworld` (checkpoint every evaluation);
+* ``mbpo`` -- patched mbrl-lib MBPO composed as ``python -m mbrl.examples.main`` would
+  (``overrides=<env config>``, method and budget overrides), with
+  ``overrides.checkpoint_every=1`` (checkpoint every epoch, :mod:`vaml_ext.mbpo.checkpoint`);
+* ``slbo`` -- the patched SLBO port via :mod:`vaml_ext.slbo.run` with ``log_dir`` = the
+  run directory (checkpoint every stage); its ``progress.csv`` is converted to
+  ``returns.csv`` (``env_steps`` = real samples collected before the evaluation).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from vaml_ext.exp.rundir import EvalLog, read_eval, read_run_config, write_done
+
+
+def _progress_enabled() -> bool:
+    return os.environ.get("VAML_PROGRESS", "1") == "1"
+
+
+def _tag(run) -> str:
+    return os.environ.get("VAML_RUN_TAG") or f"{run['figure']}/{run['env']}/{run['method']}/seed{run['seed']}"
+
+
+def _summary(run_dir: Path, wall: float, **extra) -> dict:
+    rows = read_eval(run_dir)
+    out = {"final_return": rows[-1]["return"] if rows else float("nan"),
+           "env_steps": int(rows[-1]["env_steps"]) if rows else 0,
+           "n_evals": len(rows), "wall_time_s": round(rows[-1].get("wall_time_s", wall) if rows else wall, 3)}
+    out.update(extra)
+    return out
+
+
+# ---- gridworld --------------------------------------------------------------------------
+def run_gridworld_backend(run_dir: Path, run: dict) -> dict:
+    from vaml_ext.gridworld.run import run_gridworld
+
+    b, s = run["budget"], run["settings"]
+    return run_gridworld(run_dir, size=s["size"], method=run["method"], seed=run["seed"],
+                         env_steps=b["env_steps"], eval_every=b["eval_every"], dyna=s["dyna"],
+                         progress=_progress_enabled())
+
+
+# ---- MBPO -------------------------------------------------------------------------------
+def mbpo_overrides(run: dict) -> list:
+    s = run["settings"]
+    return ["device=cpu", f"seed={run['seed']}", *s["env"].get("extra", []), *s["method"], *(run["budget"] or []),
+            "overrides.checkpoint_every=1", f"overrides.progress_bar={'true' if _progress_enabled() else 'false'}"]
+
+
+def run_mbpo_backend(run_dir: Path, run: dict) -> dict:
+    import torch
+
+    from vaml_ext.mbpo.runner import compose, run_mbpo
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    cfg = compose(run["settings"]["env"]["overrides"], mbpo_overrides(run))
+    t0 = time.perf_counter()
+    out = run_mbpo(cfg, run_dir, silent=False)
+    return _summary(run_dir, time.perf_counter() - t0, best_eval_reward=out["best_eval_reward"])
+
+
+# ---- SLBO -------------------------------------------------------------------------------
+def slbo_to_returns(run_dir: Path) -> int:
+    """Rewrite ``returns.csv`` from SLBO's ``progress.csv`` (which a resumed SLBO run
+    already truncates to its checkpoint); returns the number of rows."""
+    src = Path(run_dir) / "progress.csv"
+    rows = []
+    if src.is_file():
+        with open(src) as f:
+            rows = list(csv.DictReader(f))
+    log = EvalLog(run_dir, extra_fields=("stage", "virt_return", "real_return_std"), keep_until=-1)
+    for r in rows:
+        log.write({"env_steps": r["n_real_samples"], "return": r["real_return_mean"],
+                   "wall_time_s": r["wall_time_s"], "stage": r["stage"], "virt_return": r["virt_return_mean"],
+                   "real_return_std": r["real_return_std"]})
+    return len(rows)
+
+
+def _slbo_watch(run_dir: Path, run: dict, stop: threading.Event) -> None:
+    """Progress line for SLBO runs, from the files SLBO writes (no change to the port)."""
+    import yaml
+
+    from vaml_ext.exp.progress import RunProgress
+
+    prog, seen = None, 0
+    while not stop.wait(5.0):
+        if prog is None:
+            cfg_file = run_dir / "config.yml"
+            if not cfg_file.is_file():
+                continue
+            flags = yaml.safe_load(cfg_file.read_text()) or {}
+            total = int(flags["slbo"]["n_stages"]) * int(flags["rollout"]["n_train_samples"])
+            prog = RunProgress(total, desc=_tag(run))
+        p = run_dir / "progress.csv"
+        if p.is_file():
+            with open(p) as f:
+                rows = list(csv.DictReader(f))
+            for r in rows[seen:]:
+                prog.update(int(r["n_real_samples"]), float(r["real_return_mean"]))
+            seen = len(rows)
+    if prog is not None:
+        prog.close()
+
+
+def run_slbo_backend(run_dir: Path, run: dict) -> dict:
+    from vaml_ext.slbo import run as slbo_run
+
+    args = [f"variant={run['method']}", f"env={run['env']}", f"seed={run['seed']}", f"log_dir={run_dir}",
+            *(run["budget"] or [])]
+    stop = threading.Event()
+    watcher = threading.Thread(target=_slbo_watch, args=(Path(run_dir), run, stop), daemon=True)
+    if _progress_enabled():
+        watcher.start()
+    t0 = time.perf_counter()
+    try:
+        slbo_run.main(args)
+    finally:
+        stop.set()
+        if watcher.is_alive():
+            watcher.join(timeout=10)
+    slbo_to_returns(run_dir)
+    return _summary(run_dir, time.perf_counter() - t0)
+
+
+BACKENDS = {"gridworld": run_gridworld_backend, "mbpo": run_mbpo_backend, "slbo": run_slbo_backend}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m vaml_ext.exp.backends <run_dir>", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[0]).resolve()
+    run = read_run_config(run_dir)
+    backend = run.get("backend")
+    if backend not in BACKENDS:
+        print(f"{run_dir}/run.yaml: unknown backend {backend!r}; valid: {', '.join(BACKENDS)}", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    summary = BACKENDS[backend](run_dir, run) or {}
+    summary = {**_summary(run_dir, time.time() - t0), **{k: v for k, v in summary.items() if k != "status"}}
+    write_done(run_dir, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""One run of a figure sweep -- the Hydra app behind every figure command (issue #6).
+
+    python -m vaml_ext.exp.run figure=fig3 preset=smoke env=hopper method=ma_l1 seed=0
+    python -m vaml_ext.exp.run -m figure=fig3 preset=smoke env=hopper,walker method=mle,ma_l1 seed=0,1
+    python -m vaml_ext.exp fig3 --preset smoke         # the whole figure + aggregation
+
+Configs: ``exp/conf/run.yaml`` (this app), ``exp/conf/figure/fig*.yaml`` (envs, methods,
+seeds and the ``smoke``/``short``/``paper`` budgets per figure), launchers in
+``exp/conf/hydra/launcher/`` (``local`` = hydra-joblib-launcher, the default;
+``slurm`` = hydra-submitit-launcher).
+
+Each job owns the run directory ``<out_root>/<figure>/<preset>/<env>/<method>/seed<k>``
+(format: :mod:`vaml_ext.exp.rundir`). It writes ``run.yaml`` (resolved config, git
+commit), then runs the backend in a child process (``python -m vaml_ext.exp.backends``;
+its verbose log goes to ``stdout.log``, progress lines to stderr). A run directory with
+``done.json`` is skipped, one with a checkpoint resumes, and a failed run writes
+``failed.json`` and is reported without stopping the rest of the sweep.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from vaml_ext.exp.rundir import (REPO, atomic_write_text, git_provenance, is_done, read_done,
+                                 read_run_config, write_run_config)
+
+CONF_DIR = REPO / "exp" / "conf"
+PRESETS = ("smoke", "short", "paper")
+FAILED_FILE = "failed.json"
+
+
+class RunConfigError(ValueError):
+    pass
+
+
+def budget_for(figure: dict, preset: str, env: str):
+    presets = figure.get("presets") or {}
+    if preset not in presets:
+        raise RunConfigError(f"preset={preset!r} is not defined for {figure['name']}; valid: {', '.join(presets)}")
+    budget = presets[preset].get("budget") or {}
+    return budget.get(env, budget.get("default"))
+
+
+def seeds_for(figure: dict, preset: str):
+    p = (figure.get("presets") or {}).get(preset) or {}
+    return list(p.get("seeds", figure["seeds"]))
+
+
+def resolve_run(cfg: DictConfig) -> dict:
+    """The run's resolved config (what run.yaml holds, minus provenance); validates names."""
+    fig = OmegaConf.to_container(cfg.figure, resolve=True)
+    env, method, seed, preset = cfg.env, cfg.method, cfg.seed, cfg.preset
+    if env not in fig["envs"]:
+        raise RunConfigError(f"env={env!r} is not in {fig['name']}; valid: {', '.join(fig['envs'])}")
+    if method not in fig["methods"]:
+        raise RunConfigError(f"method={method!r} is not in {fig['name']}; valid: {', '.join(fig['methods'])}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise RunConfigError(f"seed={seed!r} is invalid: expected an integer >= 0")
+    out = {"figure": fig["name"], "preset": preset, "backend": fig["backend"], "env": env,
+           "method": method, "seed": seed, "budget": budget_for(fig, preset, env)}
+    if fig["backend"] == "mbpo":
+        out["settings"] = {"env": fig["env_settings"][env], "method": fig["method_settings"][method]}
+    elif fig["backend"] == "gridworld":
+        import yaml
+
+        dyna = yaml.safe_load((REPO / fig["dyna_config"]).read_text()).get("dyna", {})
+        out["settings"] = {"size": int(env.removeprefix("grid")), "dyna": dyna}
+    elif fig["backend"] != "slbo":
+        raise RunConfigError(f"figure {fig['name']}: unknown backend {fig['backend']!r}")
+    return out
+
+
+def _die_with_parent():  # pragma: no cover - runs in the child
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_one(cfg: DictConfig, run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    tag = f"{cfg.figure.name}/{cfg.preset}/{cfg.env}/{cfg.method}/seed{cfg.seed}"
+    if is_done(run_dir):
+        print(f"[{tag}] finished already, skipped", flush=True)
+        return {"status": "skipped", **(read_done(run_dir) or {})}
+    run = resolve_run(cfg)
+    if (run_dir / "run.yaml").is_file():
+        old = {k: v for k, v in read_run_config(run_dir).items() if k not in ("provenance", "resumes")}
+        if old != run:
+            raise RunConfigError(f"{run_dir} holds a run with a different config; "
+                                 f"remove it or choose another out_root (old: {old}, new: {run})")
+        prev = read_run_config(run_dir)
+        run["provenance"] = prev.get("provenance")
+        run["resumes"] = list(prev.get("resumes") or []) + [git_provenance()]
+        print(f"[{tag}] restarting an unfinished run (resumes from its checkpoint if any)", flush=True)
+    else:
+        run["provenance"] = git_provenance()
+    write_run_config(run_dir, run)
+    (run_dir / FAILED_FILE).unlink(missing_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads),
+               VAML_PROGRESS="1" if cfg.progress else "0", VAML_RUN_TAG=tag)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    t0 = time.time()
+    with open(run_dir / "stdout.log", "a") as log:
+        log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} start {tag}\n")
+        log.flush()
+        proc = subprocess.run([sys.executable, "-m", "vaml_ext.exp.backends", str(run_dir)], cwd=REPO,
+                              env=env, stdout=log, stderr=None, preexec_fn=_die_with_parent)
+    if proc.returncode != 0 or not is_done(run_dir):
+        tail = (run_dir / "stdout.log").read_text()[-2000:]
+        info = {"returncode": proc.returncode, "seconds": round(time.time() - t0, 1), "log_tail": tail}
+        atomic_write_text(run_dir / FAILED_FILE, json.dumps(info, indent=2) + "\n")
+        print(f"[{tag}] FAILED (exit {proc.returncode}); see {run_dir / 'stdout.log'}", file=sys.stderr, flush=True)
+        return {"status": "failed", **info}
+    return {"status": "finished", **(read_done(run_dir) or {})}
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="run", version_base=None)
+def main(cfg: DictConfig):
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    return run_one(cfg, run_dir)
+
+
+if __name__ == "__main__":
+    main()
