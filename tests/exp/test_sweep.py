@@ -1,0 +1,152 @@
+"""Figure sweeps through Hydra's launchers: config composition, validation, skip/resume.
+
+The kill test SIGKILLs a whole sweep (Hydra, joblib workers and the runs' processes)
+while a run is between checkpoints, re-runs the same command, and checks that finished
+runs are skipped and the interrupted one resumes to exactly the rows of a clean run.
+"""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from vaml_ext.exp.__main__ import load_figure, sweep_command
+from vaml_ext.exp.run import CONF_DIR, PRESETS, RunConfigError, resolve_run, seeds_for
+from vaml_ext.exp.rundir import REPO
+
+FIGURES = ("fig1", "fig2", "fig3", "fig4")
+
+
+def _compose(overrides, return_hydra_config=False):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return compose("run", overrides=overrides, return_hydra_config=return_hydra_config)
+
+
+@pytest.mark.parametrize("fig", FIGURES)
+def test_every_figure_run_resolves_for_every_preset(fig):
+    spec = load_figure(fig)
+    assert len(spec["seeds"]) == 5, "the paper used 5 seeds"
+    for preset in PRESETS:
+        for env in spec["envs"]:
+            for method in spec["methods"]:
+                cfg = _compose([f"figure={fig}", f"preset={preset}", f"env={env}", f"method={method}",
+                                f"seed={seeds_for(spec, preset)[0]}"])
+                run = resolve_run(cfg)
+                assert (run["figure"], run["env"], run["method"]) == (fig, env, method)
+                assert run["budget"] is not None, (fig, preset, env)
+
+
+def test_paper_env_lists():
+    assert load_figure("fig1")["envs"] == ["grid5", "grid8", "grid12", "grid16"]
+    assert set(load_figure("fig3")["envs"]) == {"cartpole", "swimmer", "pusher", "walker", "hopper", "ant",
+                                               "halfcheetah"}
+    assert load_figure("fig3")["methods"] == ["mle", "ma_l1", "ma_vaml"]
+    assert load_figure("fig4")["methods"] == ["mle", "ma_l1_naive", "ma_l1"]
+    assert {"pendulum", "acrobot", "hopper", "swimmer", "ant", "reacher"} <= set(load_figure("fig2")["envs"])
+
+
+def test_mbpo_env_overrides_compose():
+    """Every fig3 env's mbrl-lib config composes with the method and budget overrides."""
+    from vaml_ext.exp.backends import mbpo_overrides
+    from vaml_ext.mbpo.runner import compose as mbpo_compose
+
+    for env in load_figure("fig3")["envs"]:
+        cfg = _compose(["figure=fig3", "preset=smoke", f"env={env}", "method=ma_l1"])
+        run = resolve_run(cfg)
+        m = mbpo_compose(run["settings"]["env"]["overrides"], mbpo_overrides(run))
+        assert m.overrides.model_loss == "ma_l1" and m.overrides.checkpoint_every == 1
+        assert m.overrides.num_steps == 200
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("launcher,target", [
+    ("local", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+])
+def test_launcher_configs_compose(launcher, target):
+    cfg = _compose(["figure=fig3", "preset=paper", "env=hopper", "method=ma_l1", f"hydra/launcher={launcher}",
+                    "hydra.launcher.partition=learnfair" if launcher == "slurm" else "hydra.launcher.n_jobs=3"],
+                   return_hydra_config=True)
+    lc = cfg.hydra.launcher
+    assert lc._target_ == target
+    if launcher == "slurm":
+        assert lc.partition == "learnfair" and lc.max_num_timeout >= 1 and lc.cpus_per_task == 2
+    else:
+        assert lc.n_jobs == 3
+    assert cfg.hydra.sweep.subdir == "hopper/ma_l1/seed0"  # unique per run
+
+
+@pytest.mark.parametrize("key,value,msg", [("env", "humanoid", "env='humanoid' is not in fig3"),
+                                           ("method", "slbo", "method='slbo' is not in fig3"),
+                                           ("preset", "huge", "preset='huge' is not defined"),
+                                           ("seed", "-1", "seed=-1 is invalid")])
+def test_bad_run_names_fail_clearly(key, value, msg):
+    base = {"figure": "fig3", "preset": "smoke", "env": "hopper", "method": "mle", "seed": "0"}
+    base[key] = value
+    cfg = _compose([f"{k}={v}" for k, v in base.items()])
+    with pytest.raises(RunConfigError, match=msg):
+        resolve_run(cfg)
+
+
+def test_figure_command_dry_run_and_bad_subsets(capsys):
+    from vaml_ext.exp.__main__ import main
+
+    assert main(["fig3", "--preset", "smoke", "--envs", "hopper", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "env=hopper method=mle,ma_l1,ma_vaml seed=0,1" in out and "hydra/launcher=local" in out
+    with pytest.raises(SystemExit, match="--envs humanoid: not in this figure"):
+        main(["fig3", "--envs", "humanoid", "--dry-run"])
+    with pytest.raises(SystemExit, match="unknown figure 'fig9'"):
+        main(["fig9", "--dry-run"])
+
+
+def _rows(run_dir):
+    with open(Path(run_dir) / "returns.csv") as f:
+        return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in csv.DictReader(f)]
+
+
+def test_sigkill_sweep_then_rerun(tmp_path):
+    """kill -9 of the whole sweep mid-run; the same command then skips and resumes."""
+    args = ["fig3", "--preset", "smoke", "--envs", "hopper", "--methods", "mle", "ma_l1", "--seeds", "0",
+            "--jobs", "1", "--no-aggregate"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "vaml_ext.exp", *args, "--out", str(tmp_path / "a")]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    sweep = tmp_path / "a" / "fig3" / "smoke" / "hopper"
+    first, second = sweep / "mle" / "seed0", sweep / "ma_l1" / "seed0"
+    deadline = time.time() + 400
+    try:
+        # jobs run in order: wait until the first is done and the second has its first checkpoint
+        while not ((first / "done.json").is_file() and (second / "ckpt" / "latest.pt").is_file()):
+            assert proc.poll() is None, "the sweep ended before it could be killed mid-run"
+            assert time.time() < deadline, "sweep too slow"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(0.5)  # the runs' processes die with their parents (PR_SET_PDEATHSIG)
+    assert not (second / "done.json").exists(), "the kill did not land mid-run"
+    done_mtime = (first / "done.json").stat().st_mtime_ns
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "fig3/smoke/hopper/mle/seed0] finished already, skipped" in out.stdout + out.stderr
+    assert (first / "done.json").stat().st_mtime_ns == done_mtime
+    assert "resumed from" in (second / "stdout.log").read_text()
+    # the resumed run equals an uninterrupted one
+    clean = subprocess.run([sys.executable, "-m", "vaml_ext.exp", "fig3", "--preset", "smoke", "--envs", "hopper",
+                            "--methods", "ma_l1", "--seeds", "0", "--no-aggregate", "--out", str(tmp_path / "b")],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    ref = tmp_path / "b" / "fig3" / "smoke" / "hopper" / "ma_l1" / "seed0"
+    assert _rows(second) == _rows(ref) and len(_rows(ref)) == 2
