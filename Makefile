@@ -19,6 +19,7 @@ install: $(STAMP)
 $(STAMP): requirements/base.txt requirements/test.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements/base.txt -r requirements/test.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps rliable==1.2.0
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -1,0 +1,285 @@
+"""Sweep aggregation (issue #6): synthetic sweeps written with the run-directory helpers;
+statistics, PoI, unfinished/empty runs, claim verdicts, report, figures and the CLI."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vaml_ext.exp import rundir
+from vaml_ext.exp.aggregate import (AggregateError, aggregate, iqm, iqm_columns, probability_of_improvement,
+                                    rliable_modules)
+from vaml_ext.exp.claims import MIN_SEEDS, CLAIMS, ClaimData, Stat, canonical_env, evaluate_claims, norm_figure
+
+REPS = 200
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_run(root, env, method, seed, steps, returns, figure="fig2", done=True, commit="c0ffee"):
+    d = Path(root) / env / method / f"seed{seed}"
+    rundir.write_run_config(d, {"figure": figure, "preset": "test", "backend": "synthetic", "env": env,
+                                "method": method, "seed": seed,
+                                "provenance": {"commit": commit, "dirty": False}})
+    log = rundir.EvalLog(d)
+    for t, r in zip(steps, returns):
+        log.write({"env_steps": t, "return": r, "wall_time_s": 0.1 * t})
+    if done:
+        rundir.write_done(d, {"final_return": returns[-1] if len(returns) else None})
+    return d
+
+
+def write_cell(root, env, method, level, n_seeds=5, spread=2.0, figure="fig2", steps=(0, 500, 1000), **kw):
+    """``n_seeds`` runs whose return ramps linearly to ``level + offset`` at the last step;
+    the offsets are symmetric about 0, so IQM and mean of every column equal the level."""
+    offs = np.linspace(-spread, spread, n_seeds)
+    steps = list(steps)
+    for s, off in enumerate(offs):
+        rets = [(level + off) * t / steps[-1] for t in steps]
+        write_run(root, env, method, s, steps, rets, figure=figure, **kw)
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+# ----------------------------------------------------------------------------- statistics
+def test_statistics_equal_rliable_metrics():
+    _, metrics = rliable_modules()
+    rng = np.random.default_rng(0)
+    for n in range(1, 12):
+        x = np.round(rng.normal(size=(n, 3)), 1)  # rounding makes ties
+        assert iqm(x) == pytest.approx(metrics.aggregate_iqm(x), rel=1e-12, abs=1e-12)
+        cols = iqm_columns(x)
+        for j in range(3):
+            assert cols[j] == pytest.approx(metrics.aggregate_iqm(x[:, j:j + 1]), rel=1e-12, abs=1e-12)
+        y = np.round(rng.normal(size=(max(1, n - 2), 3)), 1)
+        assert probability_of_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y), abs=1e-12)
+        assert probability_of_improvement(x, x) == metrics.probability_of_improvement(x, x) == 0.5
+
+
+def test_cis_contain_truth_and_poi(tmp_path):
+    write_cell(tmp_path, "hopper", "mle", 100.0, n_seeds=8)
+    write_cell(tmp_path, "hopper", "ma_l1", 200.0, n_seeds=8)
+    write_cell(tmp_path, "hopper", "ma_vaml", 100.0, n_seeds=8)  # same distribution as mle
+    res = aggregate(tmp_path, reps=REPS, plots=False, log=lambda m: None)
+    final = res["final"].set_index("method")
+    for m, true in (("mle", 100.0), ("ma_l1", 200.0), ("ma_vaml", 100.0)):
+        r = final.loc[m]
+        assert r["n_seeds"] == 8
+        assert r["iqm"] == pytest.approx(true) and r["mean"] == pytest.approx(true)
+        assert r["iqm_lo"] <= true <= r["iqm_hi"] and r["mean_lo"] <= true <= r["mean_hi"]
+        assert r["iqm_hi"] - r["iqm_lo"] < 4.0  # the CI is not vacuous: spread is +-2
+    assert final.loc["ma_l1", "iqm_lo"] > final.loc["mle", "iqm_hi"]
+    # AUC of a linear ramp over steps 0, 500, 1000 = level / 2
+    assert final.loc["ma_l1", "auc_iqm"] == pytest.approx(100.0)
+
+    curves = res["curves"]
+    last = curves[(curves.method == "ma_l1") & (curves.env_steps == 1000)].iloc[0]
+    assert last["iqm"] == pytest.approx(200.0) and last["iqm_lo"] <= 200.0 <= last["iqm_hi"]
+    assert last["n_seeds"] == 8
+    assert sorted(curves.env_steps.unique()) == [0, 500, 1000]
+
+    poi = res["poi"].set_index("method")
+    assert set(poi.index) == {"ma_l1", "ma_vaml"}  # one env: no "all" row
+    assert poi.loc["ma_l1", "poi"] == pytest.approx(1.0) and poi.loc["ma_l1", "poi_lo"] > 0.9
+    assert poi.loc["ma_vaml", "poi"] == pytest.approx(0.5)
+    assert poi.loc["ma_vaml", "poi_lo"] < 0.5 < poi.loc["ma_vaml", "poi_hi"]
+
+
+def test_poi_over_all_envs(tmp_path):
+    for env in ("hopper", "swimmer"):
+        write_cell(tmp_path, env, "mle", 10.0)
+        write_cell(tmp_path, env, "ma_l1", 50.0)
+    res = aggregate(tmp_path, reps=REPS, plots=False, log=lambda m: None)
+    rows = {r.env: r for r in res["poi"].itertuples()}
+    assert set(rows) == {"hopper", "swimmer", "all"}
+    assert rows["all"].poi == pytest.approx(1.0) and rows["all"].n_envs == 2
+
+
+def test_unshared_eval_steps_use_last_eval_at_or_before(tmp_path):
+    write_run(tmp_path, "hopper", "mle", 0, [0, 100, 200], [0.0, 1.0, 2.0])
+    write_run(tmp_path, "hopper", "mle", 1, [0, 150, 250], [0.0, 10.0, 20.0])
+    res = aggregate(tmp_path, reps=REPS, plots=False, log=lambda m: None)
+    c = res["curves"].set_index("env_steps")
+    assert list(c.index) == [0, 100, 150, 200, 250]
+    assert c.loc[150, "mean"] == pytest.approx((1.0 + 10.0) / 2)   # seed 0's value at 100
+    assert c.loc[200, "mean"] == pytest.approx((2.0 + 10.0) / 2)   # seed 1's value at 150
+    assert c.loc[250, "n_seeds"] == 1 and c.loc[250, "mean"] == pytest.approx(20.0)  # seed 0 stopped at 200
+    assert "different evaluation steps" in Path(res["report"]).read_text()
+
+
+# ----------------------------------------------------------------------------- runs
+def test_unfinished_excluded_and_listed_unless_included(tmp_path):
+    write_cell(tmp_path, "hopper", "mle", 100.0, n_seeds=4)
+    write_run(tmp_path, "hopper", "mle", 7, [0, 500], [0.0, 40.0], done=False)
+    msgs = []
+    res = aggregate(tmp_path, reps=REPS, plots=False, log=msgs.append)
+    assert res["final"].iloc[0]["n_seeds"] == 4
+    assert res["n_unfinished"] == 1 and res["unfinished"][0].endswith("seed7")
+    assert any("unfinished" in m for m in msgs)
+    report = Path(res["report"]).read_text()
+    assert "hopper/mle/seed7" in report and "1 (7)" in report  # listed, and in the run-count table
+
+    res = aggregate(tmp_path, reps=REPS, plots=False, include_unfinished=True, log=lambda m: None)
+    assert res["final"].iloc[0]["n_seeds"] == 5
+    assert res["n_unfinished_used"] == 1
+
+
+def test_empty_eval_skipped_with_warning(tmp_path):
+    write_cell(tmp_path, "hopper", "mle", 100.0, n_seeds=3)
+    write_run(tmp_path, "hopper", "mle", 9, [], [])  # header-only eval.csv
+    msgs = []
+    res = aggregate(tmp_path, reps=REPS, plots=False, log=msgs.append)
+    assert res["skipped"] == [("hopper/mle/seed9", "empty eval.csv")]
+    assert any("seed9" in m and "empty eval.csv" in m for m in msgs)
+    assert "`hopper/mle/seed9`: empty eval.csv" in Path(res["report"]).read_text()
+    assert res["final"].iloc[0]["n_seeds"] == 3
+    assert "| hopper | mle | 3 (0 1 2) | 0 (-) | 1 (9) | 0 (-) |" in Path(res["report"]).read_text()
+
+
+def test_bad_input_fails_clearly(tmp_path):
+    with pytest.raises(AggregateError, match="no runs under"):
+        aggregate(tmp_path, reps=REPS, log=lambda m: None)
+    write_cell(tmp_path / "a", "hopper", "mle", 1.0, figure="fig2")
+    write_cell(tmp_path / "b", "hopper", "ma_l1", 1.0, figure="fig3")
+    with pytest.raises(AggregateError, match="mixed figures"):
+        aggregate(tmp_path, reps=REPS, log=lambda m: None)
+    only_unfinished = tmp_path / "u"
+    write_run(only_unfinished, "hopper", "mle", 0, [0, 1], [0.0, 1.0], done=False)
+    with pytest.raises(AggregateError, match="--include-unfinished"):
+        aggregate(only_unfinished, reps=REPS, log=lambda m: None)
+
+
+def test_cli_empty_dir_exits_nonzero(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "vaml_ext.exp.aggregate", str(tmp_path), "--reps", "10"],
+                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode != 0
+    assert "error: no runs under" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_single_seed_and_single_method_degenerate(tmp_path):
+    write_run(tmp_path, "hopper", "mle", 0, [0, 100], [0.0, 5.0])
+    res = aggregate(tmp_path, reps=REPS, log=lambda m: None)
+    r = res["final"].iloc[0]
+    assert r["n_seeds"] == 1 and r["iqm_lo"] == r["iqm"] == r["iqm_hi"] == 5.0
+    assert res["poi"].empty and res["poi_png"] is None
+    report = Path(res["report"]).read_text()
+    assert "One seed only" in report and "degenerate" in report
+    assert "no probability of improvement" in report
+    assert Path(res["curves_png"]).is_file()
+
+
+# ----------------------------------------------------------------------------- claims
+def test_claims_on_constructed_fig2_sweep(tmp_path):
+    levels = {  # env: mle, ma_l1, ma_vaml, slbo (final returns; 5 seeds, +-2)
+        "hopper": (100, 200, 300, 150),     # ma_l1 clearly below ma_vaml -> 2a does not hold
+        "swimmer": (100, 300, 100, 150),    # ma_vaml == mle -> 2b inconclusive (CIs overlap)
+        "ant": (100, 200, 250, 150),        # excluded from 2a
+        "half_cheetah": (100, 200, 150, 150),
+    }
+    for env, lv in levels.items():
+        for m, level in zip(("mle", "ma_l1", "ma_vaml", "slbo"), lv):
+            write_cell(tmp_path, env, m, float(level))
+    res = aggregate(tmp_path, reps=REPS, log=lambda m: None)
+    verdicts = {c["id"]: c for c in res["claims"]}
+    assert set(verdicts) == {"2a", "2b", "2c"}
+    assert verdicts["2a"]["verdict"] == "does not hold"
+    assert "hopper: ma_l1 200" in verdicts["2a"]["evidence"] and "below" in verdicts["2a"]["evidence"]
+    assert verdicts["2b"]["verdict"] == "inconclusive (CIs overlap)"
+    assert verdicts["2c"]["verdict"] == "holds"          # ma_l1 > slbo on swimmer and hopper
+    assert "envs missing" not in verdicts["2c"]["evidence"]
+    assert "envs missing: walker, pendulum, acrobot" in verdicts["2b"]["evidence"]
+    assert "halfcheetah" in set(res["final"].env)        # half_cheetah matched case/underscore-insensitively
+
+    report = Path(res["report"]).read_text()
+    for c in res["claims"]:
+        assert c["claim"] in report and c["verdict"] in report
+    for name in ("curves.png", "poi.png"):
+        assert f"]({name})" in report
+        assert (Path(res["out_dir"]) / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "`c0ffee` (80 runs)" in report
+    for key in ("curves_csv", "final_csv", "poi_csv"):
+        assert read_csv(res[key])
+    assert {"all"} <= set(res["poi"].env)
+
+
+class StubData(ClaimData):
+    """Claim input from a dict ``{(env, method): Stat}``; AUC stats keyed with the horizon."""
+
+    def __init__(self, stats, horizons=None):
+        self.stats, self.horizons = stats, horizons or {}
+        self.envs = sorted({e for e, *_ in stats})
+
+    def stat(self, env, method, metric="final", horizon=None):
+        if metric == "auc":
+            return self.stats.get((env, method, "auc", horizon))
+        return self.stats.get((env, method))
+
+    def horizon(self, env, methods):
+        return self.horizons.get(env)
+
+
+def S(v, n=5, w=1.0):
+    return Stat(iqm=v, lo=v - w, hi=v + w, n=n)
+
+
+def verdicts(fig, data):
+    return {c["id"]: c["verdict"] for c in evaluate_claims(fig, data)}
+
+
+def test_claim_rules_fig3_fig4_and_inconclusive_reasons():
+    d = StubData({("hopper", "mle"): S(10), ("hopper", "ma_l1"): S(10.5), ("hopper", "ma_vaml"): S(20),
+                  ("ant", "mle"): S(10), ("ant", "ma_l1"): S(5), ("ant", "ma_vaml"): S(5, n=MIN_SEEDS - 1)})
+    v = verdicts("fig3", d)
+    assert v["3a"] == "holds"                                   # overlap / above = near-matching
+    assert v["3b"] == "inconclusive (too few seeds (< 3))"
+    d.stats[("ant", "ma_vaml")] = S(5)
+    assert verdicts("fig3", d)["3b"] == "holds"
+    d.stats[("hopper", "ma_vaml")] = S(2)
+    assert verdicts("fig3", d)["3a"] == "does not hold"
+
+    envs = ["hopper", "walker", "swimmer", "pendulum"]
+    st = {}
+    for e in envs:
+        st[(e, "mle")] = S(10)
+        st[(e, "ma_l1_naive")] = S(10)
+        st[(e, "ma_l1")] = S(20)
+    st[("pendulum", "ma_l1")] = S(5)                             # excluded by "but Pendulum"
+    v = verdicts("fig4", StubData(st))
+    assert v == {"4a": "holds", "4b": "holds"}
+    st[("hopper", "ma_l1_naive")] = S(30)
+    st[("walker", "ma_l1_naive")] = S(30)                       # naive > mle on 2 of 4 envs
+    v = verdicts("fig4", StubData(st))
+    assert v == {"4a": "does not hold", "4b": "does not hold"}
+    assert verdicts("fig4", StubData({("cartpole", "mle"): S(1)}))["4b"] == "inconclusive (env missing)"
+
+
+def test_claim_rules_fig1():
+    st, hz = {}, {}
+    for size, (mle_auc, ub, direct) in {5: (1.2, 1.3, 1.0), 8: (0.8, 1.2, 0.9), 16: (0.2, 1.0, 0.5)}.items():
+        env = f"grid{size}"
+        hz[env] = 1000.0 * size
+        h = hz[env]
+        st[(env, "mle", "auc", h)] = S(mle_auc, w=0.05)
+        for m in ("ma_l1", "ma_vaml"):
+            st[(env, m, "auc", h)] = S(ub, w=0.05)
+        for m in ("ma_direct_l1", "ma_direct_l2"):
+            st[(env, m, "auc", h)] = S(direct, w=0.05)
+    # the pairwise horizon is the smaller size's: provide MLE at those horizons too
+    st[("grid8", "mle", "auc", 5000.0)] = S(0.7, w=0.05)
+    st[("grid16", "mle", "auc", 8000.0)] = S(0.1, w=0.05)
+    v = verdicts("fig1", StubData(st, hz))
+    assert v == {"1a": "holds", "1b": "holds", "1c": "holds"}
+    st[("grid16", "mle", "auc", 8000.0)] = S(0.8, w=0.05)     # same as grid8 at 8000 steps
+    assert verdicts("fig1", StubData(st, hz))["1a"] == "inconclusive (CIs overlap)"
+
+
+def test_env_and_figure_names():
+    assert canonical_env("Half_Cheetah") == canonical_env("halfcheetah") == "halfcheetah"
+    assert canonical_env("Walker2d-v5") == "walker" and canonical_env("grid_16") == "grid16"
+    assert norm_figure("Fig_2") == norm_figure(2) == norm_figure("figure2") == "fig2"
+    assert {c.figure for c in CLAIMS} == {"fig1", "fig2", "fig3", "fig4"}

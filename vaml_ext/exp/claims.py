@@ -1,0 +1,305 @@
+"""The paper's claims (SPEC §7), one table entry each, evaluated on a sweep's results.
+
+Each :class:`Claim` is ``(figure, id, text, rule, evaluate)``; ``evaluate`` takes a
+:class:`ClaimData` view of the aggregated sweep and returns ``(verdict, evidence)``,
+where ``verdict`` is ``"holds"``, ``"does not hold"`` or ``"inconclusive (reason)"``
+and ``evidence`` lists the numbers that decided it.
+
+Verdict rule (shared by every claim). Two methods are compared on one env with the
+IQM over seeds of a per-run score and its 95% stratified-bootstrap CI:
+
+* ``above``   -- A's CI lies entirely above B's (``A.lo > B.hi``);
+* ``below``   -- A's CI lies entirely below B's (``A.hi < B.lo``);
+* ``overlap`` -- otherwise;
+* ``few``     -- either side has fewer than :data:`MIN_SEEDS` seeds (a CI from so few
+  seeds says nothing, with one seed it is a single point);
+* ``missing`` -- either method has no data on that env.
+
+An ordering claim ("A ≥ B", "A beats B", "A ≫ B") is supported on an env by ``above``
+and contradicted by ``below``; "A near-matches B" is supported by ``overlap`` or
+``above`` and contradicted by ``below``; "A is poor (vs B)" is supported by ``below``
+and contradicted by ``above``. A claim over several envs *does not hold* if any env
+contradicts it, *holds* if every env present supports it, and is *inconclusive*
+otherwise (the reasons are listed). Envs the claim names that are absent from the sweep
+are listed; a claim none of whose envs are present is inconclusive (env missing).
+
+Scores: figures 2-4 use the **final return** (last evaluation of each seed). Figure 1's
+claims are about learning speed, so they use the **AUC**: the mean return over the env's
+evaluation grid up to a horizon every compared run reached (area under the learning
+curve divided by its length); "MLE's sample efficiency drops as N grows" compares
+consecutive sizes at the same horizon (the smaller size's last common grid point), so the
+larger room's bigger budget does not enter.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+MIN_SEEDS = 3
+
+# Per figure, the envs the paper shows (SPEC §7; figure 2/4: SLBO's MuJoCo set plus
+# Pendulum and Acrobot, named as in the SLBO port's configs/envs). Only used to say which
+# envs a sweep lacks; claims are evaluated on what is present.
+FIGURE_ENVS: Dict[str, List[str]] = {
+    "fig1": ["grid5", "grid8", "grid12", "grid16"],
+    "fig2": ["swimmer", "halfcheetah", "walker", "hopper", "ant", "reacher", "pendulum", "acrobot"],
+    "fig3": ["cartpole", "swimmer", "pusher", "walker", "hopper", "ant", "halfcheetah"],
+    "fig4": ["swimmer", "halfcheetah", "walker", "hopper", "ant", "reacher", "pendulum", "acrobot"],
+}
+FIGURE_METHODS: Dict[str, List[str]] = {
+    "fig1": ["mle", "ma_direct_l1", "ma_direct_l2", "ma_l1", "ma_vaml"],
+    "fig2": ["mle", "ma_l1", "ma_vaml", "slbo"],
+    "fig3": ["mle", "ma_l1", "ma_vaml"],
+    "fig4": ["mle", "ma_l1_naive", "ma_l1"],
+}
+# Methods that are not value-aware (no PoI over MLE is computed for them).
+BASELINES = ("mle", "slbo")
+# Extra spellings of a canonical env name (after norm_env).
+ENV_ALIASES: Dict[str, Tuple[str, ...]] = {"walker": ("walker2d",), "halfcheetah": ("cheetah",)}
+
+
+def norm_env(name) -> str:
+    """Lower case, ``_``/``-``/spaces removed, a trailing gym version (``-v4``) dropped."""
+    s = re.sub(r"-v\d+$", "", str(name).strip().lower())
+    return re.sub(r"[_\-\s]", "", s)
+
+
+def canonical_env(name) -> str:
+    n = norm_env(name)
+    for canon, aliases in ENV_ALIASES.items():
+        if n in aliases:
+            return canon
+    return n
+
+
+def norm_figure(fig) -> Optional[str]:
+    """``fig2``, ``Fig_2``, ``figure2``, ``2`` -> ``fig2``; None/empty -> None."""
+    if fig is None or str(fig).strip() == "":
+        return None
+    m = re.fullmatch(r"(?:fig(?:ure)?)?[_\-\s]*(\d+)", str(fig).strip().lower())
+    return f"fig{int(m.group(1))}" if m else str(fig).strip().lower()
+
+
+@dataclass(frozen=True)
+class Stat:
+    """IQM over seeds with its 95% CI, plus the seed count (and the mean, for reports)."""
+    iqm: float
+    lo: float
+    hi: float
+    n: int
+    mean: float = float("nan")
+
+    def fmt(self) -> str:
+        return f"{self.iqm:.4g} [{self.lo:.4g}, {self.hi:.4g}] (n={self.n})"
+
+
+class ClaimData:
+    """What a claim may look at. ``stat(env, method, metric, horizon)`` returns a
+    :class:`Stat` or None; ``metric`` is ``"final"`` or ``"auc"``. ``envs`` are the
+    canonical names of the envs present; ``horizon(env, methods)`` is the last grid
+    point every run of those methods on ``env`` reached."""
+
+    envs: Sequence[str] = ()
+
+    def stat(self, env: str, method: str, metric: str = "final",
+             horizon: Optional[float] = None) -> Optional[Stat]:  # pragma: no cover
+        raise NotImplementedError
+
+    def horizon(self, env: str, methods: Sequence[str]) -> Optional[float]:  # pragma: no cover
+        raise NotImplementedError
+
+
+def compare(a: Optional[Stat], b: Optional[Stat]) -> str:
+    if a is None or b is None:
+        return "missing"
+    if min(a.n, b.n) < MIN_SEEDS:
+        return "few"
+    if a.lo > b.hi:
+        return "above"
+    if a.hi < b.lo:
+        return "below"
+    return "overlap"
+
+
+_REASON = {"overlap": "CIs overlap", "few": f"too few seeds (< {MIN_SEEDS})", "missing": "method missing"}
+
+
+@dataclass
+class Check:
+    """One comparison inside a claim: supported / contradicted / undecided, and why."""
+    label: str
+    outcome: str          # compare()'s result
+    support: bool
+    contradict: bool
+    evidence: str
+
+
+def _pair(data: ClaimData, env: str, a: str, b: str, metric: str, kind: str,
+          horizon: Optional[float] = None) -> Check:
+    """``kind``: ``ge`` (A ≥ / beats / ≫ B), ``near`` (A near-matches B), ``poor`` (A below B)."""
+    if metric == "auc" and horizon is None:
+        horizon = data.horizon(env, [a, b])
+    sa, sb = data.stat(env, a, metric, horizon), data.stat(env, b, metric, horizon)
+    out = compare(sa, sb)
+    support = {"ge": out == "above", "near": out in ("above", "overlap"), "poor": out == "below"}[kind]
+    contradict = {"ge": out == "below", "near": out == "below", "poor": out == "above"}[kind]
+    h = f" @{horizon:g} steps" if metric == "auc" and horizon is not None else ""
+    ev = (f"{env}: {a} {sa.fmt() if sa else 'n/a'} vs {b} {sb.fmt() if sb else 'n/a'}"
+          f" [{metric}{h}; {out}]")
+    return Check(f"{env}:{a}/{b}", out, support, contradict, ev)
+
+
+def combine(checks: List[Check], missing_envs: Sequence[str] = ()) -> Tuple[str, str]:
+    """Verdict of a claim over its checks (see the module docstring)."""
+    miss = f"; envs missing: {', '.join(missing_envs)}" if missing_envs else ""
+    if not checks:
+        return "inconclusive (env missing)", f"no env of the claim in the sweep{miss}"
+    evidence = "; ".join(c.evidence for c in checks) + miss
+    if any(c.contradict for c in checks):
+        return "does not hold", evidence
+    if all(c.support for c in checks):
+        return "holds", evidence
+    reasons = sorted({_REASON.get(c.outcome, c.outcome) for c in checks if not c.support})
+    return f"inconclusive ({' / '.join(reasons)})", evidence
+
+
+def _envs(data: ClaimData, wanted: Optional[Sequence[str]] = None, exclude: Sequence[str] = (),
+          figure: Optional[str] = None) -> Tuple[List[str], List[str]]:
+    """(envs present to evaluate, named envs missing). ``wanted=None``: every env present
+    (the figure's expected envs that are absent are reported missing)."""
+    present = [e for e in data.envs if e not in exclude]
+    if wanted is None:
+        expected = [e for e in FIGURE_ENVS.get(figure or "", []) if e not in exclude]
+        return present, [e for e in expected if e not in data.envs]
+    return [e for e in wanted if e in data.envs], [e for e in wanted if e not in data.envs]
+
+
+def ordering(a: str, b: str, envs: Optional[Sequence[str]] = None, exclude: Sequence[str] = (),
+             metric: str = "final", kind: str = "ge", figure: Optional[str] = None):
+    """Claim "``a`` (kind) ``b`` on ``envs`` (all present but ``exclude`` if None)". ``a``
+    may be a tuple of methods: each is checked."""
+    methods = a if isinstance(a, (tuple, list)) else (a,)
+
+    def evaluate(data: ClaimData):
+        todo, missing = _envs(data, envs, exclude, figure)
+        checks = [_pair(data, e, m, b, metric, kind) for e in todo for m in methods]
+        return combine(checks, missing)
+    return evaluate
+
+
+def pairs(pairs_: Sequence[Tuple[str, str]], envs: Optional[Sequence[str]] = None,
+          metric: str = "final", kind: str = "ge", figure: Optional[str] = None):
+    """Several ``(a, b)`` ordering pairs on every env present (a method with no data makes
+    the claim inconclusive: method missing)."""
+    def evaluate(data: ClaimData):
+        todo, missing = _envs(data, envs, (), figure)
+        checks = [_pair(data, e, a, b, metric, kind) for e in todo for a, b in pairs_]
+        return combine(checks, missing)
+    return evaluate
+
+
+def mle_efficiency_drops(data: ClaimData):
+    """Fig. 1: MLE's AUC falls from each grid size to the next larger one, both measured
+    over the same number of env steps."""
+    sizes = sorted((e for e in data.envs if re.fullmatch(r"grid\d+", e)), key=lambda e: int(e[4:]))
+    missing = [e for e in FIGURE_ENVS["fig1"] if e not in data.envs]
+    if len(sizes) < 2:
+        return "inconclusive (env missing)", f"needs >= 2 grid sizes, sweep has {sizes or 'none'}" + (
+            f"; envs missing: {', '.join(missing)}" if missing else "")
+    checks = []
+    for small, big in zip(sizes, sizes[1:]):
+        hs, hb = data.horizon(small, ["mle"]), data.horizon(big, ["mle"])
+        if hs is None or hb is None:
+            checks.append(Check(f"{small}>{big}", "missing", False, False, f"{small}/{big}: mle missing"))
+            continue
+        h = min(hs, hb)
+        s, b = data.stat(small, "mle", "auc", h), data.stat(big, "mle", "auc", h)
+        out = compare(s, b)
+        checks.append(Check(f"{small}>{big}", out, out == "above", out == "below",
+                            f"mle auc@{h:g} steps: {small} {s.fmt() if s else 'n/a'} vs "
+                            f"{big} {b.fmt() if b else 'n/a'} [{out}]"))
+    return combine(checks, missing)
+
+
+def rarely_beats(a: str, b: str, figure: str, max_fraction: float = 1 / 3, metric: str = "final"):
+    """"``a`` rarely beats ``b``": ``a``'s CI lies above ``b``'s on fewer than
+    ``max_fraction`` of the envs present. Overlapping CIs count as "does not beat" here
+    (no detectable improvement); envs with too few seeds are undecided."""
+    def evaluate(data: ClaimData):
+        todo, missing = _envs(data, None, (), figure)
+        checks = [_pair(data, e, a, b, metric, "ge") for e in todo]
+        checks = [c for c in checks if c.outcome != "missing"]
+        miss = f"; envs missing: {', '.join(missing)}" if missing else ""
+        if not checks:
+            return "inconclusive (env missing)", f"no env with both {a} and {b}{miss}"
+        n = len(checks)
+        beats = sum(c.outcome == "above" for c in checks)
+        undecided = sum(c.outcome == "few" for c in checks)
+        evidence = (f"{a} above {b} on {beats}/{n} envs (limit: < {max_fraction:.2g} of envs); "
+                    + "; ".join(c.evidence for c in checks) + miss)
+        if beats >= max_fraction * n:
+            return "does not hold", evidence
+        if beats + undecided >= max_fraction * n:
+            return f"inconclusive ({_REASON['few']})", evidence
+        return "holds", evidence
+    return evaluate
+
+
+@dataclass(frozen=True)
+class Claim:
+    figure: str
+    id: str
+    text: str                                    # the paper's claim (SPEC §7)
+    rule: str                                    # how we test it, in words
+    evaluate: Callable[[ClaimData], Tuple[str, str]]
+
+
+VA_FIG1 = ("ma_direct_l1", "ma_direct_l2", "ma_l1", "ma_vaml")
+
+CLAIMS: List[Claim] = [
+    Claim("fig1", "1a", "MLE's sample efficiency drops as the grid size N grows",
+          "MLE AUC (same env-step horizon) of each size CI-above the next larger size",
+          mle_efficiency_drops),
+    Claim("fig1", "1b", "At 16×16 every value-aware method beats MLE",
+          "on grid16, AUC of each of ma_direct_l1, ma_direct_l2, ma_l1, ma_vaml CI-above mle",
+          ordering(VA_FIG1, "mle", envs=["grid16"], metric="auc")),
+    Claim("fig1", "1c", "The upper bounds (MA-L1, MA-VAML) converge faster than the direct forms",
+          "AUC of ma_l1 CI-above ma_direct_l1 and ma_vaml CI-above ma_direct_l2, every size",
+          pairs([("ma_l1", "ma_direct_l1"), ("ma_vaml", "ma_direct_l2")], metric="auc", figure="fig1")),
+    Claim("fig2", "2a", "MA-L1 ≥ MA-VAML everywhere but Ant",
+          "final IQM of ma_l1 CI-above ma_vaml on every env but ant",
+          ordering("ma_l1", "ma_vaml", exclude=["ant"], figure="fig2")),
+    Claim("fig2", "2b", "Value-aware ≫ MLE except on Reacher",
+          "final IQM of ma_l1 and of ma_vaml CI-above mle on every env but reacher",
+          ordering(("ma_l1", "ma_vaml"), "mle", exclude=["reacher"], figure="fig2")),
+    Claim("fig2", "2c", "MA-L1 ≥ SLBO on Swimmer and Hopper",
+          "final IQM of ma_l1 CI-above slbo on swimmer and hopper",
+          ordering("ma_l1", "slbo", envs=["swimmer", "hopper"])),
+    Claim("fig3", "3a", "Value-aware near-matches MLE on CartPole, Swimmer, Pusher, Walker, Hopper",
+          "final IQM CI of ma_l1 and of ma_vaml overlaps or lies above mle's on those envs",
+          ordering(("ma_l1", "ma_vaml"), "mle", envs=["cartpole", "swimmer", "pusher", "walker", "hopper"],
+                   kind="near")),
+    Claim("fig3", "3b", "Value-aware is poor (vs MLE) on Ant and HalfCheetah",
+          "final IQM CI of ma_l1 and of ma_vaml lies below mle's on ant and halfcheetah",
+          ordering(("ma_l1", "ma_vaml"), "mle", envs=["ant", "halfcheetah"], kind="poor")),
+    Claim("fig4", "4a", "MA-L1 beats MA-L1 Naive everywhere but Pendulum and Acrobot",
+          "final IQM of ma_l1 CI-above ma_l1_naive on every env but pendulum and acrobot",
+          ordering("ma_l1", "ma_l1_naive", exclude=["pendulum", "acrobot"], figure="fig4")),
+    Claim("fig4", "4b", "MA-L1 Naive rarely beats MLE",
+          "ma_l1_naive final IQM CI-above mle's on fewer than 1/3 of the envs",
+          rarely_beats("ma_l1_naive", "mle", figure="fig4")),
+]
+
+
+def claims_for(figure: Optional[str]) -> List[Claim]:
+    return [c for c in CLAIMS if c.figure == figure]
+
+
+def evaluate_claims(figure: Optional[str], data: ClaimData) -> List[dict]:
+    out = []
+    for c in claims_for(figure):
+        verdict, evidence = c.evaluate(data)
+        out.append({"figure": c.figure, "id": c.id, "claim": c.text, "rule": c.rule,
+                    "verdict": verdict, "evidence": evidence})
+    return out
