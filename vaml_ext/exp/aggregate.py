@@ -565,6 +565,13 @@ def _run_counts(loaded: Loaded, data: SweepData, include_unfinished: bool) -> Tu
             f"{len(loaded.skipped)} skipped (no usable data, listed below).")
     table = _md_table(["env", "method", "finished (seeds)", "unfinished (seeds)", "skipped (seeds)",
                        "missing (seeds)"], rows)
+    fig = loaded.figure
+    if fig in FIGURE_ENVS:
+        no_env = [e for e in FIGURE_ENVS[fig] if e not in envs]
+        no_method = [m for m in FIGURE_METHODS[fig] if m not in methods]
+        if no_env or no_method:
+            head += (f" Not in this sweep at all (of {fig}'s envs/methods): envs {', '.join(no_env) or '-'}; "
+                     f"methods {', '.join(no_method) or '-'}.")
     return head + "\n\n" + table, notes
 
 
