@@ -73,7 +73,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "exp" / "results", help="results root (default exp/results)")
     p.add_argument("--envs", nargs="+", help="subset of the figure's envs")
     p.add_argument("--methods", nargs="+", help="subset of the figure's methods")
-    p.add_argument("--seeds", nargs="+", type=int, help="subset of seeds")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="seeds to run, from the figure's 5 (default: the preset's; smoke runs 2)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions for the CIs")
     p.add_argument("--no-aggregate", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the sweep command and exit")
@@ -85,7 +86,8 @@ def main(argv=None) -> int:
         p.error(f"--preset {a.preset} is not defined for {a.figure}")
     envs = _subset("envs", a.envs, fig["envs"])
     methods = _subset("methods", a.methods, fig["methods"])
-    seeds = _subset("seeds", a.seeds, seeds_for(fig, a.preset))
+    seeds = seeds_for(fig, a.preset) if not a.seeds else _subset(
+        "seeds", a.seeds, sorted(set(fig["seeds"]) | set(seeds_for(fig, a.preset))))
     out = a.out.resolve()
     sweep_dir = out / fig["name"] / a.preset
     cmd = sweep_command(fig, a.preset, envs, methods, seeds, out, a.launcher, a.jobs, a.launcher_arg)
