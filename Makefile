@@ -27,7 +27,7 @@ demo: install
 	$(BIN)/python -m vaml_ext.demo
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 check-patches: $(STAMP)
 	$(BIN)/vaml-patch check
