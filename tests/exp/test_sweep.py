@@ -150,3 +150,22 @@ def test_sigkill_sweep_then_rerun(tmp_path):
     assert clean.returncode == 0, clean.stderr[-2000:]
     ref = tmp_path / "b" / "fig3" / "smoke" / "hopper" / "ma_l1" / "seed0"
     assert _rows(second) == _rows(ref) and len(_rows(ref)) == 2
+
+
+def test_failed_run_is_recorded_and_does_not_raise(tmp_path):
+    """A run that fails writes failed.json (exit code + log tail) and returns, so the
+    launcher goes on with the sweep; the same run directory is refused for another config."""
+    import json
+
+    from vaml_ext.exp.run import run_one
+
+    cfg = _compose(["figure=fig3", "preset=smoke", "env=cartpole", "method=mle", "seed=0", "progress=false",
+                    "figure.presets.smoke.budget.default=['overrides.num_value_updates=-1']"])
+    out = run_one(cfg, tmp_path)
+    assert out["status"] == "failed" and out["returncode"] != 0
+    info = json.loads((tmp_path / "failed.json").read_text())
+    assert "overrides.num_value_updates=-1 is invalid" in info["log_tail"]
+    assert not (tmp_path / "done.json").exists()
+    other = _compose(["figure=fig3", "preset=smoke", "env=cartpole", "method=ma_l1", "seed=0"])
+    with pytest.raises(RunConfigError, match="holds a run with a different config"):
+        run_one(other, tmp_path)

@@ -148,7 +148,15 @@ def main(argv=None) -> int:
         print(f"{run_dir}/run.yaml: unknown backend {backend!r}; valid: {', '.join(BACKENDS)}", file=sys.stderr)
         return 2
     t0 = time.time()
-    summary = BACKENDS[backend](run_dir, run) or {}
+    try:
+        summary = BACKENDS[backend](run_dir, run) or {}
+    except Exception as e:  # the log (stdout.log) gets the traceback, the console one line
+        import traceback
+
+        traceback.print_exc(file=sys.stdout)
+        sys.stdout.flush()
+        print(f"{_tag(run)}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return 1
     summary = {**_summary(run_dir, time.time() - t0), **{k: v for k, v in summary.items() if k != "status"}}
     write_done(run_dir, summary)
     return 0
