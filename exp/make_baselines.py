@@ -4,8 +4,10 @@
   at the ``smoke`` budget, all 5 paper seeds (the CI test runs 2 of them and compares its
   curves with these under a tolerance derived from the 5-seed spread;
   ``tests/exp/test_smoke_figures.py``). Rows: env, method, seed, env_steps, return.
-  The sidecar JSON records the exact command, git commit, dirty flag, date, seeds and
-  wall-clock.
+  The sidecar JSON records the exact command, the git commit when it was written and
+  the commits the runs were produced at (``run_commits``, from each run.yaml), dirty flag,
+  date, seeds, wall-clock and the runs' summed run time. Finished runs in ``--work`` are
+  reused, so re-running the script after an interruption only runs what is missing.
 * ``--mbpo-learning``: also the MBPO learning-regression curve
   (``tests/baselines/mbpo_inv_pendulum_mle_1k.*``, via ``exp/mbpo/make_baselines.py``).
 
@@ -35,15 +37,19 @@ FIGURES = ("fig1", "fig2", "fig3", "fig4")
 
 
 def collect(sweep_dir: Path):
-    rows = []
+    """Curve rows of every finished run, the commits that produced them (run.yaml
+    provenance) and the runs' summed wall-clock (done.json)."""
+    rows, commits, seconds = [], set(), 0.0
     for run_dir in iter_run_dirs(sweep_dir):
         run = read_run_config(run_dir)
+        commits.add((run.get("provenance") or {}).get("commit", "unknown"))
+        seconds += float(json.loads((run_dir / "done.json").read_text()).get("wall_time_s", 0.0))
         if not (run_dir / "done.json").is_file():
             raise SystemExit(f"{run_dir} did not finish; not writing a baseline from a partial sweep")
         for r in read_eval(run_dir):
             rows.append({"env": run["env"], "method": run["method"], "seed": run["seed"],
                          "env_steps": int(r["env_steps"]), "return": r["return"]})
-    return sorted(rows, key=lambda r: (r["env"], r["method"], r["seed"], r["env_steps"]))
+    return sorted(rows, key=lambda r: (r["env"], r["method"], r["seed"], r["env_steps"])), sorted(commits), seconds
 
 
 def main(argv=None) -> int:
@@ -64,7 +70,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         print(f"== {fig}: {' '.join(cmd[1:])}", flush=True)
         subprocess.run(cmd, cwd=REPO, env=env, check=True)
-        rows = collect(a.work / fig / "smoke")
+        rows, run_commits, run_seconds = collect(a.work / fig / "smoke")
         expected = len(spec["envs"]) * len(spec["methods"]) * len(seeds)
         runs = {(r["env"], r["method"], r["seed"]) for r in rows}
         if len(runs) != expected:
@@ -77,7 +83,8 @@ def main(argv=None) -> int:
         meta = {"figure": fig, "preset": "smoke", "seeds": [int(s) for s in seeds],
                 "command": "python -m vaml_ext.exp " + " ".join(cmd[3:-3]) + " --out <work> --no-aggregate",
                 "regenerate": f"python exp/make_baselines.py --figures {fig}",
-                "commit": prov["commit"], "dirty": prov["dirty"],
+                "commit": prov["commit"], "dirty": prov["dirty"], "run_commits": run_commits,
+                "run_seconds_total": round(run_seconds, 1),
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "wall_clock_s": round(time.time() - t0, 1), "runs": expected}
         (a.out / f"{fig}.json").write_text(json.dumps(meta, indent=2) + "\n")
