@@ -1,12 +1,12 @@
 """Regenerate the MBPO learning-regression baselines under tests/baselines/.
 
-Runs patched mbrl-lib MBPO at a regression budget (``REGRESSION_BUDGETS`` in
+Runs patched mbrl-lib MBPO at a learning-regression setting (``REGRESSIONS`` in
 ``vaml_ext/mbpo/runner.py``) for each method and seed, and writes one CSV per method
-(``mbpo_<env>_<method>_<budget>.csv``: seed, env_step, episode_reward) plus a JSON sidecar
-with the exact command, commit, date, budget and the random-policy return.
+(``mbpo_<regression>_<method>.csv``: seed, env_step, episode_reward) plus a JSON sidecar
+with the exact command, commit, date, overrides and the random-policy return.
 
-    python exp/mbpo/make_baselines.py                                   # mle, 1k budget, seeds 0 1 2
-    python exp/mbpo/make_baselines.py --budget 5k --methods mle ma_l1 --seeds 0 1 2
+    python exp/mbpo/make_baselines.py                                   # inv_pendulum_1k, mle, seeds 0 1 2
+    python exp/mbpo/make_baselines.py --regression cartpole_2k --methods mle ma_l1
 """
 from __future__ import annotations
 
@@ -25,10 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from vaml_ext.mbpo.runner import (  # noqa: E402
-    REGRESSION_BUDGETS,
-    REGRESSION_ENV,
-    compose,
+    REGRESSIONS,
     random_policy_return,
+    regression_config,
     run_mbpo,
 )
 
@@ -36,13 +35,13 @@ from vaml_ext.mbpo.runner import (  # noqa: E402
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", nargs="+", default=["mle"])
-    p.add_argument("--budget", choices=sorted(REGRESSION_BUDGETS), default="1k")
+    p.add_argument("--regression", choices=sorted(REGRESSIONS), default="inv_pendulum_1k")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--out", type=Path, default=REPO / "tests" / "baselines")
     p.add_argument("--work", type=Path, default=REPO / "runs" / "baselines")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    overrides = REGRESSION_BUDGETS[a.budget]
+    env, overrides = REGRESSIONS[a.regression]
     a.out.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
@@ -50,28 +49,27 @@ def main(argv=None):
     for method in a.methods:
         rows, seconds = [], []
         for seed in a.seeds:
-            cfg = compose(REGRESSION_ENV, [*overrides, f"seed={seed}", f"overrides.model_loss={method}"])
+            cfg = regression_config(a.regression, method, seed)
             t0 = time.perf_counter()
-            out = run_mbpo(cfg, a.work / a.budget / method / str(seed), silent=True)
+            out = run_mbpo(cfg, a.work / a.regression / method / str(seed), silent=True)
             seconds.append(time.perf_counter() - t0)
             for r in out["results"]:
                 rows.append({"seed": seed, "env_step": int(r["env_step"]), "episode_reward": r["episode_reward"]})
             print(f"{method} seed {seed}: {[round(r['episode_reward'], 1) for r in out['results']]} "
                   f"({seconds[-1]:.0f}s)", flush=True)
-        cfg = compose(REGRESSION_ENV, [*overrides, "seed=0"])
-        rnd = random_policy_return(cfg, episodes=20)
-        stem = f"mbpo_{REGRESSION_ENV.removeprefix('mbpo_')}_{method}_{a.budget}"
+        rnd = random_policy_return(regression_config(a.regression, "mle", 0), episodes=20)
+        stem = f"mbpo_{a.regression}_{method}"
         with open(a.out / f"{stem}.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["seed", "env_step", "episode_reward"])
             w.writeheader()
             w.writerows(rows)
         meta = {
-            "command": f"python exp/mbpo/make_baselines.py --budget {a.budget} --methods " + " ".join(a.methods)
+            "command": f"python exp/mbpo/make_baselines.py --regression {a.regression} --methods " + " ".join(a.methods)
                        + " --seeds " + " ".join(map(str, a.seeds)),
             "commit": commit + ("-dirty" if dirty else ""),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "env": REGRESSION_ENV, "method": method, "seeds": a.seeds,
-            "budget": a.budget,
+            "env": env, "method": method, "seeds": a.seeds,
+            "regression": a.regression,
             "overrides": list(overrides) + [f"overrides.model_loss={method}"],
             "random_policy_return": rnd, "seconds_per_run": seconds,
             "torch": torch.__version__,
