@@ -8,12 +8,13 @@
   the commits the runs were produced at (``run_commits``, from each run.yaml), dirty flag,
   date, seeds, wall-clock and the runs' summed run time. Finished runs in ``--work`` are
   reused, so re-running the script after an interruption only runs what is missing.
-* ``--mbpo-learning``: also the MBPO learning-regression curve
-  (``tests/baselines/mbpo_inv_pendulum_mle_1k.*``, via ``exp/mbpo/make_baselines.py``).
+* ``--mbpo-learning``: also the MBPO learning-regression curves, via
+  ``exp/mbpo/make_baselines.py``: ``tests/baselines/mbpo_inv_pendulum_1k_mle.*`` and
+  ``mbpo_cartpole_2k_{mle,ma_l1}.*`` (3 seeds each).
 
     python exp/make_baselines.py                       # all four figures, smoke, seeds 0-4 (fig2/4: 1-5)
     python exp/make_baselines.py --figures fig3 --jobs 4
-    python exp/make_baselines.py --mbpo-learning       # + the 1k-step MBPO MLE curve (~10 min)
+    python exp/make_baselines.py --mbpo-learning       # + the MBPO learning curves (~50 min, 1 core)
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", type=Path, default=REPO / "tests" / "baselines" / "smoke")
     p.add_argument("--work", type=Path, default=REPO / "runs" / "baselines")
-    p.add_argument("--mbpo-learning", action="store_true", help="also regenerate the MBPO 1k learning baseline")
+    p.add_argument("--mbpo-learning", action="store_true", help="also regenerate the MBPO learning-regression curves")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -91,8 +92,10 @@ def main(argv=None) -> int:
         print(f"   wrote {a.out / (fig + '.csv')} ({len(rows)} rows, {expected} runs, "
               f"{meta['wall_clock_s'] / 60:.1f} min)", flush=True)
     if a.mbpo_learning:
-        subprocess.run([sys.executable, str(REPO / "exp" / "mbpo" / "make_baselines.py")], cwd=REPO, env=env,
-                       check=True)
+        script = str(REPO / "exp" / "mbpo" / "make_baselines.py")
+        for args in (["--regression", "inv_pendulum_1k", "--methods", "mle"],
+                     ["--regression", "cartpole_2k", "--methods", "mle", "ma_l1"]):
+            subprocess.run([sys.executable, script, *args], cwd=REPO, env=env, check=True)
     return 0
 
 

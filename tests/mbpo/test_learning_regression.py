@@ -1,20 +1,17 @@
-"""Learning regression for patched MBPO (fixed seed, CI-sized budget).
+"""Learning regressions for patched MBPO (fixed seeds, CI-sized budgets).
 
-Stored curve ``tests/baselines/mbpo_inv_pendulum_mle_1k.csv`` (3 seeds, made by
-``exp/mbpo/make_baselines.py``; command and commit in the ``.json`` sidecar) at
-``REGRESSION_BUDGETS["1k"]`` (InvertedPendulum, upstream hyper-parameters, 1,000 env
-steps): MBPO-MLE improves on a random policy (in the spirit of upstream's
-tests/algorithms) and stays within the seed spread of its stored curve.
+Stored curves ``tests/baselines/mbpo_<regression>_<method>.csv`` (3 seeds each, made by
+``exp/mbpo/make_baselines.py``; command, commit and overrides in the ``.json``
+sidecar). Settings: ``REGRESSIONS`` in ``vaml_ext/mbpo/runner.py``.
 
-MBPO-``ma_l1`` (stale-value refit at defaults) at ``REGRESSION_BUDGETS["5k"]`` improves
-on a random policy. It is not yet compared with the MLE curve: ma_l1 starts learning
-InvertedPendulum only after ~3.5k steps (3 of 3 seeds, exp/mbpo/README.md) while MLE
-beats random within 1k, so at CI budgets "within MLE's seed spread" would fail by
-design of the task, not by a regression.
-
-Score = mean evaluation return over the last two epochs (mbrl evaluates one episode
-per epoch). Band = baseline mean − max(3·sd over its seeds, 30% of the mean): one CI
-seed is compared with a 3-seed mean, whose spread underestimates the true spread.
+* ``inv_pendulum_1k`` -- MBPO-MLE on InvertedPendulum after 1,000 env steps improves on
+  a random policy (in the spirit of upstream's tests/algorithms) and stays within the
+  seed spread of its stored curve. Score = mean evaluation return of the last two
+  epochs; band = baseline mean − max(3·sd over its seeds, 30% of the mean): one CI seed
+  is compared with a 3-seed mean, whose spread underestimates the true spread.
+* ``cartpole_2k`` -- MBPO-``ma_l1`` (stale-value refit at defaults) against the stored
+  **MLE** curve on paper Fig. 3's CartPole (the figure's ``short`` preset, stopped at
+  2,000 env steps), where both learn; see :func:`ma_l1_band` for score and tolerance.
 """
 import csv
 import json
@@ -23,62 +20,113 @@ from pathlib import Path
 
 import pytest
 
-from vaml_ext.mbpo.runner import REGRESSION_BUDGETS, REGRESSION_ENV, compose, random_policy_return, run_mbpo
+from vaml_ext.mbpo.runner import REGRESSIONS, random_policy_return, regression_config, run_mbpo
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 
 
-def _score(rewards):
-    return statistics.mean(rewards[-2:])
-
-
-def load_baseline(method, budget):
-    stem = BASELINES / f"mbpo_{REGRESSION_ENV.removeprefix('mbpo_')}_{method}_{budget}"
+def load_curves(regression, method):
+    """(meta, {seed: [(env_step, return), ...]}) of a stored baseline."""
+    stem = BASELINES / f"mbpo_{regression}_{method}"
     meta = json.loads(stem.with_suffix(".json").read_text())
-    by_seed = {}
+    curves = {}
     with open(stem.with_suffix(".csv")) as f:
         for row in csv.DictReader(f):
-            by_seed.setdefault(int(row["seed"]), []).append(float(row["episode_reward"]))
-    assert set(REGRESSION_BUDGETS[budget]) <= set(meta["overrides"]), \
-        "baseline was produced with another budget: regenerate it (exp/mbpo/make_baselines.py)"
-    return meta, {s: _score(r) for s, r in by_seed.items()}
+            curves.setdefault(int(row["seed"]), []).append((int(row["env_step"]), float(row["episode_reward"])))
+    _, overrides = REGRESSIONS[regression]
+    assert set(overrides) <= set(meta["overrides"]) and f"overrides.model_loss={method}" in meta["overrides"], \
+        "baseline was produced with other settings: regenerate it (exp/mbpo/make_baselines.py)"
+    return meta, curves
 
 
-def band(scores):
+def last_epochs_score(curve, n):
+    """Mean evaluation return over the last ``n`` epochs (one episode per epoch)."""
+    return statistics.mean(r for _, r in curve[-n:])
+
+
+def _run(regression, method, tmp_path, seed=0):
+    cfg = regression_config(regression, method, seed)
+    out = run_mbpo(cfg, tmp_path / method)
+    return cfg, [(int(r["env_step"]), r["episode_reward"]) for r in out["results"]]
+
+
+# --------------------------------------------------------------------- inv_pendulum_1k (MLE)
+
+def mle_band(scores):
     mu = statistics.mean(scores.values())
     sd = statistics.stdev(scores.values())
     return mu, mu - max(3 * sd, 0.3 * mu)
 
 
-def _run(method, budget, tmp_path, seed=0):
-    cfg = compose(REGRESSION_ENV, [*REGRESSION_BUDGETS[budget], f"seed={seed}", f"overrides.model_loss={method}"])
-    out = run_mbpo(cfg, tmp_path / method)
-    return cfg, [r["episode_reward"] for r in out["results"]]
-
-
-@pytest.mark.parametrize("budget", ["1k"])
-def test_mle_baseline_files_are_sane(budget):
-    meta, scores = load_baseline("mle", budget)
-    assert len(scores) >= 3 and meta["commit"] and meta["command"].startswith("python exp/mbpo/make_baselines.py")
-    assert statistics.mean(scores.values()) > 2 * meta["random_policy_return"]
+@pytest.mark.parametrize("regression,method", [("inv_pendulum_1k", "mle"), ("cartpole_2k", "mle"),
+                                               ("cartpole_2k", "ma_l1")])
+def test_baseline_files_are_sane(regression, method):
+    meta, curves = load_curves(regression, method)
+    assert len(curves) >= 3 and meta["commit"] and meta["command"].startswith("python exp/mbpo/make_baselines.py")
+    assert f"--regression {regression}" in meta["command"]
+    steps = {tuple(s for s, _ in c) for c in curves.values()}
+    assert len(steps) == 1, "every seed must be evaluated at the same env steps"
+    if method == "mle":
+        scores = [last_epochs_score(c, 2) for c in curves.values()]
+        assert statistics.mean(scores) > 2 * meta["random_policy_return"]
 
 
 def test_mbpo_mle_learning_regression(tmp_path):
-    _, scores = load_baseline("mle", "1k")
-    mu, lower = band(scores)
-    cfg, rewards = _run("mle", "1k", tmp_path)
-    score = _score(rewards)
+    _, curves = load_curves("inv_pendulum_1k", "mle")
+    mu, lower = mle_band({s: last_epochs_score(c, 2) for s, c in curves.items()})
+    cfg, curve = _run("inv_pendulum_1k", "mle", tmp_path)
+    score = last_epochs_score(curve, 2)
     rnd = random_policy_return(cfg, episodes=20)
-    assert score > 2 * rnd, (rewards, rnd)
-    assert score >= lower, (rewards, mu, lower)
+    assert score > 2 * rnd, (curve, rnd)
+    assert score >= lower, (curve, mu, lower)
 
 
-def test_mbpo_ma_l1_learns(tmp_path):
-    """ma_l1 (+ refit) learns InvertedPendulum within 5k steps: > 2x a random policy.
+# --------------------------------------------------------------------- cartpole_2k (ma_l1 vs MLE)
 
-    Measured: last-two-epoch scores 34, 73.5 (seeds 1, 2 at 5k) and 92.5 (seed 0 at
-    4k) against a random policy's 5.4.
+CARTPOLE_EPOCHS = 5  # the last 5 of 10 epochs: env steps 1,200-2,000
+#: MA-L1 must reach at least this fraction of MLE's return at the same budget. The paper
+#: (Sec. 5.4, Fig. 3) finds value-aware MBPO "comparable but not excess" to MLE on
+#: CartPole, "solving the task but with lesser return"; at 2k steps the stored curves put
+#: MA-L1 at ~0.6 of MLE (exp/mbpo/README.md), so 0.5 is that claim made checkable.
+COMPARABLE = 0.5
+
+
+def ma_l1_band(mle_scores, ma_scores):
+    """(MLE mean, MA-L1 mean, lower bound for one fresh MA-L1 seed).
+
+    Score = mean return over the last ``CARTPOLE_EPOCHS`` epochs (one evaluation
+    episode each). Two bounds, the tighter wins:
+
+    * vs. the stored MLE curve: ``COMPARABLE · mean_MLE`` (the paper's CartPole claim);
+    * vs. the stored MA-L1 seeds (the regression proper): ``mean_MA − max(3·sd_MA,
+      0.3·mean_MA)``, the rule of the MLE test -- one fresh seed against a 3-seed mean
+      whose spread underestimates the true one.
     """
-    cfg, rewards = _run("ma_l1", "5k", tmp_path)
+    mu_m = statistics.mean(mle_scores.values())
+    mu_a = statistics.mean(ma_scores.values())
+    sd_a = statistics.stdev(ma_scores.values())
+    return mu_m, mu_a, max(COMPARABLE * mu_m, mu_a - max(3 * sd_a, 0.3 * mu_a))
+
+
+def test_stored_ma_l1_curve_is_comparable_to_mle():
+    """The stored seeds themselves satisfy the paper's claim (no silent regeneration)."""
+    _, mle = load_curves("cartpole_2k", "mle")
+    meta, ma = load_curves("cartpole_2k", "ma_l1")
+    mu_m = statistics.mean(last_epochs_score(c, CARTPOLE_EPOCHS) for c in mle.values())
+    ma_scores = [last_epochs_score(c, CARTPOLE_EPOCHS) for c in ma.values()]
+    assert statistics.mean(ma_scores) >= COMPARABLE * mu_m, (ma_scores, mu_m)
+    assert min(ma_scores) > 2 * meta["random_policy_return"]
+
+
+def test_mbpo_ma_l1_matches_stored_mle_curve(tmp_path):
+    _, mle = load_curves("cartpole_2k", "mle")
+    _, ma = load_curves("cartpole_2k", "ma_l1")
+    mu_m, mu_a, lower = ma_l1_band({s: last_epochs_score(c, CARTPOLE_EPOCHS) for s, c in mle.items()},
+                                   {s: last_epochs_score(c, CARTPOLE_EPOCHS) for s, c in ma.items()})
+    cfg, curve = _run("cartpole_2k", "ma_l1", tmp_path)
+    assert [s for s, _ in curve] == [s for s, _ in mle[0]], "evaluation points differ from the stored curve"
+    score = last_epochs_score(curve, CARTPOLE_EPOCHS)
     rnd = random_policy_return(cfg, episodes=20)
-    assert _score(rewards) > 2 * rnd, (rewards, rnd)
+    assert score > 2 * rnd, (curve, rnd)
+    assert score >= lower, dict(curve=curve, score=score, mle_mean=mu_m, ma_l1_mean=mu_a, lower=lower,
+                                ratio_to_mle=score / mu_m)

@@ -1,0 +1,122 @@
+"""Stale-value refit size vs. learning (paper Algorithm 2; issue #3 item 8, learning side).
+
+Runs MBPO-``ma_l1`` at a learning-regression setting (``REGRESSIONS`` in
+``vaml_ext/mbpo/runner.py``, default ``cartpole_2k``) for each refit size
+(``overrides.value_refit_batch_size``: start states rolled out in the model per refit)
+and seed, ``--jobs`` runs at a time (one thread each), and prints per size: the score
+(mean return over the last ``--last`` epochs) per seed, its mean and sd, and seconds per
+run. ``--naive`` adds the no-refit ablation (``value_update_interval=0``). The stored
+baselines of the same setting (``tests/baselines/mbpo_<regression>_{mle,ma_l1}.csv``;
+ma_l1 there = refit at the default size) are printed beside them, so a sweep over the
+non-default sizes is enough. The overhead side of the same curve is
+``bench_overhead.py``.
+
+    python exp/mbpo/refit_learning.py --sizes 100 10000 --seeds 0 1 2 --jobs 2
+
+Finished runs in ``--work`` are reused; curves go to ``<work>/curves.csv``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from vaml_ext.mbpo.runner import REGRESSIONS, read_results, regression_config, run_mbpo  # noqa: E402
+
+
+def _one(regression, label, extra, seed, work):
+    import torch
+
+    torch.set_num_threads(1)
+    run_dir = Path(work) / label.replace(" ", "_") / str(seed)
+    done = run_dir / "done"
+    if done.exists():
+        return label, seed, read_results(run_dir), float(done.read_text())
+    t0 = time.perf_counter()
+    cfg = regression_config(regression, "ma_l1", seed, extra)
+    out = run_mbpo(cfg, run_dir, silent=True)
+    seconds = time.perf_counter() - t0
+    done.write_text(f"{seconds:.1f}")
+    return label, seed, out["results"], seconds
+
+
+def _stored(regression, method):
+    path = REPO / "tests" / "baselines" / f"mbpo_{regression}_{method}.csv"
+    if not path.exists():
+        return {}
+    curves = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            curves.setdefault(int(row["seed"]), []).append(float(row["episode_reward"]))
+    return curves
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--regression", choices=sorted(REGRESSIONS), default="cartpole_2k")
+    p.add_argument("--sizes", nargs="+", type=int, default=[100, 10000])
+    p.add_argument("--naive", action="store_true", help="add the no-refit ablation (value_update_interval=0)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--last", type=int, default=5, help="score = mean return over the last N epochs")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--work", type=Path, default=REPO / "runs" / "refit_learning")
+    a = p.parse_args(argv)
+    if any(n <= 0 for n in a.sizes):
+        p.error("--sizes must be positive")
+    work = a.work / a.regression
+    work.mkdir(parents=True, exist_ok=True)
+    variants = [(f"refit {n}", [f"overrides.value_refit_batch_size={n}"]) for n in a.sizes]
+    if a.naive:
+        variants.append(("naive", ["overrides.value_update_interval=0"]))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
+    print(f"{a.regression}: {len(variants) * len(a.seeds)} runs, {a.jobs} at a time (commit {commit})", flush=True)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    results = {}
+    with ProcessPoolExecutor(a.jobs) as pool:
+        futs = [pool.submit(_one, a.regression, label, extra, seed, str(work))
+                for label, extra in variants for seed in a.seeds]
+        for f in futs:
+            label, seed, rows, seconds = f.result()
+            curve = [r["episode_reward"] for r in rows]
+            results[(label, seed)] = (curve, seconds)
+            print(f"  {label:>12} seed {seed}: {[round(x) for x in curve]} ({seconds:.0f} s)", flush=True)
+    with open(work / "curves.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["variant", "seed", "epoch", "return"])
+        for (label, seed), (curve, _) in sorted(results.items()):
+            w.writerows([label, seed, i, r] for i, r in enumerate(curve))
+
+    print(f"\nscore = mean return over the last {a.last} epochs; {a.regression}, commit {commit}")
+    print(f"| variant | {' | '.join(f'seed {s}' for s in a.seeds)} | mean | sd | s/run |")
+    print("|---|" + "---|" * (len(a.seeds) + 3))
+
+    def row(label, curves, seconds=None):
+        scores = [statistics.mean(curves[s][-a.last:]) for s in a.seeds if s in curves]
+        if not scores:
+            return
+        sd = statistics.stdev(scores) if len(scores) > 1 else float("nan")
+        sec = f"{statistics.median(seconds):.0f}" if seconds else "-"
+        print(f"| {label} | {' | '.join(f'{x:.1f}' for x in scores)} | {statistics.mean(scores):.1f} | "
+              f"{sd:.1f} | {sec} |")
+
+    row("mle (stored)", _stored(a.regression, "mle"))
+    row("ma_l1, refit 1000 (stored, default)", _stored(a.regression, "ma_l1"))
+    for label, _ in variants:
+        row(f"ma_l1, {label}", {s: results[(label, s)][0] for s in a.seeds},
+            [results[(label, s)][1] for s in a.seeds])
+    print(f"curves: {work / 'curves.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
