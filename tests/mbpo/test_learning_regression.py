@@ -84,10 +84,10 @@ def test_mbpo_mle_learning_regression(tmp_path):
 # --------------------------------------------------------------------- cartpole_2k (ma_l1 vs MLE)
 
 CARTPOLE_EPOCHS = 5  # the last 5 of 10 epochs: env steps 1,200-2,000
-#: MA-L1 must reach at least this fraction of MLE's return at the same budget. The paper
-#: (Sec. 5.4, Fig. 3) finds value-aware MBPO "comparable but not excess" to MLE on
-#: CartPole, "solving the task but with lesser return"; at 2k steps the stored curves put
-#: MA-L1 at ~0.6 of MLE (exp/mbpo/README.md), so 0.5 is that claim made checkable.
+#: The paper (Sec. 5.4, Fig. 3) finds value-aware MBPO "comparable but not excess" to MLE
+#: on CartPole, "solving the task but with lesser return". Checkable form: the stored
+#: MA-L1 seeds reach on average at least this fraction of the stored MLE mean at the same
+#: budget (measured: 0.59, per seed 0.51-0.66; exp/mbpo/README.md).
 COMPARABLE = 0.5
 
 
@@ -95,17 +95,17 @@ def ma_l1_band(mle_scores, ma_scores):
     """(MLE mean, MA-L1 mean, lower bound for one fresh MA-L1 seed).
 
     Score = mean return over the last ``CARTPOLE_EPOCHS`` epochs (one evaluation
-    episode each). Two bounds, the tighter wins:
-
-    * vs. the stored MLE curve: ``COMPARABLE · mean_MLE`` (the paper's CartPole claim);
-    * vs. the stored MA-L1 seeds (the regression proper): ``mean_MA − max(3·sd_MA,
-      0.3·mean_MA)``, the rule of the MLE test -- one fresh seed against a 3-seed mean
-      whose spread underestimates the true one.
+    episode each). The fresh seed is compared with where the stored seeds put MA-L1
+    relative to the stored MLE curve: ``mean_MA − max(3·sd_MA, 0.3·mean_MA)`` (the rule
+    of the MLE test: one fresh seed against a 3-seed mean, whose spread underestimates
+    the true one). With the stored curves that is 0.37 × the MLE mean (71.5 of 193);
+    a policy that has not learnt scores about 0.2 × (random actions: 26; MA-L1's first
+    epochs: 29-56).
     """
     mu_m = statistics.mean(mle_scores.values())
     mu_a = statistics.mean(ma_scores.values())
     sd_a = statistics.stdev(ma_scores.values())
-    return mu_m, mu_a, max(COMPARABLE * mu_m, mu_a - max(3 * sd_a, 0.3 * mu_a))
+    return mu_m, mu_a, mu_a - max(3 * sd_a, 0.3 * mu_a)
 
 
 def test_stored_ma_l1_curve_is_comparable_to_mle():
@@ -118,7 +118,7 @@ def test_stored_ma_l1_curve_is_comparable_to_mle():
     assert min(ma_scores) > 2 * meta["random_policy_return"]
 
 
-def test_mbpo_ma_l1_matches_stored_mle_curve(tmp_path):
+def test_mbpo_ma_l1_vs_stored_mle_curve(tmp_path):
     _, mle = load_curves("cartpole_2k", "mle")
     _, ma = load_curves("cartpole_2k", "ma_l1")
     mu_m, mu_a, lower = ma_l1_band({s: last_epochs_score(c, CARTPOLE_EPOCHS) for s, c in mle.items()},
