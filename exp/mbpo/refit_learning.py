@@ -12,6 +12,10 @@ non-default sizes is enough. The overhead side of the same curve is
 ``bench_overhead.py``.
 
     python exp/mbpo/refit_learning.py --sizes 100 10000 --seeds 0 1 2 --jobs 2
+    python exp/mbpo/refit_learning.py --sizes 100 1000 10000 --seeds 0 1 2 3 4 overrides.num_steps=5000
+
+Extra Hydra overrides (positional) apply to every run; the stored baselines are then
+not comparable and are not printed.
 
 Finished runs in ``--work`` are reused; curves go to ``<work>/curves.csv``.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import os
 import statistics
 import subprocess
@@ -69,17 +74,21 @@ def main(argv=None):
     p.add_argument("--last", type=int, default=5, help="score = mean return over the last N epochs")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--work", type=Path, default=REPO / "runs" / "refit_learning")
+    p.add_argument("extra", nargs="*", help="further Hydra overrides for every run, e.g. overrides.num_steps=5000")
     a = p.parse_args(argv)
     if any(n <= 0 for n in a.sizes):
         p.error("--sizes must be positive")
-    work = a.work / a.regression
+    tag = a.regression
+    if a.extra:  # finished runs are reused by directory: keep other settings apart
+        tag += "-" + hashlib.sha1(" ".join(a.extra).encode()).hexdigest()[:8]
+    work = a.work / tag
     work.mkdir(parents=True, exist_ok=True)
-    variants = [(f"refit {n}", [f"overrides.value_refit_batch_size={n}"]) for n in a.sizes]
+    variants = [(f"refit {n}", [f"overrides.value_refit_batch_size={n}", *a.extra]) for n in a.sizes]
     if a.naive:
-        variants.append(("naive", ["overrides.value_update_interval=0"]))
+        variants.append(("naive", ["overrides.value_update_interval=0", *a.extra]))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
-    print(f"{a.regression}: {len(variants) * len(a.seeds)} runs, {a.jobs} at a time (commit {commit})", flush=True)
+    print(f"{a.regression} {' '.join(a.extra)}: {len(variants) * len(a.seeds)} runs, {a.jobs} at a time (commit {commit})", flush=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = {}
     with ProcessPoolExecutor(a.jobs) as pool:
@@ -109,8 +118,9 @@ def main(argv=None):
         print(f"| {label} | {' | '.join(f'{x:.1f}' for x in scores)} | {statistics.mean(scores):.1f} | "
               f"{sd:.1f} | {sec} |")
 
-    row("mle (stored)", _stored(a.regression, "mle"))
-    row("ma_l1, refit 1000 (stored, default)", _stored(a.regression, "ma_l1"))
+    if not a.extra:
+        row("mle (stored)", _stored(a.regression, "mle"))
+        row("ma_l1, refit 1000 (stored, default)", _stored(a.regression, "ma_l1"))
     for label, _ in variants:
         row(f"ma_l1, {label}", {s: results[(label, s)][0] for s in a.seeds},
             [results[(label, s)][1] for s in a.seeds])
