@@ -5,7 +5,7 @@ mbrl-lib once per model loss on the same env, seed and budget, streams each run'
 per-epoch evaluation return, then prints both return curves' final values and the
 wall-clock ratio, and where everything was written.
 
-    python -m vaml_ext.demo                       # built-in default (about 6 min on 2 CPU cores)
+    python -m vaml_ext.demo                       # built-in default (about 5 min on 2 CPU cores)
     python -m vaml_ext.demo --losses mle ma_l1 ma_vaml --steps 4000 --env mbpo_inv_pendulum
 
 The default is paper Fig. 3's CartPole at the figure's ``short`` preset (upstream
