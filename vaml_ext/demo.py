@@ -21,20 +21,24 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import threading
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+from vaml_ext.mbpo.runner import REGRESSIONS
 
 DEFAULT_ENV = "mbpo_cartpole"
 DEFAULT_LOSSES = ("mle", "ma_l1")
 DEFAULT_STEPS = 2000
-#: Per-env budget settings on top of the upstream override. CartPole: the Fig. 3 short
-#: preset (upstream 5,000-step exploration kept). Any other env: a 500-step warm-up and
-#: model training capped at 25 epochs per call.
+#: Per-env budget settings on top of the upstream override. CartPole: those of the
+#: ``cartpole_2k`` learning regression (Fig. 3 short preset, upstream 5,000-step
+#: exploration kept). Any other env: a 500-step warm-up and model training capped at 25
+#: epochs per call.
 ENV_OVERRIDES = {
-    "mbpo_cartpole": ("overrides.num_sac_updates_per_step=10", "++overrides.num_epochs_train_model=20"),
+    "mbpo_cartpole": tuple(o for o in REGRESSIONS["cartpole_2k"][1]
+                           if not o.startswith(("device=", "overrides.num_steps="))),
 }
 OTHER_OVERRIDES = ("algorithm.initial_exploration_steps=500", "++overrides.num_epochs_train_model=25")
 _PRINT = threading.Lock()
@@ -102,6 +106,12 @@ def main(argv=None) -> int:
         p.error("--jobs must be >= 1")
     from vaml_ext.losses import available_losses
 
+    import mbrl
+
+    conf = Path(mbrl.__file__).parent / "examples" / "conf" / "overrides"
+    mbpo_envs = sorted(f.stem for f in conf.glob("mbpo_*.yaml"))
+    if a.env not in mbpo_envs:
+        p.error(f"unknown --env {a.env!r}; valid: {', '.join(mbpo_envs)}")
     bad = [x for x in a.losses if x not in available_losses()]
     if bad:
         p.error(f"unknown loss(es) {bad}; valid: {', '.join(available_losses())}")

@@ -37,6 +37,7 @@ def test_make_baselines_rejects_unknown_regression(tmp_path, capsys):
     (["--losses", "mle", "nope"], "unknown loss"),
     (["--steps", "0"], "--steps must be positive"),
     (["--jobs", "0"], "--jobs must be >= 1"),
+    (["--env", "mbpo_nope"], "valid: mbpo_ant, mbpo_cartpole"),
 ])
 def test_demo_rejects_bad_input(argv, needle, tmp_path, capsys):
     from vaml_ext import demo
