@@ -99,10 +99,16 @@ def main(argv=None):
             curve = [r["episode_reward"] for r in rows]
             results[(label, seed)] = (curve, seconds)
             print(f"  {label:>12} seed {seed}: {[round(x) for x in curve]} ({seconds:.0f} s)", flush=True)
+    rows = {}  # earlier invocations' curves (other seeds/sizes) are kept, this one's replace theirs
+    if (work / "curves.csv").exists():
+        with open(work / "curves.csv") as f:
+            for r in csv.DictReader(f):
+                rows.setdefault((r["variant"], int(r["seed"])), []).append(float(r["return"]))
+    rows.update({key: curve for key, (curve, _) in results.items()})
     with open(work / "curves.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["variant", "seed", "epoch", "return"])
-        for (label, seed), (curve, _) in sorted(results.items()):
+        for (label, seed), curve in sorted(rows.items()):
             w.writerows([label, seed, i, r] for i, r in enumerate(curve))
 
     print(f"\nscore = mean return over the last {a.last} epochs; {a.regression}, commit {commit}")
