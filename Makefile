@@ -1,12 +1,14 @@
 # One install path behind both README commands. Every target is idempotent.
 #   make demo   -- set up everything, then run the built-in MBPO demo
-#   make test   -- set up everything, then run the test suite
+#   make test   -- set up everything, then run the test suite (all tiers; README, CI)
+#   make test-fast -- the edit-loop tier: everything not marked `slow` (<= 3 min on 2 cores)
+#   make lint   -- ruff check + mypy vaml_ext;  make format -- ruff format (rewrites files)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-installed
 
-.PHONY: install demo test check-patches clean
+.PHONY: install demo test test-fast lint format check-patches clean
 
 install: $(STAMP)
 	$(BIN)/vaml-patch apply
@@ -16,9 +18,9 @@ install: $(STAMP)
 
 # torch is pinned (requirements/base.txt: torch==2.13.0): a looser spec pulls
 # gigabytes of CUDA wheels on CPU-only machines.
-$(STAMP): requirements/base.txt requirements/test.txt setup.py
+$(STAMP): requirements/base.txt requirements/test.txt requirements/dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements/base.txt -r requirements/test.txt
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements/base.txt -r requirements/test.txt -r requirements/dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps rliable==1.2.0
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
@@ -28,6 +30,16 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q --durations=15 tests
+
+test-fast: install
+	$(BIN)/python -m pytest -q --durations=10 -m "not slow" tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy vaml_ext
+
+format: $(STAMP)
+	$(BIN)/ruff format .
 
 check-patches: $(STAMP)
 	$(BIN)/vaml-patch check

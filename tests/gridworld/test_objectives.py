@@ -1,5 +1,5 @@
 """The five gridworld objectives against hand-computed values on a 3-state MDP, plus
-properties on random categorical models (paper Eq. 8-10, SPEC §2)."""
+properties on random categorical models (paper Eq. 8-10)."""
 import math
 
 import pytest
@@ -180,7 +180,7 @@ def test_upper_bound_l1_dominates_direct_l1_on_random_models(seed):
 
 
 def test_vaml_does_not_upper_bound_direct_l2():
-    """SPEC §2: L2 has no triangle inequality. A = [1, 1], γ = 1: Σ A² = 2 < (Σ A)² = 4."""
+    """Paper §4.2 ("Connection to VAML"): L2 has no triangle inequality. A = [1, 1], γ = 1: Σ A² = 2 < (Σ A)² = 4."""
     adv = torch.ones(1, 2, dtype=torch.float64)
     vaml = 2 * make_loss("ma_vaml", coeff=1.0)(advantage=adv)  # Σ_t A_t² (mean × T)
     direct = make_loss("ma_direct_l2", coeff=1.0)(advantage=adv, gamma=1.0)

@@ -1,4 +1,5 @@
 """With model_loss=mle, patched MBPO is upstream MBPO: deterministic, and untouched by plugins."""
+import json
 import os
 import subprocess
 import sys
@@ -65,4 +66,4 @@ def test_plugins_do_not_perturb_mle(tmp_path):
     assert outs[0][0] == outs[1][0]
     for k in outs[0][1]:
         assert torch.equal(outs[0][1][k], outs[1][1][k]), k
-    assert np.isfinite(eval(outs[0][0])).all()
+    assert np.isfinite(json.loads(outs[0][0])).all()

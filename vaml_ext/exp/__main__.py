@@ -117,8 +117,7 @@ def main(argv=None) -> int:
         from vaml_ext.exp.aggregate import aggregate
 
         res = aggregate(sweep_dir, reps=a.reps)
-        report = res.get("report") if isinstance(res, dict) else None
-        print(f"report: {report or sweep_dir / 'report'}", flush=True)
+        print(f"report: {res['report']}", flush=True)
     return 0 if len(done) == n else 1
 
 

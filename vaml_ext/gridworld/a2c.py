@@ -73,7 +73,7 @@ class TabularA2C(nn.Module):
         """Roll the current policy ``n_steps`` in the learned model from ``state``/``t``
         (``[runs, E]``; imagined episodes restart at the start cell when they reach the
         goal or the time limit). Rewards and termination come from the known reward
-        function ``r(s, ŝ, t)`` on the model's sample ``ŝ`` (SPEC §2: reward known).
+        function ``r(s, ŝ, t)`` on the model's sample ``ŝ`` (reward known, as the paper assumes in §3).
         Returns ``[runs, E, n]`` tensors plus the final ``state``/``t``."""
         keys = ("s", "a", "r", "s2", "term", "done")
         out = {k: [] for k in keys}

@@ -1,6 +1,6 @@
 """The paper's gridworld (§5.1): MiniGrid's empty room with cardinal moves and a shaped reward.
 
-Setting (paper §5.1, SPEC §6): an N×N ``minigrid`` ``EmptyEnv`` room (N = 5, 8, 12, 16;
+Setting (paper §5.1, Figure 1): an N×N ``minigrid`` ``EmptyEnv`` room (N = 5, 8, 12, 16;
 walls on the edge cells, so the agent moves in the (N-2)×(N-2) interior), the agent
 spawns in the top-left interior cell, the goal is the bottom-right interior cell and is
 absorbing, the four actions are cardinal moves (North, South, East, West), transitions

@@ -30,8 +30,6 @@ from typing import Dict, List, Optional
 from vaml_ext.gridworld.objectives import METHOD_LABELS, METHODS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "exp" / "gridworld" / "fig1.yaml"
-UPPER_BOUNDS = ("ma_l1", "ma_vaml")
-DIRECT = ("ma_direct_l1", "ma_direct_l2")
 # two-sided 95% Student-t quantiles by degrees of freedom
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 

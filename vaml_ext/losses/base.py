@@ -11,7 +11,7 @@ against closed forms on hand-built tensors.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Tuple
+from typing import ClassVar, Optional, Tuple
 
 import torch
 from torch import nn
@@ -28,6 +28,12 @@ class ModelLoss(nn.Module):
     * ``needs_trajectories`` -- ``True`` for the direct forms (Eq. 8) that sum over
       whole trajectories; their ``advantage`` input is ``[num_traj, T]``.
     * ``in_keys`` -- names of the keyword inputs :meth:`forward` requires.
+
+    ``reduction`` (constructor argument, one of :data:`REDUCTIONS`) says how the
+    per-transition (or per-trajectory) terms become the scalar: ``"mean"`` (default,
+    the paper's Eq. 8-10 estimators) or ``"sum"`` (the paper's MBPO code sums over
+    ensemble members and batch, ``va_mbpo`` ``mbrl/models/gaussian_mlp.py`` l. 389-396).
+    Subclasses reduce through :meth:`reduce`.
     """
 
     name: ClassVar[str] = "<unregistered>"
@@ -35,9 +41,13 @@ class ModelLoss(nn.Module):
     needs_trajectories: ClassVar[bool] = False
     in_keys: ClassVar[Tuple[str, ...]] = ()
     default_coeff: ClassVar[float] = 1.0
+    REDUCTIONS: ClassVar[Tuple[str, ...]] = ("mean", "sum")
 
-    def __init__(self, coeff: float | None = None):
+    def __init__(self, coeff: float | None = None, reduction: str = "mean"):
         super().__init__()
+        if reduction not in self.REDUCTIONS:
+            raise ValueError(f"{self.name}: reduction={reduction!r} is not one of {', '.join(self.REDUCTIONS)}")
+        self._reduction = reduction
         coeff = self.default_coeff if coeff is None else coeff
         try:
             coeff = float(coeff)
@@ -50,6 +60,19 @@ class ModelLoss(nn.Module):
                 "it must be a finite number > 0"
             )
         self.coeff = coeff
+
+    @property
+    def reduction(self) -> str:
+        """``"mean"`` or ``"sum"``: how :meth:`reduce` turns terms into the scalar loss."""
+        return self._reduction
+
+    def reduce(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Mean or sum (per :attr:`reduction`) of ``x`` over all entries where ``mask`` is 1."""
+        if mask is None:
+            return x.sum() if self._reduction == "sum" else x.mean()
+        mask = mask.to(x.dtype)
+        total = (x * mask).sum()
+        return total if self._reduction == "sum" else total / mask.sum().clamp_min(1.0)
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         missing = [k for k in self.in_keys if inputs.get(k) is None]
@@ -66,4 +89,4 @@ class ModelLoss(nn.Module):
         raise NotImplementedError
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, coeff={self.coeff}"
+        return f"name={self.name!r}, coeff={self.coeff}, reduction={self._reduction!r}"

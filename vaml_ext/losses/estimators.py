@@ -1,10 +1,11 @@
 """Estimators of ``E_{ŝ~P_φ(·|s,a)}[V(ŝ)]`` and the model advantage (paper Eq. 9).
 
-SPEC §2: categorical model -> exact sum over next states; Gaussian model ->
-reparameterised samples (k >= 1; the paper's code used k = 1); deterministic model ->
-the prediction itself. In every case gradients flow to the *model* output only:
-the value function must be evaluated with its parameters frozen (use
-:func:`frozen_value_fn` or pass values computed under ``torch.no_grad``).
+Categorical model -> exact sum over next states; Gaussian model -> reparameterised
+samples (k >= 1; the paper's MBPO code draws one ``rsample``, ``va_mbpo``
+``mbrl/models/gaussian_mlp.py`` l. 336-381); deterministic model -> the prediction
+itself. In every case gradients flow to the *model* output only: the value function
+must be evaluated with its parameters frozen (use :func:`frozen` or pass values
+computed under ``torch.no_grad``).
 """
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ import torch
 from torch import nn
 
 ValueFn = Callable[[torch.Tensor], torch.Tensor]
-
-ESTIMATORS = ("categorical", "gaussian", "deterministic")
 
 
 def expected_value_categorical(probs: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -71,7 +70,7 @@ def frozen(modules: Iterable[nn.Module]) -> Iterator[None]:
 
     Inside, a value network can be evaluated *with* autograd through its inputs
     (needed for reparameterised samples) while its own parameters get no gradient, so a
-    model update cannot change the value function (SPEC §2).
+    model update cannot change the value function.
     """
     params = [p for m in modules for p in m.parameters()]
     flags = [p.requires_grad for p in params]

@@ -1,6 +1,6 @@
 """The model-learning objectives of the paper, registered by name.
 
-Notation (SPEC §2): ``A(s, a, s') = V(s') - E_{ŝ~P_φ(·|s,a)}[V(ŝ)]`` is the
+Notation (paper Eq. 8-10): ``A(s, a, s') = V(s') - E_{ŝ~P_φ(·|s,a)}[V(ŝ)]`` is the
 per-transition model advantage (γ folded into the coefficient). ``advantage`` tensors
 carry gradients to the model parameters φ only: the value function is evaluated
 under ``torch.no_grad`` / with detached parameters by the estimators in
@@ -19,13 +19,6 @@ from vaml_ext.losses.registry import register_loss
 DEFAULT_VA_LOSS_COEFF = 0.01
 
 
-def _masked_mean(x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-    if mask is None:
-        return x.mean()
-    mask = mask.to(x.dtype)
-    return (x * mask).sum() / mask.sum().clamp_min(1.0)
-
-
 @register_loss("mle")
 class MLELoss(ModelLoss):
     """Maximum likelihood: mean per-transition negative log-likelihood ``nll``.
@@ -40,7 +33,7 @@ class MLELoss(ModelLoss):
     in_keys = ("nll",)
 
     def _loss(self, nll: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
-        return _masked_mean(nll, mask)
+        return self.reduce(nll, mask)
 
 
 @register_loss("ma_l1")
@@ -55,7 +48,7 @@ class MAL1Loss(ModelLoss):
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
     def _loss(self, advantage: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
-        return _masked_mean(advantage.abs(), mask)
+        return self.reduce(advantage.abs(), mask)
 
 
 @register_loss("ma_vaml")
@@ -70,11 +63,11 @@ class MAVAMLLoss(ModelLoss):
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
     def _loss(self, advantage: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
-        return _masked_mean(advantage.pow(2), mask)
+        return self.reduce(advantage.pow(2), mask)
 
 
-def _discounted_traj_sum(advantage: torch.Tensor, gamma: float, mask: Optional[torch.Tensor]) -> torch.Tensor:
-    """``(1/m) Σ_traj Σ_t γ^t A_t`` for ``advantage`` of shape ``[m, T]``."""
+def _discounted_traj_sums(advantage: torch.Tensor, gamma: float, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """``Σ_t γ^t A_t`` per trajectory (``[m]``) for ``advantage`` of shape ``[m, T]``."""
     if advantage.dim() != 2:
         raise ValueError(
             f"direct model-advantage losses need advantage of shape [num_traj, T], got {tuple(advantage.shape)}"
@@ -87,7 +80,7 @@ def _discounted_traj_sum(advantage: torch.Tensor, gamma: float, mask: Optional[t
     terms = advantage * disc
     if mask is not None:
         terms = terms * mask.to(advantage.dtype)
-    return terms.sum(dim=1).mean()
+    return terms.sum(dim=1)
 
 
 @register_loss("ma_direct_l1")
@@ -104,7 +97,7 @@ class MADirectL1Loss(ModelLoss):
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
     def _loss(self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
-        return _discounted_traj_sum(advantage, gamma, mask).abs()
+        return self.reduce(_discounted_traj_sums(advantage, gamma, mask)).abs()
 
 
 @register_loss("ma_direct_l2")
@@ -117,4 +110,4 @@ class MADirectL2Loss(ModelLoss):
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
     def _loss(self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
-        return _discounted_traj_sum(advantage, gamma, mask).pow(2)
+        return self.reduce(_discounted_traj_sums(advantage, gamma, mask)).pow(2)

@@ -2,7 +2,9 @@
 
 Modelled on Stable-Baselines3's ``policy_aliases``: a plain mapping that fails loudly
 (with the list of valid names) on unknown keys, so a typo in ``overrides.model_loss``
-is reported before any training starts.
+is reported before any training starts. The built-in losses register themselves in
+:mod:`vaml_ext.losses.objectives`, which the package ``__init__`` imports, so this
+module imports no loss module (no import cycle).
 """
 from __future__ import annotations
 
@@ -51,13 +53,11 @@ def register_loss(name: str) -> Callable[[Type[T]], Type[T]]:
 
 def available_losses() -> List[str]:
     """Sorted names of all registered model losses."""
-    _ensure_builtin()
     return sorted(_REGISTRY)
 
 
 def get_loss_class(name: str, key: str = "model_loss") -> type:
     """The class registered under ``name``; :class:`UnknownLossError` otherwise."""
-    _ensure_builtin()
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -68,7 +68,3 @@ def make_loss(name: str, key: str = "model_loss", **kwargs):
     """Instantiate the loss registered under ``name`` with ``kwargs``."""
     return get_loss_class(name, key)(**kwargs)
 
-
-def _ensure_builtin() -> None:
-    # Built-in losses live in vaml_ext.losses.objectives; importing it registers them.
-    from vaml_ext.losses import objectives  # noqa: F401

@@ -9,10 +9,11 @@ Per batch, for every ensemble member e and transition (s, a, r, s'):
    as upstream's ``target_is_delta``);
 2. ``k = va_samples`` reparameterised samples ``(Δŝ, r̂) = μ + σ ε`` give next states
    ``ŝ = s + Δŝ`` in raw observation space;
-3. ``A = V(s') − (1/k) Σ V(ŝ)`` (SPEC §2; ``V`` from :mod:`vaml_ext.mbpo.values`, one
+3. ``A = V(s') − (1/k) Σ V(ŝ)`` (paper Eq. 10; ``V`` from :mod:`vaml_ext.mbpo.values`, one
    action draw shared by ``s'`` and ``ŝ``, agent parameters frozen);
 4. loss = ``va_loss_coeff · Σ_{e,b} |A|`` (``ma_l1``, Eq. 10; ``A²`` for ``ma_vaml``)
-   ``+ Σ_{e,b} (r̂ − r)²`` -- the reduction of the paper's MBPO code (SPEC §4); the
+   ``+ Σ_{e,b} (r̂ − r)²`` -- the reduction of the paper's MBPO code (``va_mbpo``
+   ``mbrl/models/gaussian_mlp.py`` l. 389-396); the
    reward head keeps a regression loss (the paper assumes a known/learned reward).
    ``va_reduction=mean`` uses per-member means instead (summed over members, as
    upstream's Gaussian NLL). The reduction matters although Adam is scale-invariant:
@@ -72,7 +73,7 @@ def value_aware_terms(
     if not dyn_model.target_is_delta or dyn_model.no_delta_list:
         raise ValueError("value-aware MBPO losses need target_is_delta=true without no_delta_list")
     mean, logvar, obs, target = _member_outputs(dyn_model, batch)
-    if logvar is None:  # deterministic model: the prediction itself (SPEC §2)
+    if logvar is None:  # deterministic model: E[V(ŝ)] = V(prediction) (Eq. 10)
         samples = mean.unsqueeze(0)
     else:
         std = torch.exp(0.5 * logvar)

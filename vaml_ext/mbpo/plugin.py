@@ -8,7 +8,7 @@ Registers, through the seam added by ``patches/mbrl-lib/0003``:
 * ``validate_config`` -- rejects bad values before any training, naming the key;
 * ``make_callbacks`` -- the stale-value refit (Algorithm 2) when the loss is value
   aware and ``value_update_interval > 0``, diagnostics for every loss, and the run
-  recorder (``eval.csv``, checkpoint/resume, progress; :mod:`vaml_ext.mbpo.checkpoint`).
+  recorder (``returns.csv``, checkpoint/resume, progress; :mod:`vaml_ext.mbpo.checkpoint`).
 """
 from __future__ import annotations
 

@@ -133,7 +133,6 @@ REGRESSIONS = {
         "overrides.num_steps=2000",
     )),
 }
-REGRESSION_ENV, REGRESSION_OVERRIDES = REGRESSIONS["inv_pendulum_1k"]
 
 
 def regression_config(name: str, method: str, seed: int, extra: Sequence[str] = ()):

@@ -8,10 +8,10 @@ difference, not policy-sampling noise: with independent draws, ``|A|`` has a flo
 set by the policy's entropy even for a perfect model, and the sign of ``A`` -- hence
 the ``ma_l1`` gradient -- is mostly noise while the policy is broad.
 
-* ``q1`` (default) -- the paper's MBPO code (SPEC §4): the online ``Q1`` at one action
-  ``a ~ π(·|s')`` sampled once at the real next state and used on both sides,
-  ``A = Q1(s', a) − Q1(ŝ, a)``. The reference behaviour the paper's MBPO numbers
-  were produced with, hence the default.
+* ``q1`` (default) -- the value of the paper's MBPO code, the online ``Q1``
+  (``va_mbpo`` ``mbrl/models/gaussian_mlp.py`` l. 336-381, which draws an independent
+  action on each side), here at one action ``a ~ π(·|s')`` used on both sides,
+  ``A = Q1(s', a) − Q1(ŝ, a)``.
 * ``soft`` -- SAC's soft state value ``V(x) = min(Q1, Q2)(x, a_x) − α log π(a_x|x)``
   with ``a_x = tanh(μ(x) + σ(x) ε)·scale + bias`` for the same ``ε`` at ``x = s'`` and
   ``x = ŝ``. Principled, less optimistic than one Q head; offered for comparison.

@@ -24,7 +24,4 @@ class SLBOMultiStepLoss(ModelLoss):
     in_keys = ("multi_step_sq_err",)
 
     def _loss(self, multi_step_sq_err: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
-        if mask is None:
-            return multi_step_sq_err.mean()
-        mask = mask.to(multi_step_sq_err.dtype)
-        return (multi_step_sq_err * mask).sum() / mask.sum().clamp_min(1.0)
+        return self.reduce(multi_step_sq_err, mask)

@@ -3,7 +3,8 @@
 :class:`RegistryModelLoss` subclasses the port's ``MultiStepLoss`` and replaces only its
 *training* objective; optimiser (Adam 1e-3, weight decay 1e-5, global-norm clip 2.0),
 batches (``sample_multi_step(128, 1, 2)``) and the logged validation metric (upstream's
-multi-step loss) stay upstream's.
+multi-step loss) stay upstream's. Which registered losses SLBO accepts follows from
+their registry attributes (:func:`supports`): per transition, with inputs SLBO computes.
 
 * ``slbo``    -- the upstream multi-step loss, reduced by the registry (identical values).
 * ``mle``     -- "MLE" ablation (paper §5.3: only the MLE term of SLBO's objective):
@@ -13,24 +14,38 @@ multi-step loss) stay upstream's.
 * ``ma_vaml`` -- MA-VAML (IterVAML): ``c · mean_i (V(s'_i) - V(f_φ(s_i, a_i)))²``.
 
 Value-aware losses use the TRPO value net ``V`` and the deterministic prediction
-``f_φ(s, a)`` as ``E_{ŝ~P_φ}[V(ŝ)]`` (SPEC §2); ``c = va_loss_coeff`` (0.01). ``V``'s
-parameters are frozen inside the loss: gradients reach the model only. The single-step
-transitions are all ``n_step × batch`` real ``(s_i, a_i, s'_i)`` of the multi-step batch
-(masks only matter for the multi-step unroll).
+``f_φ(s, a)`` as ``E_{ŝ~P_φ}[V(ŝ)]`` (paper Eq. 10, deterministic model); ``c =
+va_loss_coeff`` (0.01). ``V``'s parameters are frozen inside the loss: gradients reach
+the model only. The single-step transitions are all ``n_step × batch`` real
+``(s_i, a_i, s'_i)`` of the multi-step batch (masks only matter for the multi-step unroll).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
 
 from slbo.loss.multi_step_loss import MultiStepLoss
-from vaml_ext.losses import expected_value_deterministic, frozen, make_loss, model_advantage
-
 import vaml_ext.slbo.losses  # noqa: F401  (registers "slbo")
+from vaml_ext.losses import (available_losses, expected_value_deterministic, frozen, get_loss_class, make_loss,
+                             model_advantage)
 
-SLBO_MODEL_LOSSES = ("slbo", "mle", "ma_l1", "ma_vaml")
+#: The loss inputs (registry ``ModelLoss.in_keys``) SLBO computes from a multi-step batch:
+#: upstream's per-sample multi-step error, the normalised single-step error (MLE
+#: ablation) and the model advantage per real transition (value-aware losses).
+INPUTS = ("multi_step_sq_err", "nll", "advantage")
+
+
+def supports(cls) -> bool:
+    """Whether SLBO can train with registered loss class ``cls``: it is per transition
+    (not ``needs_trajectories``) and SLBO computes every one of its ``in_keys``."""
+    return not cls.needs_trajectories and bool(cls.in_keys) and set(cls.in_keys) <= set(INPUTS)
+
+
+def supported_losses() -> List[str]:
+    """Registered loss names SLBO can train with (``vaml.model_loss`` values)."""
+    return [n for n in available_losses() if supports(get_loss_class(n))]
 
 
 def _t(x):
@@ -41,21 +56,19 @@ class RegistryModelLoss(MultiStepLoss):
     def __init__(self, model, normalizers, dim_state, dim_action, criterion, step, loss_name: str = "slbo",
                  vfn=None, va_loss_coeff: Optional[float] = None):
         super().__init__(model, normalizers, dim_state, dim_action, criterion, step)
-        if loss_name not in SLBO_MODEL_LOSSES:
-            # get the registry's error message for unknown names, ours for known-but-unsupported
-            make_loss(loss_name, key="vaml.model_loss")
+        cls = get_loss_class(loss_name, key="vaml.model_loss")  # registry's error for unknown names
+        if not supports(cls):
             raise ValueError(f"vaml.model_loss={loss_name!r} is registered but not supported by SLBO; "
-                             f"valid: {', '.join(SLBO_MODEL_LOSSES)}")
+                             f"valid: {', '.join(supported_losses())}")
         kwargs = {}
         self.loss_name = loss_name
-        cls_value_aware = loss_name in ("ma_l1", "ma_vaml")
-        if cls_value_aware:
+        self.value_aware = bool(cls.value_aware)
+        if self.value_aware:
             if vfn is None:
                 raise ValueError(f"vaml.model_loss={loss_name!r} needs the TRPO value function")
             if va_loss_coeff is not None:
                 kwargs["coeff"] = va_loss_coeff
         self.objective = make_loss(loss_name, key="vaml.model_loss", **kwargs)
-        self.value_aware = bool(self.objective.value_aware)
         self.__dict__["_vfn"] = vfn
 
     # -- per-transition quantities -------------------------------------------------------
@@ -74,15 +87,23 @@ class RegistryModelLoss(MultiStepLoss):
             v_pred = expected_value_deterministic(pred, self._vfn)
         return model_advantage(v_next, v_pred)
 
+    def multi_step_sq_err(self, states, next_states_, actions, masks) -> torch.Tensor:
+        """Upstream's per-sample multi-step error (``MultiStepLoss.forward``)."""
+        return self.forward(_t(states), _t(actions), _t(next_states_), _t(masks))
+
+    def single_step_sq_err(self, states, next_states_, actions) -> torch.Tensor:
+        """Per transition, mean squared next-state error in units of the state-difference std."""
+        s, a, s_next, pred = self._single_step(states, next_states_, actions)
+        err = (pred - s_next) / self._normalizers.diff.op_std.clamp_min(1e-6)
+        return err.pow(2).mean(-1)
+
     def training_loss(self, states, next_states_, actions, masks) -> torch.Tensor:
-        if self.loss_name == "slbo":
-            per_sample = self.forward(_t(states), _t(actions), _t(next_states_), _t(masks))
-            return self.objective(multi_step_sq_err=per_sample)
-        if self.loss_name == "mle":
-            s, a, s_next, pred = self._single_step(states, next_states_, actions)
-            err = (pred - s_next) / self._normalizers.diff.op_std.clamp_min(1e-6)
-            return self.objective(nll=err.pow(2).mean(-1))
-        return self.objective(advantage=self.model_advantage(states, next_states_, actions))
+        compute = {
+            "multi_step_sq_err": lambda: self.multi_step_sq_err(states, next_states_, actions, masks),
+            "nll": lambda: self.single_step_sq_err(states, next_states_, actions),
+            "advantage": lambda: self.model_advantage(states, next_states_, actions),
+        }
+        return self.objective(**{key: compute[key]() for key in self.objective.in_keys})
 
 
 def make_model_loss(loss_name, model, normalizers, dim_state, dim_action, criterion, step, vfn=None,

@@ -18,8 +18,6 @@ import logging
 import time
 from typing import Optional
 
-import numpy as np
-
 from slbo.envs.virtual_env import VirtualEnv
 from slbo.utils.dataset import Dataset
 from slbo.utils.runner import Runner
