@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
 
-from vaml_ext.exp.__main__ import load_figure, sweep_command
+from vaml_ext.exp.__main__ import load_figure
 from vaml_ext.exp.run import CONF_DIR, PRESETS, RunConfigError, resolve_run, seeds_for
 from vaml_ext.exp.rundir import REPO
 

@@ -1,5 +1,4 @@
 """Real mbrl-lib objects (env, SAC agent, Gaussian ensemble, buffers) for MBPO plugin tests."""
-import copy
 
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from slbo.partial_envs import ALIASES, ENVS, make_env
-from slbo.utils.dataset import Dataset, gen_dtype
 
 
 @pytest.mark.parametrize("env_id", sorted(ENVS))

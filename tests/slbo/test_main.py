@@ -7,7 +7,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import yaml
 
 from tests.slbo.conftest import REPO, SLBO_SRC, run_slbo

@@ -1,6 +1,5 @@
 """Normalisers, the ring-buffer dataset, OU noise, GAE."""
 import numpy as np
-import pytest
 
 from slbo.utils.dataset import Dataset
 from slbo.utils.normalizer import GaussianNormalizer, Normalizers

@@ -2,7 +2,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,8 +120,8 @@ def test_value_aware_gradients_reach_the_model_only(name):
     s, ns, a, m = _batch()
     v_before, p_before = _snapshot(vfn, policy)
     m_before = _snapshot(model)[0]
-    l = loss.training_loss(s, ns, a, m)
-    l.backward()
+    loss_val = loss.training_loss(s, ns, a, m)
+    loss_val.backward()
     assert all(p.grad is None for p in vfn.parameters())
     assert all(p.requires_grad for p in vfn.parameters())  # frozen only inside the loss
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 MIN_SEEDS = 3
 
@@ -175,7 +175,7 @@ def _envs(data: ClaimData, wanted: Optional[Sequence[str]] = None, exclude: Sequ
     return [e for e in wanted if e in data.envs], [e for e in wanted if e not in data.envs]
 
 
-def ordering(a: str, b: str, envs: Optional[Sequence[str]] = None, exclude: Sequence[str] = (),
+def ordering(a: Union[str, Sequence[str]], b: str, envs: Optional[Sequence[str]] = None, exclude: Sequence[str] = (),
              metric: str = "final", kind: str = "ge", figure: Optional[str] = None):
     """Claim "``a`` (kind) ``b`` on ``envs`` (all present but ``exclude`` if None)". ``a``
     may be a tuple of methods: each is checked."""

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -58,7 +59,7 @@ def seeds_for(figure: dict, preset: str):
 
 def resolve_run(cfg: DictConfig) -> dict:
     """The run's resolved config (what run.yaml holds, minus provenance); validates names."""
-    fig = OmegaConf.to_container(cfg.figure, resolve=True)
+    fig: Any = OmegaConf.to_container(cfg.figure, resolve=True)
     env, method, seed, preset = cfg.env, cfg.method, cfg.seed, cfg.preset
     if env not in fig["envs"]:
         raise RunConfigError(f"env={env!r} is not in {fig['name']}; valid: {', '.join(fig['envs'])}")

@@ -73,10 +73,10 @@ class TabularA2C(nn.Module):
         """Roll the current policy ``n_steps`` in the learned model from ``state``/``t``
         (``[runs, E]``; imagined episodes restart at the start cell when they reach the
         goal or the time limit). Rewards and termination come from the known reward
-        function ``r(s, ŝ, t)`` on the model's sample ``ŝ`` (reward known, as the paper assumes in §3).
+        function ``r(s, ŝ, t)`` on the model's sample ``ŝ`` (reward known: the objectives of paper Eq. 8-10 fit only the transitions).
         Returns ``[runs, E, n]`` tensors plus the final ``state``/``t``."""
         keys = ("s", "a", "r", "s2", "term", "done")
-        out = {k: [] for k in keys}
+        out: Dict[str, list] = {k: [] for k in keys}
         for _ in range(n_steps):
             a = self.act(state, generator)
             s2 = model.sample(state, a, generator)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -92,7 +92,7 @@ class CardinalEmptyRoom(gym.Wrapper):
         self.n_states = self.inner * self.inner
         self.goal_pos = (self.size - 2, self.size - 2)
         self.start_pos = (1, 1)
-        self.max_steps = int(self.env.unwrapped.max_steps)
+        self.max_steps = int(getattr(self.env.unwrapped, "max_steps"))
         self.d0 = self._dist(self.start_pos)
         self.action_space = gym.spaces.Discrete(NUM_ACTIONS)
         self.observation_space = gym.spaces.Discrete(self.n_states)
@@ -179,7 +179,7 @@ def grid_spec(size: int, max_steps: Optional[int] = None) -> GridSpec:
         return _SPEC_CACHE[key]
     env = CardinalEmptyRoom(size, max_steps)
     env.reset(seed=0)
-    base = env.env.unwrapped
+    base: Any = env.env.unwrapped  # minigrid's MiniGridEnv
     from minigrid.core.world_object import Goal
 
     assert isinstance(base.grid.get(*env.goal_pos), Goal), "minigrid put the goal elsewhere"

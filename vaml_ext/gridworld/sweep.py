@@ -266,8 +266,8 @@ def run_sweep(cfg: dict, out: Path, log=print) -> dict:
         for k, steps in enumerate(r["steps"]):
             for i, (m, seed) in enumerate(zip(r["methods"], r["seeds"])):
                 rows.append({"size": s, "method": m, "seed": seed, "env_steps": steps, "return": r["returns"][k][i]})
-    with open(out / "curves.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["size", "method", "seed", "env_steps", "return"])
+    with open(out / "curves.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["size", "method", "seed", "env_steps", "return"])
         w.writeheader()
         for row in rows:
             w.writerow(dict(row, **{"return": f"{row['return']:.6f}"}))

@@ -11,7 +11,7 @@ against closed forms on hand-built tensors.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Optional, Tuple
+from typing import Any, ClassVar, Optional, Tuple
 
 import torch
 from torch import nn
@@ -85,7 +85,7 @@ class ModelLoss(nn.Module):
             k: v for k, v in inputs.items() if k not in self.in_keys
         })
 
-    def _loss(self, **inputs: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    def _loss(self, *args: Any, **inputs: Any) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def extra_repr(self) -> str:

@@ -8,11 +8,14 @@ module imports no loss module (no import cycle).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Type, TypeVar
+from typing import TYPE_CHECKING, Callable, Dict, List, Type, TypeVar
+
+if TYPE_CHECKING:
+    from vaml_ext.losses.base import ModelLoss
 
 T = TypeVar("T")
 
-_REGISTRY: Dict[str, type] = {}
+_REGISTRY: Dict[str, Type["ModelLoss"]] = {}
 
 
 class UnknownLossError(KeyError, ValueError):
@@ -45,7 +48,7 @@ def register_loss(name: str) -> Callable[[Type[T]], Type[T]]:
         if prev is not None and prev.__qualname__ != cls.__qualname__:
             raise ValueError(f"model loss {name!r} already registered by {prev!r}")
         cls.name = name  # type: ignore[attr-defined]
-        _REGISTRY[name] = cls
+        _REGISTRY[name] = cls  # type: ignore[assignment]
         return cls
 
     return deco
@@ -56,7 +59,7 @@ def available_losses() -> List[str]:
     return sorted(_REGISTRY)
 
 
-def get_loss_class(name: str, key: str = "model_loss") -> type:
+def get_loss_class(name: str, key: str = "model_loss") -> Type["ModelLoss"]:
     """The class registered under ``name``; :class:`UnknownLossError` otherwise."""
     try:
         return _REGISTRY[name]

@@ -42,7 +42,7 @@ class ValueAwareDiagnostics(Callback):
         self.tensorboard = tensorboard
         self.calls = 0
         self.writer = None
-        self.history = []
+        self.history: list = []
         self._t0 = 0.0
 
     def on_train_begin(self, ctx):

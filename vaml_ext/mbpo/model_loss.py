@@ -101,7 +101,7 @@ class ValueAwareModelUpdate:
         self.reduction = reduction
         self.ctx = ctx
         self.loss_name = loss_name
-        self.loss_fn = make_loss(loss_name, coeff=coeff)
+        self.loss_fn = make_loss(loss_name, coeff=coeff, reduction=reduction)
         if not self.loss_fn.value_aware or self.loss_fn.needs_trajectories:
             raise ValueError(f"model_loss={loss_name!r} cannot be used per transition in MBPO")
         self.value = value
@@ -130,9 +130,11 @@ class ValueAwareModelUpdate:
             terms = value_aware_terms(dyn, batch, estimator, self.num_samples, self.generator)
         adv = terms["advantage"]
         # "sum" (paper's MBPO code): coeff·Σ|A| + Σ(r̂−r)² over members and transitions;
-        # "mean": per-member means, summed over members (upstream NLL's convention).
-        scale = adv.numel() if self.reduction == "sum" else adv.shape[0]
-        va = scale * self.loss_fn(advantage=adv)
+        # "mean": per-member means, summed over members (upstream NLL's convention):
+        # every member sees the same B transitions, so Σ_e mean_b = E · mean_{e,b}.
+        va = self.loss_fn(advantage=adv)
+        if self.reduction == "mean":
+            va = adv.shape[0] * va
         loss = va
         reward = torch.zeros((), device=va.device)
         if "reward_sq_err" in terms:

@@ -39,7 +39,7 @@ class StaleValueRefit(Callback):
         self.batch_size = int(batch_size)
         self.rng = np.random.default_rng(int(seed) + 104729)
         self.generator = None
-        self.model_env = None
+        self.model_env: mbrl.models.ModelEnv | None = None
         self.model_steps = 0
         self.refits = 0
         self.seconds = 0.0
@@ -89,6 +89,7 @@ class StaleValueRefit(Callback):
             obs_type=np.float32, action_type=np.float32, reward_type=np.float32,
             rng=np.random.default_rng(self.rng.integers(1 << 31)),
         )
+        assert self.model_env is not None, "on_train_begin builds the refit's model env"
         model_state = self.model_env.reset(initial_obs_batch=obs.astype(np.float32), return_as_np=True)
         alive = np.ones(len(obs), dtype=bool)
         for _ in range(horizon):

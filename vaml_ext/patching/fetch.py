@@ -92,18 +92,18 @@ def unpack(archive: Path, dest: Path, strip: int) -> None:
                     shutil.copyfileobj(src, dst)
         return
     with tarfile.open(archive) as tf:
-        for m in tf.getmembers():
-            if not m.isfile():
+        for ti in tf.getmembers():
+            if not ti.isfile():
                 continue
-            out = _stripped(dest, m.name, strip)
+            out = _stripped(dest, ti.name, strip)
             if out is None:
                 continue
             out.parent.mkdir(parents=True, exist_ok=True)
-            src = tf.extractfile(m)
-            assert src is not None
-            with src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            if m.mode & 0o111:
+            member = tf.extractfile(ti)
+            assert member is not None
+            with member, open(out, "wb") as dst:
+                shutil.copyfileobj(member, dst)
+            if ti.mode & 0o111:
                 out.chmod(0o755)
 
 

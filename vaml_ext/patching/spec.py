@@ -64,7 +64,7 @@ class UpstreamSpec:
 
     def describe(self) -> str:
         if self.kind == "pypi-sdist":
-            return f"{self.package}=={self.version} (sdist sha256 {self.sha256[:12]}...)"
+            return f"{self.package}=={self.version} (sdist sha256 {(self.sha256 or '')[:12]}...)"
         return f"local tree {self.source}"
 
 

@@ -20,7 +20,6 @@ class VirtualEnv(BaseBatchedEnv):
         self.observation_space = env.observation_space  # ???
 
         dim_state = env.observation_space.shape[0]
-        dim_action = env.action_space.shape[0]
         if opt_model:
             self.action_space = Box(low=np.r_[env.action_space.low, np.zeros(dim_state) - 1.],
                                     high=np.r_[env.action_space.high, np.zeros(dim_state) + 1.],

@@ -4,7 +4,6 @@
 sqrt(dim) -- ``sqrt(mean_j (x_j - y_j)^2)`` -- *not* a squared error. ``MSELoss`` is the
 per-sample mean squared error; ``L1Loss`` the per-sample mean absolute error.
 """
-import torch
 from torch import nn
 
 
