@@ -9,6 +9,7 @@ from vaml_ext.losses import (
     expected_value_deterministic,
     expected_value_gaussian,
     frozen,
+    get_loss_class,
     make_loss,
     model_advantage,
 )
@@ -129,3 +130,21 @@ def test_unknown_loss_lists_valid_names():
         make_loss("ma_l3")
     assert "ma_l1" in str(e.value) and "mle" in str(e.value) and "model_loss='ma_l3'" in str(e.value)
     assert not math.isnan(0)
+
+
+# ----------------------------------------------------------------------------- reduction
+@pytest.mark.parametrize("name", ["mle", "ma_l1", "ma_vaml"])
+def test_sum_reduction_is_count_times_mean(name):
+    cls = get_loss_class(name)
+    x = torch.randn(4, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    key = cls.in_keys[0]
+    mean, total = cls(coeff=0.3), cls(coeff=0.3, reduction="sum")
+    assert mean.reduction == "mean" and total.reduction == "sum"
+    torch.testing.assert_close(total(**{key: x}), x.numel() * mean(**{key: x}))
+    mask = (torch.arange(7) < 5).double().expand(4, 7)
+    torch.testing.assert_close(total(**{key: x, "mask": mask}), 20 * mean(**{key: x, "mask": mask}))
+
+
+def test_unknown_reduction_names_the_valid_ones():
+    with pytest.raises(ValueError, match="reduction='max' is not one of mean, sum"):
+        get_loss_class("ma_l1")(reduction="max")

@@ -1,4 +1,4 @@
-"""Checkpoint/resume of MBPO runs (vaml_ext.mbpo.checkpoint over patches/mbrl-lib/0004).
+"""Checkpoint/resume of MBPO runs (vaml_ext.mbpo.checkpoint over the resume patch of patches/mbrl-lib).
 
 A run that dies right after a checkpoint -- by an exception in-process, or by SIGKILL in
 a subprocess -- and is started again in the same work dir must produce exactly the

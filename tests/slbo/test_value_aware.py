@@ -241,3 +241,34 @@ def test_every_variant_runs_through_the_patched_tree(tmp_path, variant):
     assert cfg["vaml"]["model_loss"] == variant.replace("_naive", "")
     refits = "[refit]" in out.stdout
     assert refits == (variant in ("ma_l1", "ma_vaml")), out.stdout[-2000:]
+
+
+def test_supported_losses_follow_registry_attributes(monkeypatch):
+    """SLBO accepts a registered loss iff it is per transition and its inputs are ones SLBO computes."""
+    from vaml_ext.losses import ModelLoss, registry
+    from vaml_ext.slbo.model_loss import supported_losses
+
+    assert set(supported_losses()) >= {"slbo", "mle", "ma_l1", "ma_vaml"}
+    assert not {"ma_direct_l1", "ma_direct_l2"} & set(supported_losses())  # need whole trajectories
+
+    class Combined(ModelLoss):  # a new loss on SLBO's inputs: accepted with no SLBO-side list to edit
+        name, value_aware, in_keys = "tmp_combined", True, ("multi_step_sq_err", "advantage")
+
+        def _loss(self, multi_step_sq_err, advantage, **_):
+            return self.reduce(multi_step_sq_err) + self.reduce(advantage.abs())
+
+    class Foreign(ModelLoss):
+        name, in_keys = "tmp_foreign", ("logits",)
+
+    monkeypatch.setitem(registry._REGISTRY, "tmp_combined", Combined)
+    monkeypatch.setitem(registry._REGISTRY, "tmp_foreign", Foreign)
+    assert "tmp_combined" in supported_losses() and "tmp_foreign" not in supported_losses()
+    _, norms, _, vfn, model, _ = _components()
+    s, ns, a, m = _batch()
+    got = make_model_loss("tmp_combined", model, norms, DS, DA, L2Loss(), 2, vfn=vfn, va_loss_coeff=1.0)
+    slbo = make_model_loss("slbo", model, norms, DS, DA, L2Loss(), 2, vfn=vfn)
+    ma = make_model_loss("ma_l1", model, norms, DS, DA, L2Loss(), 2, vfn=vfn, va_loss_coeff=1.0)
+    torch.testing.assert_close(got.training_loss(s, ns, a, m),
+                               slbo.training_loss(s, ns, a, m) + ma.training_loss(s, ns, a, m))
+    with pytest.raises(ValueError, match="not supported by SLBO; valid: .*tmp_combined"):
+        make_model_loss("tmp_foreign", model, norms, DS, DA, L2Loss(), 2, vfn=vfn)

@@ -222,7 +222,7 @@ class RunRecorder(Callback):
             "elite_models": getattr(dyn.model, "elite_models", None),
             "normalizer": None if norm is None else (norm.mean.clone(), norm.std.clone()),
             "model_optimizer": ctx.model_trainer.optimizer.state_dict(),
-            "model_trainer_iteration": ctx.model_trainer._train_iteration,
+            "model_trainer_iteration": ctx.model_trainer.train_iteration,
             "replay_buffer": _buffer_state(ctx.replay_buffer),
             "sac_buffer": None if ctx.sac_buffer is None else _buffer_state(ctx.sac_buffer),
             "torch_generator": ctx.torch_generator.get_state(),
@@ -262,7 +262,7 @@ class RunRecorder(Callback):
         if st["normalizer"] is not None:
             dyn.input_normalizer.mean, dyn.input_normalizer.std = (t.clone() for t in st["normalizer"])
         ctx.model_trainer.optimizer.load_state_dict(st["model_optimizer"])
-        ctx.model_trainer._train_iteration = st["model_trainer_iteration"]
+        ctx.model_trainer.train_iteration = st["model_trainer_iteration"]
         _load_buffer_state(ctx.replay_buffer, st["replay_buffer"])
         ctx.sac_buffer = None if st["sac_buffer"] is None else _new_buffer(st["sac_buffer"])
         ctx.torch_generator.set_state(st["torch_generator"])

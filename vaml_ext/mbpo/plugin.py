@@ -1,6 +1,6 @@
 """The ``vaml`` plugin for mbrl-lib (entry point ``mbrl.plugins: vaml``).
 
-Registers, through the seam added by ``patches/mbrl-lib/0003``:
+Registers, through the seam added by the ``plugins`` patch of ``patches/mbrl-lib``:
 
 * ``config_defaults`` -- the ``overrides.*`` keys below (no ``+`` needed on the CLI);
 * ``model_losses`` -- every per-transition value-aware loss of the shared registry
