@@ -131,12 +131,12 @@ def test_unfinished_excluded_and_listed_unless_included(tmp_path):
 
 def test_empty_eval_skipped_with_warning(tmp_path):
     write_cell(tmp_path, "hopper", "mle", 100.0, n_seeds=3)
-    write_run(tmp_path, "hopper", "mle", 9, [], [])  # header-only eval.csv
+    write_run(tmp_path, "hopper", "mle", 9, [], [])  # header-only returns.csv
     msgs = []
     res = aggregate(tmp_path, reps=REPS, plots=False, log=msgs.append)
-    assert res["skipped"] == [("hopper/mle/seed9", "empty eval.csv")]
-    assert any("seed9" in m and "empty eval.csv" in m for m in msgs)
-    assert "`hopper/mle/seed9`: empty eval.csv" in Path(res["report"]).read_text()
+    assert res["skipped"] == [("hopper/mle/seed9", "empty returns.csv")]
+    assert any("seed9" in m and "empty returns.csv" in m for m in msgs)
+    assert "`hopper/mle/seed9`: empty returns.csv" in Path(res["report"]).read_text()
     assert res["final"].iloc[0]["n_seeds"] == 3
     assert "| hopper | mle | 3 (0 1 2) | 0 (-) | 1 (9) | 0 (-) |" in Path(res["report"]).read_text()
 
@@ -284,3 +284,15 @@ def test_env_and_figure_names():
     assert canonical_env("Walker2d-v5") == "walker" and canonical_env("grid_16") == "grid16"
     assert norm_figure("Fig_2") == norm_figure(2) == norm_figure("figure2") == "fig2"
     assert {c.figure for c in CLAIMS} == {"fig1", "fig2", "fig3", "fig4"}
+
+
+def test_arch_compat_is_scoped_not_process_wide(tmp_path):
+    """The arch-8 keyword adaptation lives in thin subclasses: arch itself is not patched."""
+    import arch.bootstrap as arch_bs
+
+    init = arch_bs.IIDBootstrap.__init__
+    write_cell(tmp_path, "hopper", "mle", 100.0, n_seeds=3)
+    write_cell(tmp_path, "hopper", "ma_l1", 120.0, n_seeds=3)
+    res = aggregate(tmp_path, reps=20, plots=False, log=lambda m: None)
+    assert len(res["poi"]) == 1
+    assert arch_bs.IIDBootstrap.__init__ is init

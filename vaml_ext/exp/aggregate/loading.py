@@ -1,0 +1,141 @@
+"""Loading a sweep: every run directory under it (format: :mod:`vaml_ext.exp.rundir`)
+into :class:`Run` records, with the skipped, unfinished and duplicate runs accounted for."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Set, Tuple
+
+import numpy as np
+
+from vaml_ext.exp import rundir
+from vaml_ext.exp.claims import canonical_env, norm_figure
+
+
+class AggregateError(ValueError):
+    """Bad input (no runs, mixed figures, duplicate runs): the message says what and where."""
+
+
+@dataclass
+class Run:
+    path: Path
+    env: str
+    method: str
+    seed: object
+    done: bool
+    steps: np.ndarray
+    returns: np.ndarray
+    commit: str
+    dirty: Optional[bool]
+
+    @property
+    def final(self) -> float:
+        return float(self.returns[-1])
+
+    @property
+    def last_step(self) -> float:
+        return float(self.steps[-1])
+
+
+def _seed_key(s):
+    return (0, s, "") if isinstance(s, (int, float)) else (1, 0, str(s))
+
+
+def _seed(v):
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+@dataclass
+class Loaded:
+    runs: List[Run]
+    unfinished: List[Run]          # not done (excluded unless include_unfinished; then also in runs)
+    skipped: List[Tuple[str, str]]  # (path, reason)
+    skipped_keys: List[tuple]       # (env, method, seed) of skipped runs whose run.yaml names them
+    figure: Optional[str]
+    presets: List[str]
+    backends: List[str]
+    commits: Dict[str, int]
+    dirty: int
+
+
+def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> Loaded:
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise AggregateError(f"sweep dir {sweep_dir} does not exist or is not a directory")
+    dirs = list(rundir.iter_run_dirs(sweep_dir))
+    if not dirs:
+        raise AggregateError(f"no runs under {sweep_dir}: no {rundir.RUN_FILE} found at any depth "
+                             f"(a run directory is one holding {rundir.RUN_FILE}, see vaml_ext/exp/rundir.py)")
+    runs, unfinished, skipped, skipped_keys = [], [], [], []
+    figures: Dict[Optional[str], List[str]] = {}
+    presets: Set[str] = set()
+    backends: Set[str] = set()
+    commits: Dict[str, int] = {}
+    dirty = 0
+    seen: Dict[tuple, Path] = {}
+    for d in dirs:
+        rel = str(d.relative_to(sweep_dir)) or "."
+        try:
+            cfg = rundir.read_run_config(d)
+        except Exception as e:  # noqa: BLE001 -- any parse error: skip with the reason
+            skipped.append((rel, f"unreadable {rundir.RUN_FILE}: {e}"))
+            warn(f"warning: skipping {rel}: unreadable {rundir.RUN_FILE} ({e})")
+            continue
+        if not isinstance(cfg, dict):
+            skipped.append((rel, f"{rundir.RUN_FILE} is not a mapping"))
+            warn(f"warning: skipping {rel}: {rundir.RUN_FILE} is not a mapping")
+            continue
+        figures.setdefault(norm_figure(cfg.get("figure")), []).append(rel)
+        lacking = [k for k in ("env", "method", "seed") if cfg.get(k) in (None, "")]
+        if lacking:
+            skipped.append((rel, f"{rundir.RUN_FILE} lacks {', '.join(lacking)}"))
+            warn(f"warning: skipping {rel}: {rundir.RUN_FILE} lacks {', '.join(lacking)}")
+            continue
+        rows = [r for r in rundir.read_eval(d)
+                if math.isfinite(r.get("env_steps", float("nan"))) and math.isfinite(r.get("return", float("nan")))]
+        if not rows:
+            why = f"empty {rundir.EVAL_FILE}" if (d / rundir.EVAL_FILE).is_file() else f"no {rundir.EVAL_FILE}"
+            skipped.append((rel, why))
+            skipped_keys.append((canonical_env(cfg["env"]), str(cfg["method"]).strip().lower(), _seed(cfg["seed"])))
+            warn(f"warning: skipping {rel}: {why}")
+            continue
+        by_step = {}
+        for r in rows:  # a step evaluated twice keeps its last row
+            by_step[r["env_steps"]] = r["return"]
+        steps = np.array(sorted(by_step), dtype=float)
+        prov = cfg.get("provenance") or {}
+        run = Run(path=d, env=canonical_env(cfg["env"]), method=str(cfg["method"]).strip().lower(),
+                  seed=_seed(cfg["seed"]), done=rundir.is_done(d), steps=steps,
+                  returns=np.array([by_step[s] for s in steps], dtype=float),
+                  commit=str(prov.get("commit", "unknown")), dirty=prov.get("dirty"))
+        key = (run.env, run.method, run.seed)
+        if key in seen:
+            raise AggregateError(f"two runs for env={run.env} method={run.method} seed={run.seed}: "
+                                 f"{seen[key]} and {d}; keep one per sweep")
+        seen[key] = d
+        if cfg.get("preset") is not None:
+            presets.add(str(cfg["preset"]))
+        if cfg.get("backend") is not None:
+            backends.add(str(cfg["backend"]))
+        if not run.done:
+            unfinished.append(run)
+            if not include_unfinished:
+                continue
+        runs.append(run)
+        commits[run.commit] = commits.get(run.commit, 0) + 1
+        dirty += bool(run.dirty)
+    if len(figures) > 1:
+        parts = "; ".join(f"{f or 'no figure'}: {len(v)} runs (e.g. {v[0]})" for f, v in figures.items())
+        raise AggregateError(f"mixed figures in one sweep ({parts}); aggregate one figure per sweep dir")
+    if not runs:
+        raise AggregateError(
+            f"no usable runs under {sweep_dir}: {len(dirs)} run dirs, {len(skipped)} skipped "
+            f"(empty/invalid), {len(unfinished)} unfinished"
+            + ("" if include_unfinished else " (pass --include-unfinished to use them)"))
+    figure = next(iter(figures)) if figures else None
+    return Loaded(runs, unfinished, skipped, skipped_keys, figure, sorted(presets), sorted(backends), commits, dirty)
+

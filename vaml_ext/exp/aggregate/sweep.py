@@ -1,0 +1,221 @@
+"""Per-env evaluation grids and the bootstrapped tables (curves, final performance, PoI).
+
+Grid. Per env, the grid is the sorted union of the evaluation steps of its runs
+(usually every seed shares them, so the grid is exactly those steps), thinned to at
+most ``max_points`` of those steps. A run's value at a grid point is its **last
+evaluation at or before that point**; a run counts at a grid point only between its
+first and its last evaluation, so ``n_seeds`` may vary along a curve. AUC of a run: the
+mean of its grid values up to a horizon every compared run reached.
+
+Curves bootstrap all grid points of one env/method in one call; each grid point is
+resampled independently (rliable's behaviour for a ``runs x 1 x points`` array), so the
+CIs are pointwise.
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from vaml_ext.exp.aggregate.loading import Run, _seed_key
+from vaml_ext.exp.aggregate.stats import curve_fn, interval_estimates, iqm_mean_fn, probability_of_improvement
+from vaml_ext.exp.claims import BASELINES, ClaimData, Stat
+
+
+def env_grid(runs: Sequence[Run], max_points: int) -> Tuple[np.ndarray, bool]:
+    """(grid, shared): union of evaluation steps, thinned to ``max_points`` of them;
+    ``shared``: every run evaluated at exactly the same steps."""
+    union = np.unique(np.concatenate([r.steps for r in runs]))
+    shared = all(np.array_equal(r.steps, runs[0].steps) for r in runs)
+    if len(union) > max_points:
+        union = union[np.unique(np.round(np.linspace(0, len(union) - 1, max_points)).astype(int))]
+    return union, shared
+
+
+def values_on_grid(run: Run, grid: np.ndarray) -> np.ndarray:
+    """Last evaluation at or before each grid point; NaN before the first and after the
+    last evaluation."""
+    idx = np.searchsorted(run.steps, grid, side="right") - 1
+    ok = (idx >= 0) & (grid <= run.last_step)
+    return np.where(ok, run.returns[np.clip(idx, 0, None)], np.nan)
+
+
+class SweepData(ClaimData):
+    """Per-env grids and per-run grid values; bootstrapped stats on demand (cached)."""
+
+    def __init__(self, runs: List[Run], reps: int, max_points: int):
+        self.reps = reps
+        self.by_env: Dict[str, Dict[str, List[Run]]] = {}
+        for r in runs:
+            self.by_env.setdefault(r.env, {}).setdefault(r.method, []).append(r)
+        for per_method in self.by_env.values():
+            for lst in per_method.values():
+                lst.sort(key=lambda r: _seed_key(r.seed))
+        self.envs = sorted(self.by_env, key=_env_order)
+        methods = {m for e in self.by_env.values() for m in e}
+        self.methods = sorted(methods, key=_method_order)
+        self.grid: Dict[str, np.ndarray] = {}
+        self.shared: Dict[str, bool] = {}
+        self.values: Dict[int, np.ndarray] = {}
+        for env, per_m in self.by_env.items():
+            all_runs = [r for lst in per_m.values() for r in lst]
+            self.grid[env], self.shared[env] = env_grid(all_runs, max_points)
+            for r in all_runs:
+                self.values[id(r)] = values_on_grid(r, self.grid[env])
+        self._cache: Dict[tuple, Optional[Stat]] = {}
+        self._mean_ci: Dict[tuple, Tuple[float, float]] = {}
+
+    def runs(self, env: str, method: str) -> List[Run]:
+        return self.by_env.get(env, {}).get(method, [])
+
+    def horizon(self, env: str, methods: Optional[Sequence[str]] = None) -> Optional[float]:
+        methods = list(self.by_env.get(env, {})) if methods is None else methods
+        rs = [r for m in methods for r in self.runs(env, m)]
+        if not rs:
+            return None
+        reach = min(r.last_step for r in rs)
+        g = self.grid[env][self.grid[env] <= reach]
+        return float(g[-1]) if len(g) else None
+
+    def auc(self, run: Run, horizon: float) -> float:
+        if run.last_step < horizon:
+            return float("nan")
+        v = self.values[id(run)][self.grid[run.env] <= horizon]
+        return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+    def scores(self, env: str, method: str, metric: str, horizon: Optional[float] = None) -> np.ndarray:
+        rs = self.runs(env, method)
+        if metric == "final":
+            x = [r.final for r in rs]
+        elif metric == "auc":
+            h = self.horizon(env) if horizon is None else horizon
+            x = [self.auc(r, h) for r in rs] if h is not None else []
+        else:
+            raise ValueError(metric)
+        arr = np.asarray(x, dtype=float)
+        return arr[np.isfinite(arr)]
+
+    def stat(self, env: str, method: str, metric: str = "final", horizon: Optional[float] = None) -> Optional[Stat]:
+        key = (env, method, metric, horizon)
+        if key not in self._cache:
+            x = self.scores(env, method, metric, horizon)
+            if len(x) == 0:
+                self._cache[key] = None
+            else:
+                pt, ci = interval_estimates({"s": x[:, None]}, iqm_mean_fn, self.reps)
+                p, c = pt["s"], ci["s"]
+                self._cache[key] = Stat(iqm=float(p[0]), lo=float(c[0, 0]), hi=float(c[1, 0]), n=len(x),
+                                        mean=float(p[1]))
+                self._mean_ci[key] = (float(c[0, 1]), float(c[1, 1]))
+        return self._cache[key]
+
+    def mean_ci(self, env, method, metric="final", horizon=None) -> Tuple[float, float]:
+        self.stat(env, method, metric, horizon)
+        return self._mean_ci.get((env, method, metric, horizon), (float("nan"), float("nan")))
+
+    # ---- tables
+    def curves(self) -> List[dict]:
+        rows = []
+        for env in self.envs:
+            grid = self.grid[env]
+            for method in self.methods:
+                rs = self.runs(env, method)
+                if not rs:
+                    continue
+                V = np.stack([self.values[id(r)] for r in rs])          # [runs, points]
+                mask = np.isfinite(V)
+                groups: Dict[bytes, List[int]] = {}
+                for j in range(len(grid)):
+                    if mask[:, j].any():
+                        groups.setdefault(mask[:, j].tobytes(), []).append(j)
+                out = {}
+                for key, cols in groups.items():
+                    sel = np.frombuffer(key, dtype=bool)
+                    X = V[sel][:, cols][:, None, :]
+                    pt, ci = interval_estimates({"c": X}, curve_fn, self.reps)
+                    t = len(cols)
+                    p, c = pt["c"], ci["c"]
+                    for i, j in enumerate(cols):
+                        out[j] = (p[i], c[0, i], c[1, i], p[t + i], c[0, t + i], c[1, t + i], int(sel.sum()))
+                for j in sorted(out):
+                    iqm, lo, hi, mean, mlo, mhi, n = out[j]
+                    rows.append({"env": env, "method": method, "env_steps": _num(grid[j]),
+                                 "iqm": iqm, "iqm_lo": lo, "iqm_hi": hi,
+                                 "mean": mean, "mean_lo": mlo, "mean_hi": mhi, "n_seeds": n})
+        return rows
+
+    def final_table(self) -> List[dict]:
+        rows = []
+        for env in self.envs:
+            h = self.horizon(env)
+            for method in self.methods:
+                rs = self.runs(env, method)
+                if not rs:
+                    continue
+                s = self.stat(env, method, "final")
+                assert s is not None, f"{env}/{method}: no finite final return"
+                mlo, mhi = self.mean_ci(env, method, "final")
+                a = self.stat(env, method, "auc", h) if h is not None else None
+                steps = [r.last_step for r in rs]
+                rows.append({"env": env, "method": method, "n_seeds": s.n,
+                             "seeds": " ".join(str(r.seed) for r in rs),
+                             "iqm": s.iqm, "iqm_lo": s.lo, "iqm_hi": s.hi,
+                             "mean": s.mean, "mean_lo": mlo, "mean_hi": mhi,
+                             "final_steps_min": _num(min(steps)), "final_steps_max": _num(max(steps)),
+                             "auc_horizon": _num(h) if h is not None else None,
+                             "auc_iqm": a.iqm if a else float("nan"), "auc_lo": a.lo if a else float("nan"),
+                             "auc_hi": a.hi if a else float("nan")})
+        return rows
+
+    def poi_table(self) -> Tuple[List[dict], List[str]]:
+        """PoI of every value-aware method over mle: per env, and over all envs that have
+        both (``env = all``; needs equal seed counts per env, so the first ``n`` seeds by
+        seed id are used where counts differ -- said in the notes)."""
+        notes: List[str] = []
+        rows: List[dict] = []
+        va = [m for m in self.methods if m not in BASELINES]
+        if "mle" not in self.methods:
+            return [], ["no `mle` runs in the sweep: no probability of improvement computed"]
+        if not va:
+            return [], ["no value-aware method besides `mle` in the sweep: no probability of improvement computed"]
+        for m in va:
+            envs = [e for e in self.envs if self.runs(e, m) and self.runs(e, "mle")]
+            if not envs:
+                notes.append(f"{m}: no env with both {m} and mle runs")
+                continue
+            dicts = {e: (self.scores(e, m, "final")[:, None], self.scores(e, "mle", "final")[:, None])
+                     for e in envs}
+            if len(envs) > 1:
+                nx = min(len(dicts[e][0]) for e in envs)
+                ny = min(len(dicts[e][1]) for e in envs)
+                if any(len(dicts[e][0]) != nx or len(dicts[e][1]) != ny for e in envs):
+                    notes.append(f"{m} over all envs: seed counts differ across envs; the first {nx} seeds of "
+                                 f"{m} and {ny} of mle (by seed id) per env are used")
+                dicts["all"] = (np.concatenate([dicts[e][0][:nx] for e in envs], axis=1),
+                                np.concatenate([dicts[e][1][:ny] for e in envs], axis=1))
+            pt, ci = interval_estimates(dicts, probability_of_improvement, self.reps)
+            for e in list(envs) + (["all"] if "all" in dicts else []):
+                rows.append({"env": e, "method": m, "baseline": "mle", "poi": float(pt[e]),
+                             "poi_lo": float(np.ravel(ci[e])[0]), "poi_hi": float(np.ravel(ci[e])[1]),
+                             "n_seeds": dicts[e][0].shape[0], "n_seeds_mle": dicts[e][1].shape[0],
+                             "n_envs": len(envs) if e == "all" else 1})
+        return rows, notes
+
+
+def _num(x):
+    x = float(x)
+    return int(x) if x.is_integer() else x
+
+
+def _env_order(e: str):
+    m = re.fullmatch(r"grid(\d+)", e)
+    return (0, int(m.group(1)), "") if m else (1, 0, e)
+
+
+_METHOD_ORDER = ["mle", "slbo", "ma_direct_l1", "ma_direct_l2", "ma_l1_naive", "ma_l1", "ma_vaml"]
+
+
+def _method_order(m: str):
+    return (_METHOD_ORDER.index(m), m) if m in _METHOD_ORDER else (len(_METHOD_ORDER), m)
+
