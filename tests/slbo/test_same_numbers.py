@@ -1,0 +1,162 @@
+"""Same numbers before and after the SLBO port's speed-up (issue 14).
+
+A fixed-seed short SLBO run on Hopper (1 stage, 2 iterations, tiny sample counts) through
+the patched tree, for ``slbo`` and ``ma_l1`` with Algorithm 2's refit firing four times,
+must reproduce the fingerprint stored in ``tests/baselines/slbo_same_numbers.json``: the
+evaluation returns, the logged model / TRPO losses, a SHA-256 of every tensor of the final
+policy / model / value net / normalisers, of both Adam states, of the train buffer and of
+the NumPy and torch RNG states after the run. The reference was produced by the code
+*before* the speed-up (the commit in the JSON); the comparison is bit-exact.
+
+    python -m tests.slbo.test_same_numbers --write     # regenerate the reference (same machine type)
+
+Bit-exactness assumes the same CPU kernels (one thread; the reference's machine type):
+the JSON records the torch version and CPU capability it was made with.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO / "tests" / "baselines" / "slbo_same_numbers.json"
+VARIANTS = ("slbo", "ma_l1")
+ARGS = ["env=hopper", "seed=7", "slbo.n_stages=1", "slbo.n_iters=2", "slbo.n_model_iters=10",
+        "slbo.n_policy_iters=2", "rollout.n_train_samples=400", "rollout.n_test_samples=400",
+        "plan.max_steps=50", "plan.n_trpo_samples=400", "runner.max_steps=50", "rollout.max_buf_size=5000",
+        "vaml.value_update_interval=5", "vaml.n_refit_samples=400", "ckpt.resume=false"]
+LOG_KEYS = ("# Iter", "[TRPO] iter", "Reward on", "[refit]", "episode:")
+
+
+def _digest(x) -> str:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().contiguous().numpy()
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:24]
+
+
+def _tensors(prefix, state, out):
+    if isinstance(state, dict):
+        for k, v in state.items():
+            _tensors(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(state, (list, tuple)):
+        for i, v in enumerate(state):
+            _tensors(f"{prefix}.{i}", v, out)
+    elif isinstance(state, torch.Tensor):
+        out[prefix] = {"sha": _digest(state), "sum": float(state.double().sum()),
+                       "norm": float(state.double().norm())}
+    elif isinstance(state, (int, float)):
+        out[prefix] = state
+
+
+def fingerprint(log_dir: Path) -> dict:
+    with open(log_dir / "progress.csv") as f:
+        returns = [{k: r[k] for k in ("stage", "real_return_mean", "real_return_std", "real_n_episodes",
+                                      "virt_return_mean", "virt_return_std", "virt_n_episodes")}
+                   for r in csv.DictReader(f)]
+    log = [re.sub(r"^\d\d:\d\d:\d\d ", "", ln) for ln in (log_dir / "log.txt").read_text().splitlines()]
+    log = [re.sub(r", [\d.]+ s in total", "", ln) for ln in log if any(k in ln for k in LOG_KEYS)]
+    weights: dict = {}
+    _tensors("", torch.load(log_dir / "final.pt", weights_only=False), weights)
+    ckpt = torch.load(log_dir / "ckpt" / "latest.pt", weights_only=False)
+    optim: dict = {}
+    _tensors("model", ckpt["model_optimizer"]["state"], optim)
+    _tensors("vf", ckpt["vf_optimizer"]["state"], optim)
+    np_state = ckpt["np_random"]
+    return {
+        "returns": returns,
+        "log": log,
+        "weights": weights,
+        "optimizers": optim,
+        "train_set": _digest(ckpt["train_set"]["buf"]),
+        "noise": _digest(ckpt["noise"]["state"]),
+        "np_random": [_digest(np_state[1]), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch_random": _digest(ckpt["torch_random"]),
+    }
+
+
+def run_variant(variant: str, tree: Path, log_dir: Path) -> dict:
+    env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "vaml_ext.slbo.run", f"variant={variant}", f"log_dir={log_dir}",
+                          *ARGS], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"{variant} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return fingerprint(log_dir)
+
+
+def build_tree(into: Path) -> Path:
+    """The patched tree of the *current* port (not a possibly stale third_party/slbo-patched)."""
+    from vaml_ext.patching.core import build
+    from vaml_ext.patching.spec import load_spec
+
+    build(load_spec(REPO, "slbo"), REPO, into, log=lambda *_: None)
+    return into
+
+
+def _diff(ref, new, path="", out=None, limit=12):
+    out = [] if out is None else out
+    if len(out) >= limit:
+        return out
+    if isinstance(ref, dict) and isinstance(new, dict):
+        for k in ref.keys() | new.keys():
+            if k not in ref or k not in new:
+                out.append(f"{path}.{k}: only in {'reference' if k in ref else 'new run'}")
+            else:
+                _diff(ref[k], new[k], f"{path}.{k}", out, limit)
+    elif isinstance(ref, list) and isinstance(new, list) and len(ref) == len(new):
+        for i, (a, b) in enumerate(zip(ref, new)):
+            _diff(a, b, f"{path}[{i}]", out, limit)
+    elif ref != new:
+        out.append(f"{path}: reference {ref!r} != new {new!r}")
+    return out
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_same_numbers_as_reference(tmp_path, variant):
+    ref = json.loads(REFERENCE.read_text())
+    assert ref["args"] == ARGS, "the reference was made with other arguments; regenerate it with --write"
+    new = run_variant(variant, build_tree(tmp_path / "tree"), tmp_path / "run")
+    if variant == "ma_l1":
+        assert sum("[refit]" in ln for ln in new["log"]) >= 1
+    diffs = _diff(ref["variants"][variant], new)
+    assert not diffs, (f"{variant} differs from the reference of commit {ref['commit'][:10]}:\n  "
+                       + "\n  ".join(diffs))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--write", action="store_true", help=f"write {REFERENCE.relative_to(REPO)}")
+    args = p.parse_args(argv)
+    import tempfile
+
+    commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO, text=True).strip()
+    dirty = bool(subprocess.check_output(["git", "status", "--porcelain", "--", "third_party/slbo", "patches/slbo",
+                                          "vaml_ext"], cwd=REPO, text=True).strip())
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = build_tree(Path(tmp) / "tree")
+        variants = {v: run_variant(v, tree, Path(tmp) / v) for v in VARIANTS}
+    doc = {"command": "python -m tests.slbo.test_same_numbers --write", "commit": commit, "dirty": dirty,
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "torch": torch.__version__, "numpy": np.__version__,
+           "cpu_capability": torch.backends.cpu.get_cpu_capability(), "args": ARGS, "variants": variants}
+    if args.write:
+        REFERENCE.write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {REFERENCE}")
+    else:
+        print(json.dumps(doc, indent=1)[:4000])
+
+
+if __name__ == "__main__":
+    main()
