@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from vaml_ext.exp.__main__ import load_figure, sweep_command
 from vaml_ext.exp.run import CONF_DIR, PRESETS, RunConfigError, resolve_run, seeds_for
-from vaml_ext.exp.rundir import REPO
+from vaml_ext.runlog.rundir import REPO
 
 FIGURES = ("fig1", "fig2", "fig3", "fig4")
 

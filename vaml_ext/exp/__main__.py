@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from vaml_ext.exp.rundir import DONE_FILE, REPO
+from vaml_ext.runlog.rundir import DONE_FILE, REPO
 from vaml_ext.exp.run import CONF_DIR, FAILED_FILE, PRESETS, seeds_for
 
 

@@ -4,7 +4,7 @@ report that sets each of the paper's claims (SPEC §7) next to the measured resu
     python -m vaml_ext.exp.aggregate <sweep_dir> [--out DIR] [--reps N]
         [--include-unfinished] [--seed S] [--max-points K]
 
-Reads every run directory under ``sweep_dir`` (format: :mod:`vaml_ext.exp.rundir`) and
+Reads every run directory under ``sweep_dir`` (format: :mod:`vaml_ext.runlog.rundir`) and
 writes to ``--out`` (default ``<sweep_dir>/report``):
 
 * ``curves.csv`` -- ``env, method, env_steps, iqm, iqm_lo, iqm_hi, mean, mean_lo, mean_hi,
@@ -53,7 +53,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from vaml_ext.exp import rundir
+from vaml_ext.runlog import rundir
 from vaml_ext.exp.claims import (BASELINES, FIGURE_ENVS, FIGURE_METHODS, MIN_SEEDS, ClaimData, Stat,
                                  canonical_env, evaluate_claims, norm_figure)
 
@@ -188,7 +188,7 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
     dirs = list(rundir.iter_run_dirs(sweep_dir))
     if not dirs:
         raise AggregateError(f"no runs under {sweep_dir}: no {rundir.RUN_FILE} found at any depth "
-                             f"(a run directory is one holding {rundir.RUN_FILE}, see vaml_ext/exp/rundir.py)")
+                             f"(a run directory is one holding {rundir.RUN_FILE}, see vaml_ext/runlog/rundir.py)")
     runs, unfinished, skipped, skipped_keys = [], [], [], []
     figures: Dict[Optional[str], List[str]] = {}
     fig_raw, presets, backends, commits, dirty = None, set(), set(), {}, 0

@@ -21,7 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-from vaml_ext.exp.rundir import EvalLog, read_eval, read_run_config, write_done
+from vaml_ext.runlog.progress import RunProgress
+from vaml_ext.runlog.rundir import EvalLog, read_eval, read_run_config, write_done
 
 
 def _progress_enabled() -> bool:
@@ -90,8 +91,6 @@ def slbo_to_returns(run_dir: Path) -> int:
 def _slbo_watch(run_dir: Path, run: dict, stop: threading.Event) -> None:
     """Progress line for SLBO runs, from the files SLBO writes (no change to the port)."""
     import yaml
-
-    from vaml_ext.exp.progress import RunProgress
 
     prog, seen = None, 0
     while not stop.wait(5.0):

@@ -10,7 +10,7 @@ seeds and the ``smoke``/``short``/``paper`` budgets per figure), launchers in
 ``slurm`` = hydra-submitit-launcher).
 
 Each job owns the run directory ``<out_root>/<figure>/<preset>/<env>/<method>/seed<k>``
-(format: :mod:`vaml_ext.exp.rundir`). It writes ``run.yaml`` (resolved config, git
+(format: :mod:`vaml_ext.runlog.rundir`). It writes ``run.yaml`` (resolved config, git
 commit), then runs the backend (``vaml_ext.exp.backends``; MBPO and SLBO in a child
 process, the gridworld in-process); its verbose log goes to ``stdout.log``, progress
 lines to stderr. A run directory with
@@ -31,8 +31,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from vaml_ext.exp.rundir import (REPO, atomic_write_text, git_provenance, is_done, read_done,
-                                 read_run_config, write_run_config)
+from vaml_ext.runlog.atomic import atomic_write_text
+from vaml_ext.runlog.rundir import REPO, git_provenance, is_done, read_done, read_run_config, write_run_config
 
 CONF_DIR = REPO / "exp" / "conf"
 PRESETS = ("smoke", "short", "paper")

@@ -1,5 +1,5 @@
 """One gridworld run (one grid size, one method, one seed) in the common run-directory
-format of :mod:`vaml_ext.exp.rundir`, with checkpoint/resume (issue #6).
+format of :mod:`vaml_ext.runlog.rundir`, with checkpoint/resume.
 
     from vaml_ext.gridworld.run import run_gridworld
     summary = run_gridworld("runs/grid5/ma_l1/seed0", size=5, method="ma_l1", seed=0,
@@ -14,7 +14,7 @@ batched Figure-1 sweep: there all runs of a size share one stream and every draw
 shape ``[runs, ...]``, so a run's numbers depend on the whole batch (the same holds for
 any batched sweep). Seeds run alone are independent runs of the same distribution.
 
-Files written into ``run_dir`` (see :mod:`vaml_ext.exp.rundir`):
+Files written into ``run_dir`` (see :mod:`vaml_ext.runlog.rundir`):
 
 * ``run.yaml``  -- only if absent (a launcher may have written a richer one): backend,
   env, method, seed, budget, the resolved Dyna config and git provenance;
@@ -47,8 +47,6 @@ exists the run is not repeated: its summary is returned.
 from __future__ import annotations
 
 import csv
-import os
-import random
 import time
 import warnings
 from pathlib import Path
@@ -57,7 +55,13 @@ from typing import Optional
 import numpy as np
 import torch
 
-from vaml_ext.exp.rundir import (
+from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer
+from vaml_ext.gridworld.env import _check_size
+from vaml_ext.gridworld.objectives import METHODS
+from vaml_ext.runlog.atomic import atomic_save
+from vaml_ext.runlog.progress import RunProgress
+from vaml_ext.runlog.rng import capture_rng, restore_rng
+from vaml_ext.runlog.rundir import (
     DONE_FILE,
     EVAL_FIELDS,
     EVAL_FILE,
@@ -67,9 +71,6 @@ from vaml_ext.exp.rundir import (
     write_done,
     write_run_config,
 )
-from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer
-from vaml_ext.gridworld.env import _check_size
-from vaml_ext.gridworld.objectives import METHODS
 
 CKPT_DIR = "ckpt"
 CKPT_FILE = "latest.pt"
@@ -104,29 +105,6 @@ def _validate(size, method, seed, env_steps, eval_every, dyna) -> DynaConfig:
         if key in dyna and dyna.pop(key) != val:
             raise ValueError(f"dyna.{key} conflicts with the {key} argument; pass it as the argument only")
     return DynaConfig.from_dict(dict(dyna, env_steps=int(env_steps), eval_every=int(eval_every)))
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": (np_state[0], [int(x) for x in np_state[1]], int(np_state[2]), int(np_state[3]),
-                      float(np_state[4]))}
-
-
-def _set_rng_state(s: dict) -> None:
-    torch.set_rng_state(s["torch"])
-    random.setstate(s["python"])
-    name, keys, pos, has_gauss, cached = s["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _csv_text(row: dict, fields) -> dict:
@@ -192,7 +170,7 @@ def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, ev
         log = EvalLog(run_dir, EXTRA_FIELDS)  # fresh file (drops any stale rows)
     else:
         trainer.load_state_dict(ckpt["trainer"])
-        _set_rng_state(ckpt["rng"])
+        restore_rng(ckpt["rng"])
         rows, wall0, n_resumes = list(ckpt["rows"]), float(ckpt["wall_time_s"]), int(ckpt["n_resumes"]) + 1
         log = _resume_eval_log(run_dir, trainer.env_steps, rows)
 
@@ -202,8 +180,6 @@ def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, ev
     tb = SummaryWriter(str(run_dir / TB_DIR), purge_step=trainer.env_steps + 1 if ckpt is not None else 0)
     prog = None
     if progress:
-        from vaml_ext.exp.progress import RunProgress
-
         prog = RunProgress(total_steps=cfg.env_steps, desc=f"gridworld{size}/{method}/seed{seed}",
                            initial=trainer.env_steps)
     t_start = time.perf_counter()
@@ -227,9 +203,9 @@ def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, ev
 
     def checkpoint() -> None:
         tb.flush()
-        _atomic_torch_save({"format": CKPT_FORMAT, "run": run_info, "trainer": trainer.state_dict(),
-                            "rng": _rng_state(), "rows": rows, "wall_time_s": wall(),
-                            "n_resumes": n_resumes}, ckpt_path)
+        atomic_save({"format": CKPT_FORMAT, "run": run_info, "trainer": trainer.state_dict(),
+                     "rng": capture_rng(), "rows": rows, "wall_time_s": wall(),
+                     "n_resumes": n_resumes}, ckpt_path)
 
     try:
         if ckpt is None:

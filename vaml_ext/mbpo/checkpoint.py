@@ -4,7 +4,7 @@ Registered by the ``vaml`` plugin for every loss (``mle`` included) through the 
 state exposed by ``patches/mbrl-lib/0004``:
 
 * ``<work_dir>/returns.csv`` -- one row per evaluation in the run-directory format of
-  :mod:`vaml_ext.exp.rundir` (``env_steps`` = loop env steps so far, as mbrl's
+  :mod:`vaml_ext.runlog.rundir` (``env_steps`` = loop env steps so far, as mbrl's
   ``results.csv`` counts them: the initial exploration steps are not included);
 * ``overrides.checkpoint_every=N`` (epochs; 0 = off, the default) -- after every N-th
   evaluation, ``<work_dir>/ckpt/latest.pt`` is written atomically with everything the
@@ -28,7 +28,6 @@ at an evaluation (epoch end) needs no mid-episode environment state.
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 
@@ -36,6 +35,10 @@ import numpy as np
 import torch
 
 from mbrl.util.plugins import Callback
+from vaml_ext.runlog.atomic import atomic_save
+from vaml_ext.runlog.progress import RunProgress
+from vaml_ext.runlog.rng import capture_rng, restore_rng
+from vaml_ext.runlog.rundir import EvalLog, read_eval
 
 CKPT_NAME = "latest.pt"
 #: config keys that may differ between the run that wrote a checkpoint and the one resuming it
@@ -166,8 +169,6 @@ class RunRecorder(Callback):
 
     # ---- hooks ------------------------------------------------------------------------
     def on_train_begin(self, ctx):
-        from vaml_ext.exp.rundir import EvalLog
-
         path = self.ckpt_path(ctx.work_dir)
         keep_until = None
         if self.every > 0 and self.resume and path.is_file():
@@ -176,15 +177,12 @@ class RunRecorder(Callback):
                                 keep_until=keep_until)
         if keep_until is not None and ctx.logger is not None:
             import mbrl.constants
-            from vaml_ext.exp.rundir import read_eval
 
             for r in read_eval(Path(ctx.work_dir)):  # refill mbrl's results.csv (opened with "w")
                 ctx.logger.log_data(mbrl.constants.RESULTS_LOG_NAME, {
                     "epoch": int(r["epoch"]), "env_step": int(r["env_steps"]) - 1,
                     "episode_reward": r["return"], "rollout_length": int(r["rollout_length"])})
         if self.progress_enabled:
-            from vaml_ext.exp.progress import RunProgress
-
             o = ctx.cfg.overrides
             desc = os.environ.get("VAML_RUN_TAG") or f"{o.env} {o.get('model_loss', 'mle')} seed{ctx.cfg.seed}"
             self.progress = RunProgress(int(o.num_steps), desc=desc, initial=ctx.env_steps)
@@ -226,7 +224,7 @@ class RunRecorder(Callback):
             "replay_buffer": _buffer_state(ctx.replay_buffer),
             "sac_buffer": None if ctx.sac_buffer is None else _buffer_state(ctx.sac_buffer),
             "torch_generator": ctx.torch_generator.get_state(),
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "rng": capture_rng(),
             "env": _env_state(ctx.env),
             "test_env": _env_state(ctx.test_env),
             "update_fn": (ctx.model_trainer.update_fn.state_dict()
@@ -235,11 +233,7 @@ class RunRecorder(Callback):
         }
         path = self.ckpt_path(ctx.work_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_save(state, path)
 
     def _restore(self, ctx, path: Path) -> int:
         from omegaconf import OmegaConf
@@ -266,9 +260,7 @@ class RunRecorder(Callback):
         _load_buffer_state(ctx.replay_buffer, st["replay_buffer"])
         ctx.sac_buffer = None if st["sac_buffer"] is None else _new_buffer(st["sac_buffer"])
         ctx.torch_generator.set_state(st["torch_generator"])
-        torch.set_rng_state(st["rng"]["torch"])
-        np.random.set_state(st["rng"]["numpy"])
-        random.setstate(st["rng"]["python"])
+        restore_rng(st["rng"])
         _load_env_state(ctx.env, st["env"])
         _load_env_state(ctx.test_env, st["test_env"])
         if st["update_fn"] is not None:
