@@ -25,8 +25,9 @@ Files written into ``run_dir`` (see :mod:`vaml_ext.runlog.rundir`):
   empty at step 0) and ``v_start`` (the critic's value of the start cell);
 * ``tb/``       -- TensorBoard scalars ``eval/return``, ``train/model_loss``,
   ``train/v_start`` against env steps;
-* ``ckpt/latest.pt`` -- written atomically (temporary file, fsync, ``os.replace``) after
-  every evaluation round: the trainer's full state (model, policy and value tables, the
+* ``ckpt/latest.pt`` (and the one before, ``ckpt/previous.pt``:
+  :class:`~vaml_ext.runlog.ckpt.CheckpointStore`) -- written atomically after every
+  evaluation round: the trainer's full state (model, policy and value tables, the
   four Adam states, the torch generator, the real-data buffer, the real and imagined
   environments' states, counters), the global torch/numpy/python RNG states, a copy of the
   evaluation rows so far and the wall-clock so far;
@@ -34,7 +35,12 @@ Files written into ``run_dir`` (see :mod:`vaml_ext.runlog.rundir`):
   ``env_steps, wall_time_s, n_evals, resumed`` (+ ``best_return, n_resumes, size, method,
   seed``).
 
-Resume: if ``ckpt/latest.pt`` exists the run continues from it. The evaluation file is cut
+One writer: the run holds :class:`~vaml_ext.runlog.lock.RunLock` on ``run_dir`` before it
+writes anything; a second process on the same directory gets ``RunInUse`` at once.
+
+Resume: if a checkpoint exists the run continues from it (``latest.pt``; if that one
+does not load, it is set aside and ``previous.pt`` is used; if neither loads the run stops,
+naming both, unless ``restart=True``). The evaluation file is cut
 back to the rows with ``env_steps`` ≤ the checkpoint's (``EvalLog(keep_until=...)``); if
 what is left differs from the checkpoint's copy of those rows (a torn last line, a lost
 or edited file) it is rewritten from that copy. TensorBoard events after the checkpoint
@@ -58,7 +64,8 @@ import torch
 from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer
 from vaml_ext.gridworld.env import _check_size
 from vaml_ext.gridworld.objectives import METHODS
-from vaml_ext.runlog.atomic import atomic_save
+from vaml_ext.runlog.ckpt import CheckpointStore
+from vaml_ext.runlog.lock import RunLock
 from vaml_ext.runlog.progress import RunProgress
 from vaml_ext.runlog.rng import capture_rng, restore_rng
 from vaml_ext.runlog.rundir import (
@@ -73,7 +80,6 @@ from vaml_ext.runlog.rundir import (
 )
 
 CKPT_DIR = "ckpt"
-CKPT_FILE = "latest.pt"
 TB_DIR = "tb"
 EXTRA_FIELDS = ("iteration", "model_loss", "v_start")
 CKPT_FORMAT = 1
@@ -133,32 +139,43 @@ def _resume_eval_log(run_dir: Path, ckpt_steps: int, rows: list) -> EvalLog:
 
 
 def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, eval_every: int,
-                  dyna: Optional[dict] = None, progress: bool = True) -> dict:
+                  dyna: Optional[dict] = None, progress: bool = True, restart: bool = False) -> dict:
     """Train one ``method``/``seed`` on the ``size``×``size`` room for ``env_steps`` real
     env steps, evaluating every ``eval_every`` (and at 0); ``dyna`` holds the other
-    :class:`~vaml_ext.gridworld.dyna.DynaConfig` options. Resumes from ``ckpt/latest.pt``
+    :class:`~vaml_ext.gridworld.dyna.DynaConfig` options. Resumes from its checkpoint
     if present; returns ``done.json``'s summary (immediately if the run is already done).
+    ``restart=True`` starts an unfinished run over, setting its checkpoints aside.
     See the module docstring for the files and the resume guarantee.
 
     Raises ``ValueError`` naming the argument for an unknown method, an invalid size or
-    seed, non-positive budgets, bad Dyna options, or a checkpoint of a different run.
+    seed, non-positive budgets, bad Dyna options, or a checkpoint of a different run;
+    ``RunInUse`` if another process is writing ``run_dir``; ``NoUsableCheckpoint`` if no
+    checkpoint loads; ``RunWriteError`` if a file cannot be written (e.g. a full disk).
     """
     cfg = _validate(size, method, seed, env_steps, eval_every, dyna)
     size, seed = int(size), int(seed)
     run_dir = Path(run_dir)
     if (run_dir / DONE_FILE).is_file():
         return read_done(run_dir)
+    with RunLock(run_dir):
+        if (run_dir / DONE_FILE).is_file():  # finished while we looked
+            return read_done(run_dir)
+        return _run_locked(run_dir, cfg, size, method, seed, env_steps, eval_every, progress, restart)
 
+
+def _run_locked(run_dir: Path, cfg: DynaConfig, size: int, method: str, seed: int, env_steps: int,
+                eval_every: int, progress: bool, restart: bool) -> dict:
     run_info = {"backend": "gridworld", "env": f"gridworld{size}", "size": size, "method": method,
                 "seed": seed, "budget": {"env_steps": int(env_steps), "eval_every": int(eval_every)},
                 "dyna": cfg.to_dict()}
-    ckpt_path = run_dir / CKPT_DIR / CKPT_FILE
-    ckpt = None
-    if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ckpt.get("format") != CKPT_FORMAT or ckpt.get("run") != run_info:
-            raise ValueError(f"run_dir {str(run_dir)!r} holds a checkpoint of a different run "
-                             f"({ckpt.get('run')}); use another run_dir or delete {ckpt_path}")
+    store = CheckpointStore(run_dir / CKPT_DIR, restart_hint="call run_gridworld(..., restart=True) "
+                            "(figure sweeps: add restart=true to the command)")
+    if restart:
+        store.set_aside_all()
+    ckpt_path, ckpt = store.load(lambda p: torch.load(p, map_location="cpu", weights_only=True))
+    if ckpt is not None and (ckpt.get("format") != CKPT_FORMAT or ckpt.get("run") != run_info):
+        raise ValueError(f"run_dir {str(run_dir)!r} holds a checkpoint of a different run "
+                         f"({ckpt.get('run')}); use another run_dir or delete {ckpt_path}")
 
     (run_dir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     if not (run_dir / "run.yaml").is_file():
@@ -203,9 +220,8 @@ def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, ev
 
     def checkpoint() -> None:
         tb.flush()
-        atomic_save({"format": CKPT_FORMAT, "run": run_info, "trainer": trainer.state_dict(),
-                     "rng": capture_rng(), "rows": rows, "wall_time_s": wall(),
-                     "n_resumes": n_resumes}, ckpt_path)
+        store.save({"format": CKPT_FORMAT, "run": run_info, "trainer": trainer.state_dict(),
+                    "rng": capture_rng(), "rows": rows, "wall_time_s": wall(), "n_resumes": n_resumes})
 
     try:
         if ckpt is None:
