@@ -29,6 +29,11 @@ def _progress_enabled() -> bool:
     return os.environ.get("VAML_PROGRESS", "1") == "1"
 
 
+def _restart() -> bool:
+    """``restart=true`` of the sweep: start over, setting unreadable/old checkpoints aside."""
+    return os.environ.get("VAML_RESTART", "0") == "1"
+
+
 def _tag(run) -> str:
     return os.environ.get("VAML_RUN_TAG") or f"{run['figure']}/{run['env']}/{run['method']}/seed{run['seed']}"
 
@@ -49,14 +54,15 @@ def run_gridworld_backend(run_dir: Path, run: dict) -> dict:
     b, s = run["budget"], run["settings"]
     return run_gridworld(run_dir, size=s["size"], method=run["method"], seed=run["seed"],
                          env_steps=b["env_steps"], eval_every=b["eval_every"], dyna=s["dyna"],
-                         progress=_progress_enabled())
+                         progress=_progress_enabled(), restart=_restart())
 
 
 # ---- MBPO -------------------------------------------------------------------------------
 def mbpo_overrides(run: dict) -> list:
     s = run["settings"]
     return ["device=cpu", f"seed={run['seed']}", *s["env"].get("extra", []), *s["method"], *(run["budget"] or []),
-            "overrides.checkpoint_every=1", f"overrides.progress_bar={'true' if _progress_enabled() else 'false'}"]
+            "overrides.checkpoint_every=1", f"overrides.progress_bar={'true' if _progress_enabled() else 'false'}",
+            *(["overrides.resume=false"] if _restart() else [])]
 
 
 def run_mbpo_backend(run_dir: Path, run: dict) -> dict:
@@ -116,7 +122,7 @@ def run_slbo_backend(run_dir: Path, run: dict) -> dict:
     from vaml_ext.slbo import run as slbo_run
 
     args = [f"variant={run['method']}", f"env={run['env']}", f"seed={run['seed']}", f"log_dir={run_dir}",
-            *(run["budget"] or [])]
+            *(run["budget"] or []), *(["ckpt.resume=False"] if _restart() else [])]
     stop = threading.Event()
     watcher = threading.Thread(target=_slbo_watch, args=(Path(run_dir), run, stop), daemon=True)
     if _progress_enabled():
