@@ -33,8 +33,9 @@ def _discard(tmp: Path) -> None:
         pass
 
 
-def atomic_write(path, write: Callable[[object], None], mode: str = "wb") -> None:
-    """``write(f)`` into ``<path>.tmp``, fsync, then rename over ``path``."""
+def write_synced(path, write: Callable[[object], None], mode: str = "wb") -> Path:
+    """``write(f)`` into ``<path>.tmp`` and fsync it; returns that file (the caller renames
+    it). On failure the temporary file is removed and ``RunWriteError`` names ``path``."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -42,6 +43,16 @@ def atomic_write(path, write: Callable[[object], None], mode: str = "wb") -> Non
             write(f)
             f.flush()
             os.fsync(f.fileno())
+    except OSError as e:
+        _discard(tmp)
+        raise RunWriteError(path, e) from e
+    return tmp
+
+
+def atomic_write(path, write: Callable[[object], None], mode: str = "wb") -> None:
+    """``write(f)`` into ``<path>.tmp``, fsync, then rename over ``path``."""
+    tmp = write_synced(path, write, mode)
+    try:
         os.replace(tmp, path)
     except OSError as e:
         _discard(tmp)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple
 
-from vaml_ext.runlog.atomic import RunWriteError, atomic_write
+from vaml_ext.runlog.atomic import RunWriteError, write_synced
 
 LATEST = "latest.pt"
 PREVIOUS = "previous.pt"
@@ -30,10 +30,15 @@ PREVIOUS = "previous.pt"
 class NoUsableCheckpoint(RuntimeError):
     def __init__(self, failures: List[Tuple[Path, BaseException]], restart_hint: str):
         self.failures = failures
-        lines = "; ".join(f"{p}: {type(e).__name__}: {e}" for p, e in failures)
+        lines = "; ".join(f"{p}: {_short(e)}" for p, e in failures)
         super().__init__(f"no checkpoint of this run can be loaded ({lines}). The run is not restarted on its "
                          f"own; to start it over from scratch (the unreadable files are kept, renamed), "
                          f"{restart_hint}")
+
+
+def _short(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first[:160]}"
 
 
 def _torch_load(path: Path):
@@ -71,8 +76,7 @@ class CheckpointStore:
 
             save = torch.save
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / (LATEST + ".new")
-        atomic_write(tmp, lambda f: save(state, f))  # complete and fsync'd, or RunWriteError
+        tmp = write_synced(self.latest, lambda f: save(state, f))  # latest.pt.tmp, complete, or RunWriteError
         try:
             if self.latest.is_file():
                 os.replace(self.latest, self.previous)
@@ -95,7 +99,7 @@ class CheckpointStore:
                 continue
             for bad, err in failures:
                 aside = self._aside(bad, "unreadable")
-                self._say(f"checkpoint {bad} could not be loaded ({type(err).__name__}: {err}); set aside as "
+                self._say(f"checkpoint {bad} could not be loaded ({_short(err)}); set aside as "
                           f"{aside.name}; resuming from {path.name}")
             return path, state
         if failures:
