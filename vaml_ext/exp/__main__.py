@@ -12,7 +12,9 @@ seed=...`` (every env x method x seed of the figure config, ``exp/conf/figure/<f
 with ``hydra/launcher=local`` (hydra-joblib-launcher, ``--jobs`` processes) or ``slurm``
 (hydra-submitit-launcher). Results go to ``<out>/<fig>/<preset>/<env>/<method>/seed<k>``;
 finished runs are skipped and unfinished ones resume, so re-running the same command after
-an interruption completes the sweep. Then :func:`vaml_ext.exp.aggregate.aggregate` writes
+an interruption completes the sweep; a run another process is writing is skipped and
+counted "in use"; ``--restart`` starts the selected unfinished runs over (their checkpoints
+set aside), the explicit choice when a run's checkpoints cannot be loaded. Then :func:`vaml_ext.exp.aggregate.aggregate` writes
 ``<out>/<fig>/<preset>/report/`` (report.md, PNGs, CSVs). Exit status: 0 when every run
 finished, 1 when some failed (the report still covers the finished ones).
 """

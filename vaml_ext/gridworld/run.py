@@ -169,7 +169,7 @@ def _run_locked(run_dir: Path, cfg: DynaConfig, size: int, method: str, seed: in
                 "seed": seed, "budget": {"env_steps": int(env_steps), "eval_every": int(eval_every)},
                 "dyna": cfg.to_dict()}
     store = CheckpointStore(run_dir / CKPT_DIR, restart_hint="call run_gridworld(..., restart=True) "
-                            "(figure sweeps: add restart=true to the command)")
+                            "(figure sweeps: --restart)")
     if restart:
         store.set_aside_all()
     ckpt_path, ckpt = store.load(lambda p: torch.load(p, map_location="cpu", weights_only=True))
