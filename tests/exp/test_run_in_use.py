@@ -13,8 +13,9 @@ def test_run_in_use_is_skipped_and_counted(tmp_path, capsys):
 
     run_dir = tmp_path / "fig1" / "smoke" / "grid5" / "mle" / "seed0"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom vaml_ext.runlog.lock import RunLock\n"
-         f"lock = RunLock({str(run_dir)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\nlock.release()\n"],
+        [sys.executable, "-c", "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
+         f"lock = RunLock({str(run_dir)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
+         "lock.release()\n"],
         env=dict(os.environ, PYTHONPATH=str(REPO)), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"

@@ -14,9 +14,10 @@ with ``hydra/launcher=local`` (hydra-joblib-launcher, ``--jobs`` processes) or `
 finished runs are skipped and unfinished ones resume, so re-running the same command after
 an interruption completes the sweep; a run another process is writing is skipped and
 counted "in use"; ``--restart`` starts the selected unfinished runs over (their checkpoints
-set aside), the explicit choice when a run's checkpoints cannot be loaded. Then :func:`vaml_ext.exp.aggregate.aggregate` writes
-``<out>/<fig>/<preset>/report/`` (report.md, PNGs, CSVs). Exit status: 0 when every run
-finished, 1 when some failed (the report still covers the finished ones).
+set aside), the explicit choice when a run's checkpoints cannot be loaded. Then
+:func:`vaml_ext.exp.aggregate.aggregate` writes ``<out>/<fig>/<preset>/report/`` (report.md,
+PNGs, CSVs). Exit status: 0 when every run finished, 1 when some failed (the report still
+covers the finished ones).
 """
 from __future__ import annotations
 
