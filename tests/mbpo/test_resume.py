@@ -213,3 +213,34 @@ def test_second_writer_is_refused(tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_moment_then_resume(reference, tmp_path):
+    """One randomised kill trial: SIGKILL a random time after the first checkpoint, restart;
+    the rows and final weights equal the uninterrupted run's and the dead run's lock does not
+    block the restart. Replay a failure with VAML_KILL_SEED=<seed>."""
+    import random
+
+    seed = int(os.environ.get("VAML_KILL_SEED", random.SystemRandom().randrange(2**31)))
+    delay = random.Random(seed).uniform(0.0, 3.0)
+    print(f"kill-time seed {seed}: SIGKILL {delay:.2f} s after the first checkpoint", file=sys.stderr)
+    code = ("import torch; torch.set_num_threads(1);"
+            "from vaml_ext.mbpo.runner import compose, run_mbpo;"
+            f"run_mbpo(compose({ENV!r}, {overrides('mle')!r}), {str(tmp_path)!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not (tmp_path / "ckpt" / "latest.pt").is_file():
+            assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
+            time.sleep(0.05)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run_mbpo(compose(ENV, overrides("mle")), tmp_path)
+    assert rows(tmp_path) == rows(reference["mle"]), f"seed {seed}"
+    assert_same_state(final_state(tmp_path), final_state(reference["mle"]))

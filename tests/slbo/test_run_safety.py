@@ -61,3 +61,38 @@ def test_unreadable_latest_resumes_from_previous_and_second_writer_is_refused(tr
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_moment_then_restart(tree, tmp_path):
+    """One randomised kill trial through vaml_ext.slbo.run: the restart is not blocked by the
+    dead run's lock (it says it took over) and progress.csv has each stage once."""
+    import random
+    import signal
+    import time
+
+    seed = int(os.environ.get("VAML_KILL_SEED", random.SystemRandom().randrange(2**31)))
+    delay = random.Random(seed).uniform(0.0, 4.0)
+    print(f"kill-time seed {seed}: SIGKILL {delay:.2f} s after the first checkpoint", file=sys.stderr)
+    log_dir = tmp_path / "run"
+    log_dir.parent.mkdir(exist_ok=True)
+    env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "vaml_ext.slbo.run", *ARGS, f"log_dir={log_dir}",
+                             "slbo.n_stages=4"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not (log_dir / "ckpt" / "latest.pt").is_file():
+            assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
+            time.sleep(0.05)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = _run(tree, log_dir, "slbo.n_stages=4")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    if proc.returncode == -signal.SIGKILL:
+        assert f"previous holder pid {proc.pid}" in out.stderr
+    assert _stages(log_dir) == [0, 1, 2, 3, 4], f"seed {seed}"

@@ -156,10 +156,10 @@ def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, ev
     size, seed = int(size), int(seed)
     run_dir = Path(run_dir)
     if (run_dir / DONE_FILE).is_file():
-        return read_done(run_dir)
+        return read_done(run_dir) or {}
     with RunLock(run_dir):
         if (run_dir / DONE_FILE).is_file():  # finished while we looked
-            return read_done(run_dir)
+            return read_done(run_dir) or {}
         return _run_locked(run_dir, cfg, size, method, seed, env_steps, eval_every, progress, restart)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import IO, Any, Callable
 
 
 class RunWriteError(RuntimeError):
@@ -33,13 +33,13 @@ def _discard(tmp: Path) -> None:
         pass
 
 
-def write_synced(path, write: Callable[[object], None], mode: str = "wb") -> Path:
+def write_synced(path, write: Callable[[IO[Any]], Any], mode: str = "wb") -> Path:
     """``write(f)`` into ``<path>.tmp`` and fsync it; returns that file (the caller renames
     it). On failure the temporary file is removed and ``RunWriteError`` names ``path``."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, mode, **({} if "b" in mode else {"newline": ""})) as f:
+        with open(tmp, mode, newline=None if "b" in mode else "") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -49,7 +49,7 @@ def write_synced(path, write: Callable[[object], None], mode: str = "wb") -> Pat
     return tmp
 
 
-def atomic_write(path, write: Callable[[object], None], mode: str = "wb") -> None:
+def atomic_write(path, write: Callable[[IO[Any]], Any], mode: str = "wb") -> None:
     """``write(f)`` into ``<path>.tmp``, fsync, then rename over ``path``."""
     tmp = write_synced(path, write, mode)
     try:

@@ -68,7 +68,7 @@ class CheckpointStore:
     def exists(self) -> bool:
         return self.latest.is_file() or self.previous.is_file()
 
-    def save(self, state: Any, save: Optional[Callable[[Any, Any], None]] = None) -> Path:
+    def save(self, state: Any, save: Optional[Callable[[Any, Any], Any]] = None) -> Path:
         """Write ``state`` as the new ``latest.pt`` (``save(state, file)``, default
         ``torch.save``), keeping the one before as ``previous.pt``."""
         if save is None:
