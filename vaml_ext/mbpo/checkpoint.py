@@ -40,13 +40,12 @@ import numpy as np
 import torch
 
 from mbrl.util.plugins import Callback
-from vaml_ext.runlog.ckpt import LATEST, CheckpointStore
+from vaml_ext.runlog.ckpt import CheckpointStore
 from vaml_ext.runlog.lock import RunLock
 from vaml_ext.runlog.progress import RunProgress
 from vaml_ext.runlog.rng import capture_rng, restore_rng
 from vaml_ext.runlog.rundir import EvalLog, read_eval
 
-CKPT_NAME = LATEST
 RESTART_HINT = "re-run with overrides.resume=false"
 #: config keys that may differ between the run that wrote a checkpoint and the one resuming it
 #: (not ``overrides.num_steps``: mbrl sizes the real replay buffer from it)
@@ -168,10 +167,6 @@ class RunRecorder(Callback):
         self._wall_offset = 0.0
 
     # ---- paths ------------------------------------------------------------------------
-    @staticmethod
-    def ckpt_path(work_dir) -> Path:
-        return Path(work_dir) / "ckpt" / CKPT_NAME
-
     @staticmethod
     def store(work_dir) -> CheckpointStore:
         return CheckpointStore(Path(work_dir) / "ckpt", restart_hint=RESTART_HINT)
