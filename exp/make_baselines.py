@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vaml_ext.exp.__main__ import load_figure  # noqa: E402
-from vaml_ext.exp.rundir import git_provenance, iter_run_dirs, read_eval, read_run_config  # noqa: E402
+from vaml_ext.runlog.rundir import git_provenance, iter_run_dirs, read_eval, read_run_config  # noqa: E402
 
 FIGURES = ("fig1", "fig2", "fig3", "fig4")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaml_ext.exp import rundir
+from vaml_ext.runlog import rundir
 from vaml_ext.exp.aggregate import (AggregateError, aggregate, iqm, iqm_columns, probability_of_improvement,
                                     rliable_modules)
 from vaml_ext.exp.claims import MIN_SEEDS, CLAIMS, ClaimData, Stat, canonical_env, evaluate_claims, norm_figure

@@ -21,7 +21,7 @@ from collections import defaultdict
 
 import pytest
 
-from vaml_ext.exp.rundir import REPO, iter_run_dirs, read_eval, read_run_config
+from vaml_ext.runlog.rundir import REPO, iter_run_dirs, read_eval, read_run_config
 
 BASELINES = REPO / "tests" / "baselines" / "smoke"
 FIGURES = ("fig1", "fig2", "fig3", "fig4")

@@ -18,7 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from vaml_ext.exp.__main__ import load_figure
 from vaml_ext.exp.run import CONF_DIR, PRESETS, RunConfigError, resolve_run, seeds_for
-from vaml_ext.exp.rundir import REPO
+from vaml_ext.runlog.rundir import REPO
 
 FIGURES = ("fig1", "fig2", "fig3", "fig4")
 

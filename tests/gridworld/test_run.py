@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaml_ext.exp.rundir import EVAL_FILE, read_eval
+from vaml_ext.runlog.rundir import EVAL_FILE, read_eval
 from vaml_ext.gridworld import run as run_mod
 from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer, run_dyna
 from vaml_ext.gridworld.objectives import METHODS

@@ -12,9 +12,12 @@ seed=...`` (every env x method x seed of the figure config, ``exp/conf/figure/<f
 with ``hydra/launcher=local`` (hydra-joblib-launcher, ``--jobs`` processes) or ``slurm``
 (hydra-submitit-launcher). Results go to ``<out>/<fig>/<preset>/<env>/<method>/seed<k>``;
 finished runs are skipped and unfinished ones resume, so re-running the same command after
-an interruption completes the sweep. Then :func:`vaml_ext.exp.aggregate.aggregate` writes
-``<out>/<fig>/<preset>/report/`` (report.md, PNGs, CSVs). Exit status: 0 when every run
-finished, 1 when some failed (the report still covers the finished ones).
+an interruption completes the sweep; a run another process is writing is skipped and
+counted "in use"; ``--restart`` starts the selected unfinished runs over (their checkpoints
+set aside), the explicit choice when a run's checkpoints cannot be loaded. Then
+:func:`vaml_ext.exp.aggregate.aggregate` writes ``<out>/<fig>/<preset>/report/`` (report.md,
+PNGs, CSVs). Exit status: 0 when every run finished, 1 when some failed (the report still
+covers the finished ones).
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from vaml_ext.exp.rundir import DONE_FILE, REPO
+from vaml_ext.runlog.lock import describe, holder_if_locked
+from vaml_ext.runlog.rundir import DONE_FILE, REPO
 from vaml_ext.exp.run import CONF_DIR, FAILED_FILE, PRESETS, seeds_for
 
 
@@ -77,6 +81,9 @@ def main(argv=None) -> int:
                    help="seeds to run, from the figure's 5 (default: the preset's; smoke runs 2)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions for the CIs")
     p.add_argument("--no-aggregate", action="store_true")
+    p.add_argument("--restart", action="store_true",
+                   help="start the selected unfinished runs over, setting their checkpoints aside (use when a "
+                        "run's checkpoints cannot be loaded)")
     p.add_argument("--dry-run", action="store_true", help="print the sweep command and exit")
     a = p.parse_args(argv)
     if a.jobs < 1:
@@ -90,7 +97,8 @@ def main(argv=None) -> int:
         "seeds", a.seeds, sorted(set(fig["seeds"]) | set(seeds_for(fig, a.preset))))
     out = a.out.resolve()
     sweep_dir = out / fig["name"] / a.preset
-    cmd = sweep_command(fig, a.preset, envs, methods, seeds, out, a.launcher, a.jobs, a.launcher_arg)
+    cmd = sweep_command(fig, a.preset, envs, methods, seeds, out, a.launcher, a.jobs,
+                        [*a.launcher_arg, *(["restart=true"] if a.restart else [])])
     n = len(envs) * len(methods) * len(seeds)
     print(f"{fig['name']} ({fig.get('title', '')}), preset {a.preset}: {len(envs)} envs x {len(methods)} methods x "
           f"{len(seeds)} seeds = {n} runs -> {sweep_dir}", flush=True)
@@ -104,10 +112,14 @@ def main(argv=None) -> int:
     wall = time.time() - t0
     runs = [sweep_dir / e / m / f"seed{s}" for e in envs for m in methods for s in seeds]
     done = [r for r in runs if (r / DONE_FILE).is_file()]
-    failed = [r for r in runs if (r / FAILED_FILE).is_file()]
-    missing = [r for r in runs if r not in done and r not in failed]
+    in_use = {r: h for r in runs if r not in done and (h := holder_if_locked(r)) is not None}
+    failed = [r for r in runs if (r / FAILED_FILE).is_file() and r not in in_use]
+    missing = [r for r in runs if r not in done and r not in failed and r not in in_use]
     print(f"\nsweep finished in {wall / 60:.1f} min: {len(done)}/{n} runs done, {len(failed)} failed, "
-          f"{len(missing)} missing (Hydra exit {proc.returncode})", flush=True)
+          f"{len(in_use)} in use by another process, {len(missing)} missing (Hydra exit {proc.returncode})",
+          flush=True)
+    for r, h in in_use.items():
+        print(f"  IN USE {r.relative_to(sweep_dir)} by {describe(h)}: skipped")
     for r in failed:
         info = json.loads((r / FAILED_FILE).read_text())
         print(f"  FAILED {r.relative_to(sweep_dir)} (exit {info.get('returncode')}): see {r / 'stdout.log'}")

@@ -21,11 +21,17 @@ import threading
 import time
 from pathlib import Path
 
-from vaml_ext.exp.rundir import EvalLog, read_eval, read_run_config, write_done
+from vaml_ext.runlog.progress import RunProgress
+from vaml_ext.runlog.rundir import EvalLog, read_eval, read_run_config, write_done
 
 
 def _progress_enabled() -> bool:
     return os.environ.get("VAML_PROGRESS", "1") == "1"
+
+
+def _restart() -> bool:
+    """``restart=true`` of the sweep: start over, setting unreadable/old checkpoints aside."""
+    return os.environ.get("VAML_RESTART", "0") == "1"
 
 
 def _tag(run) -> str:
@@ -48,14 +54,15 @@ def run_gridworld_backend(run_dir: Path, run: dict) -> dict:
     b, s = run["budget"], run["settings"]
     return run_gridworld(run_dir, size=s["size"], method=run["method"], seed=run["seed"],
                          env_steps=b["env_steps"], eval_every=b["eval_every"], dyna=s["dyna"],
-                         progress=_progress_enabled())
+                         progress=_progress_enabled(), restart=_restart())
 
 
 # ---- MBPO -------------------------------------------------------------------------------
 def mbpo_overrides(run: dict) -> list:
     s = run["settings"]
     return ["device=cpu", f"seed={run['seed']}", *s["env"].get("extra", []), *s["method"], *(run["budget"] or []),
-            "overrides.checkpoint_every=1", f"overrides.progress_bar={'true' if _progress_enabled() else 'false'}"]
+            "overrides.checkpoint_every=1", f"overrides.progress_bar={'true' if _progress_enabled() else 'false'}",
+            *(["overrides.resume=false"] if _restart() else [])]
 
 
 def run_mbpo_backend(run_dir: Path, run: dict) -> dict:
@@ -91,8 +98,6 @@ def _slbo_watch(run_dir: Path, run: dict, stop: threading.Event) -> None:
     """Progress line for SLBO runs, from the files SLBO writes (no change to the port)."""
     import yaml
 
-    from vaml_ext.exp.progress import RunProgress
-
     prog, seen = None, 0
     while not stop.wait(5.0):
         if prog is None:
@@ -117,7 +122,7 @@ def run_slbo_backend(run_dir: Path, run: dict) -> dict:
     from vaml_ext.slbo import run as slbo_run
 
     args = [f"variant={run['method']}", f"env={run['env']}", f"seed={run['seed']}", f"log_dir={run_dir}",
-            *(run["budget"] or [])]
+            *(run["budget"] or []), *(["ckpt.resume=False"] if _restart() else [])]
     stop = threading.Event()
     watcher = threading.Thread(target=_slbo_watch, args=(Path(run_dir), run, stop), daemon=True)
     if _progress_enabled():

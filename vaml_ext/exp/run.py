@@ -10,12 +10,15 @@ seeds and the ``smoke``/``short``/``paper`` budgets per figure), launchers in
 ``slurm`` = hydra-submitit-launcher).
 
 Each job owns the run directory ``<out_root>/<figure>/<preset>/<env>/<method>/seed<k>``
-(format: :mod:`vaml_ext.exp.rundir`). It writes ``run.yaml`` (resolved config, git
+(format: :mod:`vaml_ext.runlog.rundir`). It writes ``run.yaml`` (resolved config, git
 commit), then runs the backend (``vaml_ext.exp.backends``; MBPO and SLBO in a child
 process, the gridworld in-process); its verbose log goes to ``stdout.log``, progress
 lines to stderr. A run directory with
-``done.json`` is skipped, one with a checkpoint resumes, and a failed run writes
-``failed.json`` and is reported without stopping the rest of the sweep.
+``done.json`` is skipped, one with a checkpoint resumes, one that another process is
+writing (its :class:`~vaml_ext.runlog.lock.RunLock` is held) is reported "in use" and
+skipped, and a failed run writes ``failed.json`` and is reported without stopping the
+rest of the sweep. ``restart=true`` starts unfinished runs over (their checkpoints are
+set aside, not deleted) -- the explicit choice when no checkpoint of a run can be loaded.
 """
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from vaml_ext.exp.rundir import (REPO, atomic_write_text, git_provenance, is_done, read_done,
-                                 read_run_config, write_run_config)
+from vaml_ext.runlog.atomic import RunWriteError, atomic_write_text
+from vaml_ext.runlog.lock import RunInUse, RunLock, child_env, describe
+from vaml_ext.runlog.rundir import REPO, git_provenance, is_done, read_done, read_run_config, write_run_config
 
 CONF_DIR = REPO / "exp" / "conf"
 PRESETS = ("smoke", "short", "paper")
@@ -105,8 +109,9 @@ def _run_in_process(run_dir: Path, cfg: DictConfig, tag: str, log) -> int:
 
     from vaml_ext.exp import backends
 
-    saved = {k: os.environ.get(k) for k in ("VAML_PROGRESS", "VAML_RUN_TAG")}
-    os.environ.update(VAML_PROGRESS="1" if cfg.progress else "0", VAML_RUN_TAG=tag)
+    saved = {k: os.environ.get(k) for k in ("VAML_PROGRESS", "VAML_RUN_TAG", "VAML_RESTART")}
+    os.environ.update(VAML_PROGRESS="1" if cfg.progress else "0", VAML_RUN_TAG=tag,
+                      VAML_RESTART="1" if cfg.get("restart") else "0")
     threads = torch.get_num_threads()
     torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(int(cfg.seed))  # defensive: the run must not depend on what ran before in this process
@@ -133,6 +138,21 @@ def run_one(cfg: DictConfig, run_dir: Path) -> dict:
     if is_done(run_dir):
         print(f"[{tag}] finished already, skipped", flush=True)
         return {"status": "skipped", **(read_done(run_dir) or {})}
+    try:
+        lock = RunLock(run_dir).acquire()  # before anything is written
+    except RunInUse as e:
+        print(f"[{tag}] in use by {describe(e.holder)}; skipped", file=sys.stderr, flush=True)
+        return {"status": "in use", "holder": e.holder}
+    try:
+        if is_done(run_dir):  # finished while we looked
+            print(f"[{tag}] finished already, skipped", flush=True)
+            return {"status": "skipped", **(read_done(run_dir) or {})}
+        return _run_one_locked(cfg, run_dir, tag)
+    finally:
+        lock.release()
+
+
+def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
     run = resolve_run(cfg)
     if (run_dir / "run.yaml").is_file():
         old = {k: v for k, v in read_run_config(run_dir).items() if k not in ("provenance", "resumes")}
@@ -147,8 +167,9 @@ def run_one(cfg: DictConfig, run_dir: Path) -> dict:
         run["provenance"] = git_provenance()
     write_run_config(run_dir, run)
     (run_dir / FAILED_FILE).unlink(missing_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads),
-               VAML_PROGRESS="1" if cfg.progress else "0", VAML_RUN_TAG=tag)
+    env = child_env(run_dir, dict(os.environ, OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads),
+                                  VAML_PROGRESS="1" if cfg.progress else "0", VAML_RUN_TAG=tag,
+                                  VAML_RESTART="1" if cfg.get("restart") else "0"))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     t0 = time.time()
     with open(run_dir / "stdout.log", "a") as log:
@@ -162,7 +183,10 @@ def run_one(cfg: DictConfig, run_dir: Path) -> dict:
     if returncode != 0 or not is_done(run_dir):
         tail = (run_dir / "stdout.log").read_text()[-2000:]
         info = {"returncode": returncode, "seconds": round(time.time() - t0, 1), "log_tail": tail}
-        atomic_write_text(run_dir / FAILED_FILE, json.dumps(info, indent=2) + "\n")
+        try:
+            atomic_write_text(run_dir / FAILED_FILE, json.dumps(info, indent=2) + "\n")
+        except RunWriteError as e:  # e.g. the disk that stopped the run is still full
+            print(f"[{tag}] {e}", file=sys.stderr, flush=True)
         print(f"[{tag}] FAILED (exit {returncode}); see {run_dir / 'stdout.log'}", file=sys.stderr, flush=True)
         return {"status": "failed", **info}
     return {"status": "finished", **(read_done(run_dir) or {})}

@@ -1,5 +1,5 @@
 """One gridworld run (one grid size, one method, one seed) in the common run-directory
-format of :mod:`vaml_ext.exp.rundir`, with checkpoint/resume (issue #6).
+format of :mod:`vaml_ext.runlog.rundir`, with checkpoint/resume.
 
     from vaml_ext.gridworld.run import run_gridworld
     summary = run_gridworld("runs/grid5/ma_l1/seed0", size=5, method="ma_l1", seed=0,
@@ -14,7 +14,7 @@ batched Figure-1 sweep: there all runs of a size share one stream and every draw
 shape ``[runs, ...]``, so a run's numbers depend on the whole batch (the same holds for
 any batched sweep). Seeds run alone are independent runs of the same distribution.
 
-Files written into ``run_dir`` (see :mod:`vaml_ext.exp.rundir`):
+Files written into ``run_dir`` (see :mod:`vaml_ext.runlog.rundir`):
 
 * ``run.yaml``  -- only if absent (a launcher may have written a richer one): backend,
   env, method, seed, budget, the resolved Dyna config and git provenance;
@@ -25,8 +25,9 @@ Files written into ``run_dir`` (see :mod:`vaml_ext.exp.rundir`):
   empty at step 0) and ``v_start`` (the critic's value of the start cell);
 * ``tb/``       -- TensorBoard scalars ``eval/return``, ``train/model_loss``,
   ``train/v_start`` against env steps;
-* ``ckpt/latest.pt`` -- written atomically (temporary file, fsync, ``os.replace``) after
-  every evaluation round: the trainer's full state (model, policy and value tables, the
+* ``ckpt/latest.pt`` (and the one before, ``ckpt/previous.pt``:
+  :class:`~vaml_ext.runlog.ckpt.CheckpointStore`) -- written atomically after every
+  evaluation round: the trainer's full state (model, policy and value tables, the
   four Adam states, the torch generator, the real-data buffer, the real and imagined
   environments' states, counters), the global torch/numpy/python RNG states, a copy of the
   evaluation rows so far and the wall-clock so far;
@@ -34,7 +35,12 @@ Files written into ``run_dir`` (see :mod:`vaml_ext.exp.rundir`):
   ``env_steps, wall_time_s, n_evals, resumed`` (+ ``best_return, n_resumes, size, method,
   seed``).
 
-Resume: if ``ckpt/latest.pt`` exists the run continues from it. The evaluation file is cut
+One writer: the run holds :class:`~vaml_ext.runlog.lock.RunLock` on ``run_dir`` before it
+writes anything; a second process on the same directory gets ``RunInUse`` at once.
+
+Resume: if a checkpoint exists the run continues from it (``latest.pt``; if that one
+does not load, it is set aside and ``previous.pt`` is used; if neither loads the run stops,
+naming both, unless ``restart=True``). The evaluation file is cut
 back to the rows with ``env_steps`` ≤ the checkpoint's (``EvalLog(keep_until=...)``); if
 what is left differs from the checkpoint's copy of those rows (a torn last line, a lost
 or edited file) it is rewritten from that copy. TensorBoard events after the checkpoint
@@ -47,8 +53,6 @@ exists the run is not repeated: its summary is returned.
 from __future__ import annotations
 
 import csv
-import os
-import random
 import time
 import warnings
 from pathlib import Path
@@ -57,7 +61,14 @@ from typing import Optional
 import numpy as np
 import torch
 
-from vaml_ext.exp.rundir import (
+from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer
+from vaml_ext.gridworld.env import _check_size
+from vaml_ext.gridworld.objectives import METHODS
+from vaml_ext.runlog.ckpt import CheckpointStore
+from vaml_ext.runlog.lock import RunLock
+from vaml_ext.runlog.progress import RunProgress
+from vaml_ext.runlog.rng import capture_rng, restore_rng
+from vaml_ext.runlog.rundir import (
     DONE_FILE,
     EVAL_FIELDS,
     EVAL_FILE,
@@ -67,12 +78,8 @@ from vaml_ext.exp.rundir import (
     write_done,
     write_run_config,
 )
-from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer
-from vaml_ext.gridworld.env import _check_size
-from vaml_ext.gridworld.objectives import METHODS
 
 CKPT_DIR = "ckpt"
-CKPT_FILE = "latest.pt"
 TB_DIR = "tb"
 EXTRA_FIELDS = ("iteration", "model_loss", "v_start")
 CKPT_FORMAT = 1
@@ -106,29 +113,6 @@ def _validate(size, method, seed, env_steps, eval_every, dyna) -> DynaConfig:
     return DynaConfig.from_dict(dict(dyna, env_steps=int(env_steps), eval_every=int(eval_every)))
 
 
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": (np_state[0], [int(x) for x in np_state[1]], int(np_state[2]), int(np_state[3]),
-                      float(np_state[4]))}
-
-
-def _set_rng_state(s: dict) -> None:
-    torch.set_rng_state(s["torch"])
-    random.setstate(s["python"])
-    name, keys, pos, has_gauss, cached = s["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _csv_text(row: dict, fields) -> dict:
     """A row as ``csv.DictWriter`` writes it (``str`` of each cell)."""
     return {k: str(row.get(k, "")) for k in fields}
@@ -155,32 +139,43 @@ def _resume_eval_log(run_dir: Path, ckpt_steps: int, rows: list) -> EvalLog:
 
 
 def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, eval_every: int,
-                  dyna: Optional[dict] = None, progress: bool = True) -> dict:
+                  dyna: Optional[dict] = None, progress: bool = True, restart: bool = False) -> dict:
     """Train one ``method``/``seed`` on the ``size``×``size`` room for ``env_steps`` real
     env steps, evaluating every ``eval_every`` (and at 0); ``dyna`` holds the other
-    :class:`~vaml_ext.gridworld.dyna.DynaConfig` options. Resumes from ``ckpt/latest.pt``
+    :class:`~vaml_ext.gridworld.dyna.DynaConfig` options. Resumes from its checkpoint
     if present; returns ``done.json``'s summary (immediately if the run is already done).
+    ``restart=True`` starts an unfinished run over, setting its checkpoints aside.
     See the module docstring for the files and the resume guarantee.
 
     Raises ``ValueError`` naming the argument for an unknown method, an invalid size or
-    seed, non-positive budgets, bad Dyna options, or a checkpoint of a different run.
+    seed, non-positive budgets, bad Dyna options, or a checkpoint of a different run;
+    ``RunInUse`` if another process is writing ``run_dir``; ``NoUsableCheckpoint`` if no
+    checkpoint loads; ``RunWriteError`` if a file cannot be written (e.g. a full disk).
     """
     cfg = _validate(size, method, seed, env_steps, eval_every, dyna)
     size, seed = int(size), int(seed)
     run_dir = Path(run_dir)
     if (run_dir / DONE_FILE).is_file():
-        return read_done(run_dir)
+        return read_done(run_dir) or {}
+    with RunLock(run_dir):
+        if (run_dir / DONE_FILE).is_file():  # finished while we looked
+            return read_done(run_dir) or {}
+        return _run_locked(run_dir, cfg, size, method, seed, env_steps, eval_every, progress, restart)
 
+
+def _run_locked(run_dir: Path, cfg: DynaConfig, size: int, method: str, seed: int, env_steps: int,
+                eval_every: int, progress: bool, restart: bool) -> dict:
     run_info = {"backend": "gridworld", "env": f"gridworld{size}", "size": size, "method": method,
                 "seed": seed, "budget": {"env_steps": int(env_steps), "eval_every": int(eval_every)},
                 "dyna": cfg.to_dict()}
-    ckpt_path = run_dir / CKPT_DIR / CKPT_FILE
-    ckpt = None
-    if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ckpt.get("format") != CKPT_FORMAT or ckpt.get("run") != run_info:
-            raise ValueError(f"run_dir {str(run_dir)!r} holds a checkpoint of a different run "
-                             f"({ckpt.get('run')}); use another run_dir or delete {ckpt_path}")
+    store = CheckpointStore(run_dir / CKPT_DIR, restart_hint="call run_gridworld(..., restart=True) "
+                            "(figure sweeps: --restart)")
+    if restart:
+        store.set_aside_all()
+    ckpt_path, ckpt = store.load(lambda p: torch.load(p, map_location="cpu", weights_only=True))
+    if ckpt is not None and (ckpt.get("format") != CKPT_FORMAT or ckpt.get("run") != run_info):
+        raise ValueError(f"run_dir {str(run_dir)!r} holds a checkpoint of a different run "
+                         f"({ckpt.get('run')}); use another run_dir or delete {ckpt_path}")
 
     (run_dir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     if not (run_dir / "run.yaml").is_file():
@@ -192,7 +187,7 @@ def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, ev
         log = EvalLog(run_dir, EXTRA_FIELDS)  # fresh file (drops any stale rows)
     else:
         trainer.load_state_dict(ckpt["trainer"])
-        _set_rng_state(ckpt["rng"])
+        restore_rng(ckpt["rng"])
         rows, wall0, n_resumes = list(ckpt["rows"]), float(ckpt["wall_time_s"]), int(ckpt["n_resumes"]) + 1
         log = _resume_eval_log(run_dir, trainer.env_steps, rows)
 
@@ -202,8 +197,6 @@ def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, ev
     tb = SummaryWriter(str(run_dir / TB_DIR), purge_step=trainer.env_steps + 1 if ckpt is not None else 0)
     prog = None
     if progress:
-        from vaml_ext.exp.progress import RunProgress
-
         prog = RunProgress(total_steps=cfg.env_steps, desc=f"gridworld{size}/{method}/seed{seed}",
                            initial=trainer.env_steps)
     t_start = time.perf_counter()
@@ -227,9 +220,8 @@ def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, ev
 
     def checkpoint() -> None:
         tb.flush()
-        _atomic_torch_save({"format": CKPT_FORMAT, "run": run_info, "trainer": trainer.state_dict(),
-                            "rng": _rng_state(), "rows": rows, "wall_time_s": wall(),
-                            "n_resumes": n_resumes}, ckpt_path)
+        store.save({"format": CKPT_FORMAT, "run": run_info, "trainer": trainer.state_dict(),
+                    "rng": capture_rng(), "rows": rows, "wall_time_s": wall(), "n_resumes": n_resumes})
 
     try:
         if ckpt is None:

@@ -4,17 +4,22 @@ Registered by the ``vaml`` plugin for every loss (``mle`` included) through the 
 state exposed by ``patches/mbrl-lib/0004``:
 
 * ``<work_dir>/returns.csv`` -- one row per evaluation in the run-directory format of
-  :mod:`vaml_ext.exp.rundir` (``env_steps`` = loop env steps so far, as mbrl's
+  :mod:`vaml_ext.runlog.rundir` (``env_steps`` = loop env steps so far, as mbrl's
   ``results.csv`` counts them: the initial exploration steps are not included);
 * ``overrides.checkpoint_every=N`` (epochs; 0 = off, the default) -- after every N-th
-  evaluation, ``<work_dir>/ckpt/latest.pt`` is written atomically with everything the
+  evaluation, ``<work_dir>/ckpt/latest.pt`` is written atomically (the one before is kept
+  as ``ckpt/previous.pt``, :class:`~vaml_ext.runlog.ckpt.CheckpointStore`) with everything the
   loop needs to continue *bit-identically*: SAC networks, optimisers and temperature,
   the dynamics model (weights, input normaliser, elite set) and its optimiser, the real
   and model-rollout replay buffers, every random stream (numpy/torch/python globals,
   the loop generator, the model generator, both environments' generators) and the
   plugins' own state (value-aware update, refit, diagnostics);
+* a checkpointing run holds the work dir's :class:`~vaml_ext.runlog.lock.RunLock`
+  (one writer per directory; :func:`vaml_ext.mbpo.runner.run_mbpo` takes it for every run);
 * a run whose work dir already holds a checkpoint resumes from it (``overrides.resume``,
-  default true). ``returns.csv`` is first truncated to the checkpoint's step, so no
+  default true); one that does not load is set aside and the previous one used; if none
+  loads the run stops, naming the files (``overrides.resume=false`` starts over, setting
+  the old checkpoints aside). ``returns.csv`` is first truncated to the checkpoint's step, so no
   evaluation row is lost or duplicated; mbrl's ``results.csv`` (reopened empty by its
   logger) is refilled with the kept rows when the run is not ``silent``. (mbrl's other CSV logs restart at the resume; returns.csv is the complete record.)
   A checkpoint written by a different configuration is refused (the differing keys are
@@ -28,7 +33,6 @@ at an evaluation (epoch end) needs no mid-episode environment state.
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 
@@ -36,8 +40,13 @@ import numpy as np
 import torch
 
 from mbrl.util.plugins import Callback
+from vaml_ext.runlog.ckpt import CheckpointStore
+from vaml_ext.runlog.lock import RunLock
+from vaml_ext.runlog.progress import RunProgress
+from vaml_ext.runlog.rng import capture_rng, restore_rng
+from vaml_ext.runlog.rundir import EvalLog, read_eval
 
-CKPT_NAME = "latest.pt"
+RESTART_HINT = "re-run with overrides.resume=false"
 #: config keys that may differ between the run that wrote a checkpoint and the one resuming it
 #: (not ``overrides.num_steps``: mbrl sizes the real replay buffer from it)
 RESUME_MUTABLE_KEYS = ("overrides.resume", "overrides.progress_bar", "overrides.checkpoint_every")
@@ -153,38 +162,40 @@ class RunRecorder(Callback):
         self.eval_log = None
         self.progress = None
         self.resumed_from = None
+        self.lock = None
         self._t0 = time.perf_counter()
         self._wall_offset = 0.0
 
     # ---- paths ------------------------------------------------------------------------
     @staticmethod
-    def ckpt_path(work_dir) -> Path:
-        return Path(work_dir) / "ckpt" / CKPT_NAME
+    def store(work_dir) -> CheckpointStore:
+        return CheckpointStore(Path(work_dir) / "ckpt", restart_hint=RESTART_HINT)
 
     def wall_time(self) -> float:
         return self._wall_offset + time.perf_counter() - self._t0
 
     # ---- hooks ------------------------------------------------------------------------
     def on_train_begin(self, ctx):
-        from vaml_ext.exp.rundir import EvalLog
-
-        path = self.ckpt_path(ctx.work_dir)
         keep_until = None
-        if self.every > 0 and self.resume and path.is_file():
-            keep_until = self._restore(ctx, path)
+        if self.every > 0:
+            self.lock = RunLock(ctx.work_dir).acquire()  # a no-op inside run_mbpo, which holds it already
+            store = self.store(ctx.work_dir)
+            if self.resume:
+                path, st = store.load(lambda p: torch.load(p, weights_only=False))
+                if st is not None:
+                    keep_until = self._restore(ctx, path, st)
+            else:
+                store.set_aside_all()
         self.eval_log = EvalLog(ctx.work_dir, extra_fields=("epoch", "rollout_length", "updates_made"),
                                 keep_until=keep_until)
         if keep_until is not None and ctx.logger is not None:
             import mbrl.constants
-            from vaml_ext.exp.rundir import read_eval
 
             for r in read_eval(Path(ctx.work_dir)):  # refill mbrl's results.csv (opened with "w")
                 ctx.logger.log_data(mbrl.constants.RESULTS_LOG_NAME, {
                     "epoch": int(r["epoch"]), "env_step": int(r["env_steps"]) - 1,
                     "episode_reward": r["return"], "rollout_length": int(r["rollout_length"])})
         if self.progress_enabled:
-            from vaml_ext.exp.progress import RunProgress
-
             o = ctx.cfg.overrides
             desc = os.environ.get("VAML_RUN_TAG") or f"{o.env} {o.get('model_loss', 'mle')} seed{ctx.cfg.seed}"
             self.progress = RunProgress(int(o.num_steps), desc=desc, initial=ctx.env_steps)
@@ -204,6 +215,8 @@ class RunRecorder(Callback):
         if self.progress is not None:
             extra = f"resumed from env step {self.resumed_from}" if self.resumed_from is not None else ""
             self.progress.close(extra=extra)
+        if self.lock is not None:
+            self.lock.release()
 
     # ---- checkpoint ---------------------------------------------------------------------
     def _save(self, ctx) -> None:
@@ -226,25 +239,18 @@ class RunRecorder(Callback):
             "replay_buffer": _buffer_state(ctx.replay_buffer),
             "sac_buffer": None if ctx.sac_buffer is None else _buffer_state(ctx.sac_buffer),
             "torch_generator": ctx.torch_generator.get_state(),
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "rng": capture_rng(),
             "env": _env_state(ctx.env),
             "test_env": _env_state(ctx.test_env),
             "update_fn": (ctx.model_trainer.update_fn.state_dict()
                           if hasattr(ctx.model_trainer.update_fn, "state_dict") else None),
             "plugins": {k: v.state_dict() for k, v in self.stateful.items()},
         }
-        path = self.ckpt_path(ctx.work_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        self.store(ctx.work_dir).save(state)
 
-    def _restore(self, ctx, path: Path) -> int:
+    def _restore(self, ctx, path: Path, st: dict) -> int:
         from omegaconf import OmegaConf
 
-        st = torch.load(path, weights_only=False)
         old = _flat(st["config"])
         new = _flat(OmegaConf.to_container(ctx.cfg, resolve=True))
         diff = sorted(k for k in set(old) | set(new)
@@ -266,9 +272,7 @@ class RunRecorder(Callback):
         _load_buffer_state(ctx.replay_buffer, st["replay_buffer"])
         ctx.sac_buffer = None if st["sac_buffer"] is None else _new_buffer(st["sac_buffer"])
         ctx.torch_generator.set_state(st["torch_generator"])
-        torch.set_rng_state(st["rng"]["torch"])
-        np.random.set_state(st["rng"]["numpy"])
-        random.setstate(st["rng"]["python"])
+        restore_rng(st["rng"])
         _load_env_state(ctx.env, st["env"])
         _load_env_state(ctx.test_env, st["test_env"])
         if st["update_fn"] is not None:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from vaml_ext.runlog.lock import RunLock
+
 #: Tiny budgets that keep every stage of the MBPO loop (exploration, model training,
 #: model rollouts, SAC updates, evaluation) but finish in seconds.
 SMOKE_OVERRIDES = (
@@ -55,15 +57,22 @@ def compose(overrides_name: str, extra: Sequence[str] = (), algorithm: str = "mb
 
 
 def run_mbpo(cfg, work_dir: os.PathLike, silent: bool = True) -> Dict[str, object]:
-    """Run ``mbrl.algorithms.mbpo.train`` as ``mbrl.examples.main`` does; return a summary."""
+    """Run ``mbrl.algorithms.mbpo.train`` as ``mbrl.examples.main`` does; return a summary.
+
+    Holds ``work_dir``'s :class:`~vaml_ext.runlog.lock.RunLock` for the whole run (raises
+    ``RunInUse`` at once if another process is writing there)."""
+    work_dir = Path(work_dir).resolve()
+    with RunLock(work_dir):
+        return _run_mbpo(cfg, work_dir, silent)
+
+
+def _run_mbpo(cfg, work_dir: Path, silent: bool) -> Dict[str, object]:
     import numpy as np
     import torch
 
     import mbrl.algorithms.mbpo as mbpo
     import mbrl.util.env
 
-    work_dir = Path(work_dir).resolve()
-    work_dir.mkdir(parents=True, exist_ok=True)
     env, term_fn, _ = mbrl.util.env.EnvHandler.make_env(cfg)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)

@@ -12,12 +12,16 @@ configs/vaml/<variant>.yml -s log_dir=... seed=... key=value ...`` and runs
 ``slbo.main`` from the patched tree (``third_party/slbo-patched``, built by
 ``vaml-patch apply slbo``; override with ``$SLBO_PATCHED``). The default ``log_dir`` is
 ``runs/slbo/<env>/<variant>/seed<seed>``, so re-running the same command resumes a killed run.
+The run holds ``log_dir``'s :class:`~vaml_ext.runlog.lock.RunLock` from before anything is
+written: a second process on the same ``log_dir`` exits at once, naming the holder.
 """
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+
+from vaml_ext.runlog.lock import RunInUse, RunLock
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = ("slbo", "mle", "ma_l1", "ma_vaml", "ma_l1_naive")
@@ -63,7 +67,15 @@ def main(argv=None):
 
     if not hasattr(FLAGS, "vaml"):
         raise SystemExit(f"`slbo` was imported from {sys.modules['slbo'].__file__}, not the patched tree {tree}")
-    return cli(args)
+    log_dir = next(a.partition("=")[2] for a in reversed(args) if a.startswith("log_dir="))
+    try:
+        lock = RunLock(log_dir).acquire()
+    except RunInUse as e:
+        raise SystemExit(f"slbo: {e}") from None
+    try:
+        return cli(args)
+    finally:
+        lock.release()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ report that sets each of the paper's claims (paper §5, Figures 1-4) next to the
     python -m vaml_ext.exp.aggregate <sweep_dir> [--out DIR] [--reps N]
         [--include-unfinished] [--seed S] [--max-points K]
 
-Reads every run directory under ``sweep_dir`` (format: :mod:`vaml_ext.exp.rundir`) and
+Reads every run directory under ``sweep_dir`` (format: :mod:`vaml_ext.runlog.rundir`) and
 writes to ``--out`` (default ``<sweep_dir>/report``):
 
 * ``curves.csv`` -- ``env, method, env_steps, iqm, iqm_lo, iqm_hi, mean, mean_lo, mean_hi,

@@ -1,4 +1,4 @@
-"""Loading a sweep: every run directory under it (format: :mod:`vaml_ext.exp.rundir`)
+"""Loading a sweep: every run directory under it (format: :mod:`vaml_ext.runlog.rundir`)
 into :class:`Run` records, with the skipped, unfinished and duplicate runs accounted for."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
-from vaml_ext.exp import rundir
+from vaml_ext.runlog import rundir
 from vaml_ext.exp.claims import canonical_env, norm_figure
 
 
@@ -69,7 +69,7 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
     dirs = list(rundir.iter_run_dirs(sweep_dir))
     if not dirs:
         raise AggregateError(f"no runs under {sweep_dir}: no {rundir.RUN_FILE} found at any depth "
-                             f"(a run directory is one holding {rundir.RUN_FILE}, see vaml_ext/exp/rundir.py)")
+                             f"(a run directory is one holding {rundir.RUN_FILE}, see vaml_ext/runlog/rundir.py)")
     runs, unfinished, skipped, skipped_keys = [], [], [], []
     figures: Dict[Optional[str], List[str]] = {}
     presets: Set[str] = set()

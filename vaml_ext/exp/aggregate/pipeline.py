@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from vaml_ext.exp import rundir
+from vaml_ext.runlog import rundir
 from vaml_ext.exp.aggregate.loading import AggregateError, load_runs
 from vaml_ext.exp.aggregate.plots import plot_curves, plot_poi
 from vaml_ext.exp.aggregate.report import write_report

@@ -1,5 +1,5 @@
 """The run-directory format shared by every backend (gridworld, SLBO, MBPO) and the
-aggregation (issue #6).
+aggregation.
 
 A sweep directory holds one directory per run, at any depth; a run directory is any
 directory containing ``run.yaml``::
@@ -13,9 +13,11 @@ directory containing ``run.yaml``::
                       real-environment steps consumed so far. Rows are never duplicated:
                       a resumed run first truncates the file to its checkpoint.
         tb/           TensorBoard event files
-        ckpt/         checkpoints (backend specific; ``latest.pt`` written atomically)
+        ckpt/         checkpoints (:mod:`vaml_ext.runlog.ckpt`: ``latest.pt`` and
+                      ``previous.pt``, written atomically)
         done.json     written last, atomically: final return, env steps, wall-clock.
                       Its presence marks the run finished; sweeps skip such runs.
+        .lock, lock.json  the single-writer lock and its holder (:mod:`vaml_ext.runlog.lock`)
 
 Backends may write more files (mbrl's ``results.csv``, SLBO's ``progress.csv`` and
 ``log.txt``); aggregation reads only ``run.yaml``, ``returns.csv`` and ``done.json``.
@@ -23,13 +25,15 @@ Backends may write more files (mbrl's ``results.csv``, SLBO's ``progress.csv`` a
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
+
+from vaml_ext.runlog.atomic import append_line, atomic_write, atomic_write_text
 
 RUN_FILE = "run.yaml"
 EVAL_FILE = "returns.csv"  # not "eval.csv": mbrl's Logger opens (truncates) a file of that name
@@ -54,16 +58,6 @@ def git_provenance(repo: Path = REPO) -> Dict[str, object]:
             "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_run_config(run_dir: Path, cfg: dict) -> None:
     import yaml
 
@@ -82,6 +76,7 @@ def is_done(run_dir: Path) -> bool:
 
 
 def write_done(run_dir: Path, summary: dict) -> None:
+    """``done.json`` (atomically; a failed write raises ``RunWriteError`` and leaves no file)."""
     atomic_write_text(Path(run_dir) / DONE_FILE, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
@@ -101,19 +96,21 @@ class EvalLog:
         if keep_until is not None and self.path.is_file():
             with open(self.path) as f:  # keep the rows verbatim (no float re-formatting)
                 rows = [r for r in csv.DictReader(f) if float(r["env_steps"]) <= keep_until]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+
+        def write(f):
             w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(rows)
-        os.replace(tmp, self.path)
+
+        atomic_write(self.path, write, mode="w")
 
     def write(self, row: dict) -> None:
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(
-                {k: row.get(k, "") for k in self.fields})
-            f.flush()
-            os.fsync(f.fileno())
+        """Append one row (fsync'd); a failed write leaves the file as it was and raises
+        ``RunWriteError``."""
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=self.fields, extrasaction="ignore").writerow(
+            {k: row.get(k, "") for k in self.fields})
+        append_line(self.path, buf.getvalue())
 
 
 def read_eval(run_dir: Path) -> List[Dict[str, float]]:

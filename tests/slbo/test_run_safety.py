@@ -1,0 +1,98 @@
+"""SLBO runs through vaml_ext.slbo.run (patched tree, patches/slbo/0003): one writer per
+log_dir, and an unreadable ckpt/latest.pt recovered from ckpt/previous.pt."""
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.slbo.conftest import REPO
+
+ARGS = ["variant=mle", "env=pendulum", "seed=5", "slbo.n_iters=1", "slbo.n_model_iters=10",
+        "slbo.n_policy_iters=1", "rollout.n_train_samples=200", "rollout.n_test_samples=200",
+        "plan.max_steps=50", "runner.max_steps=50", "plan.n_trpo_samples=200"]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    from vaml_ext.patching.core import build
+    from vaml_ext.patching.spec import load_spec
+
+    t = tmp_path_factory.mktemp("slbo") / "tree"
+    build(load_spec(REPO, "slbo"), REPO, t, log=lambda *_: None)
+    return t
+
+
+def _run(tree, log_dir, *extra):
+    env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "vaml_ext.slbo.run", *ARGS, f"log_dir={log_dir}", *extra],
+                          cwd=log_dir.parent, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _stages(log_dir):
+    with open(log_dir / "progress.csv") as f:
+        return [int(r["stage"]) for r in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_unreadable_latest_resumes_from_previous_and_second_writer_is_refused(tree, tmp_path):
+    log_dir = tmp_path / "run"
+    out = _run(tree, log_dir, "slbo.n_stages=2")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    latest, previous = log_dir / "ckpt" / "latest.pt", log_dir / "ckpt" / "previous.pt"
+    assert latest.is_file() and previous.is_file()
+    latest.write_bytes(latest.read_bytes()[:500])
+    out = _run(tree, log_dir, "slbo.n_stages=3")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert f"checkpoint {latest} could not be loaded" in out.stderr
+    assert "stage 0 done, starting stage 1" in out.stdout
+    assert _stages(log_dir) == [0, 1, 2, 3]  # rows after the previous checkpoint were truncated, none doubled
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
+         f"lock = RunLock({str(log_dir)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
+         "lock.release()\n"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        out = _run(tree, log_dir, "slbo.n_stages=4")
+        assert out.returncode != 0 and f"in use by pid {holder.pid}" in out.stderr
+        assert _stages(log_dir) == [0, 1, 2, 3]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_moment_then_restart(tree, tmp_path):
+    """One randomised kill trial through vaml_ext.slbo.run: the restart is not blocked by the
+    dead run's lock (it says it took over) and progress.csv has each stage once."""
+    import random
+    import signal
+    import time
+
+    seed = int(os.environ.get("VAML_KILL_SEED", random.SystemRandom().randrange(2**31)))
+    delay = random.Random(seed).uniform(0.0, 4.0)
+    print(f"kill-time seed {seed}: SIGKILL {delay:.2f} s after the first checkpoint", file=sys.stderr)
+    log_dir = tmp_path / "run"
+    log_dir.parent.mkdir(exist_ok=True)
+    env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "vaml_ext.slbo.run", *ARGS, f"log_dir={log_dir}",
+                             "slbo.n_stages=4"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not (log_dir / "ckpt" / "latest.pt").is_file():
+            assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
+            time.sleep(0.05)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = _run(tree, log_dir, "slbo.n_stages=4")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    if proc.returncode == -signal.SIGKILL:
+        assert f"previous holder pid {proc.pid}" in out.stderr
+    assert _stages(log_dir) == [0, 1, 2, 3, 4], f"seed {seed}"
