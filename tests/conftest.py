@@ -9,8 +9,7 @@ torch.set_num_threads(1)
 os.environ.setdefault("MUJOCO_GL", "disable")
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: learning tests (minutes)")
+# Markers (`slow`) are registered in pyproject.toml [tool.pytest.ini_options].
 
 
 @pytest.fixture

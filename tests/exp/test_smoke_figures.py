@@ -23,6 +23,8 @@ import pytest
 
 from vaml_ext.runlog.rundir import REPO, iter_run_dirs, read_eval, read_run_config
 
+pytestmark = pytest.mark.slow  # a smoke sweep per figure (minutes)
+
 BASELINES = REPO / "tests" / "baselines" / "smoke"
 FIGURES = ("fig1", "fig2", "fig3", "fig4")
 Z = 4.0

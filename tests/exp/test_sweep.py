@@ -29,6 +29,7 @@ def _compose(overrides, return_hydra_config=False):
         return compose("run", overrides=overrides, return_hydra_config=return_hydra_config)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fig", FIGURES)
 def test_every_figure_run_resolves_for_every_preset(fig):
     spec = load_figure(fig)

@@ -15,6 +15,7 @@ from vaml_ext.gridworld.sweep import ConfigError, first_exceed, load_config, mai
 torch.set_num_threads(1)
 
 
+@pytest.mark.slow
 def test_every_method_solves_5x5_with_fixed_seed():
     """Each objective's Dyna agent reaches return > 1 (the goal) on the 5×5 room within
     3000 env steps, starting from a policy that does not (greedy uniform policy walks

@@ -46,6 +46,7 @@ def uninterrupted(tmp_path_factory):
     return d, summary
 
 
+@pytest.mark.slow
 def test_run_writes_rundir_and_skips_when_done(tmp_path, monkeypatch, capsys):
     d = tmp_path / "run"
     s = run_gridworld(d, size=5, method="mle", seed=0, env_steps=300, eval_every=100,
@@ -84,6 +85,7 @@ def test_single_run_is_run_dyna_with_a_batch_of_one(tmp_path):
     assert [r["return"] for r in got] == [r[0] for r in ref.returns]
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_gives_the_same_eval_csv(tmp_path, uninterrupted):
     a_dir, a_summary = uninterrupted
     b = tmp_path / "b"
@@ -142,6 +144,7 @@ def _crash_at(monkeypatch, n):
     return lambda: monkeypatch.setattr(DynaTrainer, "train_iteration", real_iteration)
 
 
+@pytest.mark.slow
 def test_resume_truncates_rows_written_after_the_checkpoint(tmp_path, monkeypatch, uninterrupted):
     a_dir, _ = uninterrupted
     d = tmp_path / "run"

@@ -5,9 +5,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose, run_mbpo
+
+pytestmark = pytest.mark.slow  # two MBPO runs per test, one of them in subprocesses
 
 DET_OVERRIDES = ["device=cpu", "seed=3", *SMOKE_OVERRIDES, "overrides.num_steps=300"]
 

@@ -7,6 +7,7 @@ import pytest
 from vaml_ext.mbpo.runner import MBPO_OVERRIDES, SMOKE_OVERRIDES, compose, read_results, run_mbpo
 
 
+@pytest.mark.slow
 def test_cli_entry_point_runs_one_epoch(tmp_path):
     """`python -m mbrl.examples.main algorithm=mbpo overrides=...` (the README command)."""
     cmd = [sys.executable, "-m", "mbrl.examples.main", "algorithm=mbpo",
@@ -19,6 +20,7 @@ def test_cli_entry_point_runs_one_epoch(tmp_path):
     assert (tmp_path / ".hydra" / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_cli_rejects_unknown_model_loss_before_training(tmp_path):
     cmd = [sys.executable, "-m", "mbrl.examples.main", "algorithm=mbpo", "overrides=mbpo_cartpole",
            f"hydra.run.dir={tmp_path}", "overrides.model_loss=not_a_loss", *SMOKE_OVERRIDES]
@@ -28,6 +30,7 @@ def test_cli_rejects_unknown_model_loss_before_training(tmp_path):
     assert not (tmp_path / "results.csv").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override", MBPO_OVERRIDES)
 def test_every_shipped_override_completes_an_epoch(override, tmp_path):
     cfg = compose(override, ["device=cpu", *SMOKE_OVERRIDES])
@@ -49,6 +52,7 @@ def test_model_loss_key_exists_without_plus():
     assert cfg.overrides.env == "gym___Hopper-v4"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [
     ["overrides.model_loss=ma_l1"],
     ["overrides.model_loss=ma_vaml"],

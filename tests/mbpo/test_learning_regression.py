@@ -71,6 +71,7 @@ def test_baseline_files_are_sane(regression, method):
         assert statistics.mean(scores) > 2 * meta["random_policy_return"]
 
 
+@pytest.mark.slow
 def test_mbpo_mle_learning_regression(tmp_path):
     _, curves = load_curves("inv_pendulum_1k", "mle")
     mu, lower = mle_band({s: last_epochs_score(c, 2) for s, c in curves.items()})
@@ -118,6 +119,7 @@ def test_stored_ma_l1_curve_is_comparable_to_mle():
     assert min(ma_scores) > 2 * meta["random_policy_return"]
 
 
+@pytest.mark.slow
 def test_mbpo_ma_l1_vs_stored_mle_curve(tmp_path):
     _, mle = load_curves("cartpole_2k", "mle")
     _, ma = load_curves("cartpole_2k", "ma_l1")

@@ -58,6 +58,7 @@ class _Died(Exception):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["mle", "ma_l1"])
 def test_resume_after_death_is_bit_identical(reference, tmp_path, monkeypatch, loss):
     save = ckpt_mod.RunRecorder._save
@@ -82,6 +83,7 @@ def test_resume_after_death_is_bit_identical(reference, tmp_path, monkeypatch, l
         assert [float(r["env_step"]) for r in csv.DictReader(f)] == [99, 199, 299, 399]
 
 
+@pytest.mark.slow
 def test_rows_after_the_checkpoint_are_dropped_on_resume(reference, tmp_path, monkeypatch):
     save = ckpt_mod.RunRecorder._save
 
@@ -101,6 +103,7 @@ def test_rows_after_the_checkpoint_are_dropped_on_resume(reference, tmp_path, mo
     assert rows(tmp_path) == rows(reference["mle"])
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume(reference, tmp_path):
     """A real `kill -9` while the run is between checkpoints."""
     code = ("import torch; torch.set_num_threads(1);"
@@ -129,6 +132,7 @@ def test_sigkill_then_resume(reference, tmp_path):
     assert_same_state(final_state(tmp_path), final_state(reference["ma_l1"]))
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_of_another_config(reference, tmp_path):
     import shutil
 
@@ -137,6 +141,7 @@ def test_resume_refuses_a_checkpoint_of_another_config(reference, tmp_path):
         run_mbpo(compose(ENV, overrides("ma_l1")), tmp_path)
 
 
+@pytest.mark.slow
 def test_resume_false_starts_over(reference, tmp_path):
     import shutil
 
@@ -145,6 +150,7 @@ def test_resume_false_starts_over(reference, tmp_path):
     assert rows(tmp_path) == rows(reference["mle"])
 
 
+@pytest.mark.slow
 def test_returns_csv_without_checkpoints(tmp_path):
     o = ["device=cpu", "seed=0", *SMOKE_OVERRIDES]
     run_mbpo(compose(ENV, o), tmp_path)

@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import yaml
 
 from tests.slbo.conftest import REPO, SLBO_SRC, run_slbo
@@ -21,6 +22,7 @@ def _rows(log_dir):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_run_dir_contents_and_resume(tmp_path):
     log_dir = tmp_path / "run"
     args = ["-c", "configs/algos/slbo.yml", "configs/envs/pendulum.yml", "-s", f"log_dir={log_dir}", "seed=3",
@@ -47,6 +49,7 @@ def test_run_dir_contents_and_resume(tmp_path):
     assert [int(r["n_real_samples"]) for r in rows] == [0, 500, 1000, 1500]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_last_stage(tmp_path):
     log_dir = tmp_path / "run"
     args = ["-c", "configs/algos/slbo.yml", "configs/envs/cartpole.yml", "-s", f"log_dir={log_dir}", "seed=4",
@@ -73,6 +76,7 @@ def test_killed_run_resumes_from_last_stage(tmp_path):
     assert stages == list(range(done_stage + 3))  # no duplicated / missing stage rows
 
 
+@pytest.mark.slow
 def test_slbo_beats_random_policy_on_cartpole(tmp_path):
     """Short learning test (fixed seed): 2 SLBO stages on continuous CartPole (200-step episodes)."""
     from slbo.partial_envs import make_env

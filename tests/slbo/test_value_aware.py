@@ -221,6 +221,7 @@ def test_series_applies_and_touches_only_hook_points(tmp_path):
     assert "vaml" not in (REPO / "third_party" / "slbo" / "slbo" / "main.py").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["slbo", "mle", "ma_vaml", "ma_l1", "ma_l1_naive"])
 def test_every_variant_runs_through_the_patched_tree(tmp_path, variant):
     from vaml_ext.patching.core import build

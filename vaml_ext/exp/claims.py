@@ -1,4 +1,4 @@
-"""The paper's claims (SPEC §7), one table entry each, evaluated on a sweep's results.
+"""The paper's claims (paper §5, Figures 1-4), one table entry each, evaluated on a sweep's results.
 
 Each :class:`Claim` is ``(figure, id, text, rule, evaluate)``; ``evaluate`` takes a
 :class:`ClaimData` view of the aggregated sweep and returns ``(verdict, evidence)``,
@@ -36,23 +36,10 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from vaml_ext.figures import figure_names, load_figure
+
 MIN_SEEDS = 3
 
-# Per figure, the envs the paper shows (SPEC §7; figure 2/4: SLBO's MuJoCo set plus
-# Pendulum and Acrobot, named as in the SLBO port's configs/envs). Only used to say which
-# envs a sweep lacks; claims are evaluated on what is present.
-FIGURE_ENVS: Dict[str, List[str]] = {
-    "fig1": ["grid5", "grid8", "grid12", "grid16"],
-    "fig2": ["swimmer", "halfcheetah", "walker", "hopper", "ant", "reacher", "pendulum", "acrobot"],
-    "fig3": ["cartpole", "swimmer", "pusher", "walker", "hopper", "ant", "halfcheetah"],
-    "fig4": ["swimmer", "halfcheetah", "walker", "hopper", "ant", "reacher", "pendulum", "acrobot"],
-}
-FIGURE_METHODS: Dict[str, List[str]] = {
-    "fig1": ["mle", "ma_direct_l1", "ma_direct_l2", "ma_l1", "ma_vaml"],
-    "fig2": ["mle", "ma_l1", "ma_vaml", "slbo"],
-    "fig3": ["mle", "ma_l1", "ma_vaml"],
-    "fig4": ["mle", "ma_l1_naive", "ma_l1"],
-}
 # Methods that are not value-aware (no PoI over MLE is computed for them).
 BASELINES = ("mle", "slbo")
 # Extra spellings of a canonical env name (after norm_env).
@@ -71,6 +58,13 @@ def canonical_env(name) -> str:
         if n in aliases:
             return canon
     return n
+
+
+# Per figure, the envs (canonical names) and methods the paper shows, from the figure
+# configs (exp/conf/figure/fig*.yaml, the one place they are defined). Only used to say
+# which envs/methods a sweep lacks; claims are evaluated on what is present.
+FIGURE_ENVS: Dict[str, List[str]] = {n: [canonical_env(e) for e in load_figure(n)["envs"]] for n in figure_names()}
+FIGURE_METHODS: Dict[str, List[str]] = {n: list(load_figure(n)["methods"]) for n in figure_names()}
 
 
 def norm_figure(fig) -> Optional[str]:
@@ -250,7 +244,7 @@ def rarely_beats(a: str, b: str, figure: str, max_fraction: float = 1 / 3, metri
 class Claim:
     figure: str
     id: str
-    text: str                                    # the paper's claim (SPEC §7)
+    text: str                                    # the paper's claim (paper §5)
     rule: str                                    # how we test it, in words
     evaluate: Callable[[ClaimData], Tuple[str, str]]
 

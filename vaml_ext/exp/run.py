@@ -35,6 +35,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from vaml_ext.figures import preset_budget
 from vaml_ext.runlog.atomic import RunWriteError, atomic_write_text
 from vaml_ext.runlog.lock import RunInUse, RunLock, child_env, describe
 from vaml_ext.runlog.rundir import REPO, git_provenance, is_done, read_done, read_run_config, write_run_config
@@ -49,11 +50,10 @@ class RunConfigError(ValueError):
 
 
 def budget_for(figure: dict, preset: str, env: str):
-    presets = figure.get("presets") or {}
-    if preset not in presets:
-        raise RunConfigError(f"preset={preset!r} is not defined for {figure['name']}; valid: {', '.join(presets)}")
-    budget = presets[preset].get("budget") or {}
-    return budget.get(env, budget.get("default"))
+    try:
+        return preset_budget(figure, preset, env)
+    except KeyError as e:
+        raise RunConfigError(e.args[0]) from None
 
 
 def seeds_for(figure: dict, preset: str):

@@ -13,14 +13,11 @@ Per batch, for every ensemble member e and transition (s, a, r, s'):
    action draw shared by ``s'`` and ``ŝ``, agent parameters frozen);
 4. loss = ``va_loss_coeff · Σ_{e,b} |A|`` (``ma_l1``, Eq. 10; ``A²`` for ``ma_vaml``)
    ``+ Σ_{e,b} (r̂ − r)²`` -- the reduction of the paper's MBPO code (``va_mbpo``
-   ``mbrl/models/gaussian_mlp.py`` l. 389-396); the
-   reward head keeps a regression loss (the paper assumes a known/learned reward).
+   ``mbrl/models/gaussian_mlp.py`` l. 389-396; :attr:`ModelLoss.reduction` ``"sum"``);
+   the reward head keeps a regression loss (the paper assumes a known/learned reward).
    ``va_reduction=mean`` uses per-member means instead (summed over members, as
    upstream's Gaussian NLL). The reduction matters although Adam is scale-invariant:
-   Adam's weight decay and the gradient clip are not. Measured at initialisation on
-   InvertedPendulum (batch 256, 7 members): median per-parameter gradient of
-   ``0.01·|A|`` is 1e-8 with means vs. 2e-6 with sums, against ``model_wd·|θ|`` ≈ 2e-7,
-   so with means weight decay dominates and the state head barely trains.
+   Adam's weight decay and the gradient clip are not (measured: exp/mbpo/README.md).
 
 The gradient norm is clipped at ``va_grad_clip`` (paper code: 2.0). A non-finite loss
 raises :class:`NonFiniteModelLoss` before the optimiser step, so the model and the
