@@ -113,6 +113,7 @@ def _rows(run_dir):
         return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_sigkill_sweep_then_rerun(tmp_path):
     """kill -9 of the whole sweep mid-run; the same command then skips and resumes."""
     args = ["fig3", "--preset", "smoke", "--envs", "hopper", "--methods", "mle", "ma_l1", "--seeds", "0",
