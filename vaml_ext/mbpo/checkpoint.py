@@ -66,7 +66,7 @@ def _flat(d, prefix=""):
 # ---- generic state of objects without a state_dict -------------------------------------
 def _obj_state(obj) -> dict:
     """Modules, optimisers, tensors and plain numbers among ``vars(obj)`` (e.g. the SAC agent)."""
-    out = {}
+    out: dict = {}
     for k, v in vars(obj).items():
         if isinstance(v, (torch.nn.Module, torch.optim.Optimizer)):
             out[k] = ("state_dict", v.state_dict())
