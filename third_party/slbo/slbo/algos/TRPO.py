@@ -77,19 +77,31 @@ class TRPO(object):
         self.old_policy: nn.Module = policy.clone()
         # port (speed): foreach Adam -- on CPU bit-identical to the default single-tensor loop (tested)
         self.vf_optimizer = torch.optim.Adam(self.vf.parameters(), lr=self.vf_lr, foreach=True)
+        self._policy_params = list(self.policy.parameters())  # port (speed): the same objects every call
+        self._old_cache = None
 
     def _params(self):
-        return list(self.policy.parameters())
+        return self._policy_params
 
-    def forward(self, states, actions, advantages, ent_coef):
+    def _old(self, states, actions):
+        """The old policy's distribution and log-probs of ``actions`` (no grad). Port (speed):
+        inside one :meth:`train` call (fixed old policy, fixed batch) they are computed once
+        and reused by every loss / Fisher-vector evaluation -- the same values."""
+        cache = self._old_cache
+        if cache is not None and cache[0] is states and cache[1] is actions:
+            return cache[2], cache[3]
         with torch.no_grad():
             old_distribution = self.old_policy(states)
+            return old_distribution, old_distribution.log_prob(actions)
+
+    def forward(self, states, actions, advantages, ent_coef):
+        old_distribution, old_log_prob = self._old(states, actions)
         distribution = self.policy(states)
         mean_kl = kl_divergence(old_distribution, distribution).sum(dim=1).mean()
         entropy = distribution.entropy().sum(dim=1).mean()
         entropy_bonus = ent_coef * entropy
 
-        ratios = (distribution.log_prob(actions) - old_distribution.log_prob(actions)).sum(dim=1).exp()
+        ratios = (distribution.log_prob(actions) - old_log_prob).sum(dim=1).exp()
         # didn't output op_policy_loss since in principle it should be 0.
         policy_loss = (ratios * advantages).mean()
 
@@ -108,7 +120,10 @@ class TRPO(object):
 
     def get_hessian_vec_prod(self, states, tangents, actions):
         with torch.enable_grad():
-            mean_kl = self(states, actions, torch.zeros(len(states)), 0.)[0]
+            # port (speed): only the mean-KL term of `forward` (the same ops; the surrogate and
+            # entropy terms upstream also evaluated here do not reach the KL's derivatives)
+            old_distribution, _ = self._old(states, actions)
+            mean_kl = kl_divergence(old_distribution, self.policy(states)).sum(dim=1).mean()
             return hessian_vec_prod(mean_kl, self._params(), _t(tangents)).double().numpy()
 
     def get_loss(self, states, actions, advantages, ent_coef, grad=False):
@@ -126,6 +141,14 @@ class TRPO(object):
         assert np.isfinite(advantages).all()
         self.sync_old()
         states, actions, adv_t = _t(samples.state), _t(samples.action), _t(advantages)
+        self._old_cache = None
+        self._old_cache = (states, actions, *self._old(states, actions))
+        try:
+            return self._train(ent_coef, samples, states, actions, adv_t, returns)
+        finally:
+            self._old_cache = None
+
+    def _train(self, ent_coef, samples, states, actions, adv_t, returns):
         old_loss, grad, dist_std, mean_kl, dist_mean = self.get_loss(states, actions, adv_t, ent_coef, grad=True)
 
         if np.allclose(grad, 0):
@@ -250,6 +273,10 @@ class _TanhMLPAdamFit(object):
             return None
         if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
             return None
+        from torch.optim import optimizer as _optim
+        if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks or \
+                _optim._global_optimizer_pre_hooks or _optim._global_optimizer_post_hooks:
+            return None  # a step hook (e.g. a gradient clip) must see every step: autograd path
         group = optimizer.param_groups[0]
         if group['weight_decay'] != 0 or group['amsgrad'] or group['maximize'] or group.get('capturable') or \
                 group.get('differentiable') or group.get('fused') or isinstance(group['lr'], torch.Tensor):
