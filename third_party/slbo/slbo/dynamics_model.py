@@ -16,7 +16,7 @@ from torch import nn
 
 from slbo.utils.multi_layer_perceptron import MultiLayerPerceptron, run_layers
 from slbo.utils.normalizer import Normalizers
-from slbo.utils.torch_utils import truncated_normal_
+from slbo.utils.torch_utils import as_float32, truncated_normal_
 
 
 class DynamicsModel(MultiLayerPerceptron):
@@ -48,9 +48,8 @@ class DynamicsModel(MultiLayerPerceptron):
         results are bit-identical to ``forward``.
         """
         with torch.inference_mode():
-            return self.next_states_fast(torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32)),
-                                         torch.from_numpy(np.ascontiguousarray(actions, dtype=np.float32))
-                                         ).double().numpy()
+            device = self.net[0].weight.device
+            return self.next_states_fast(as_float32(states, device), as_float32(actions, device)).double().cpu().numpy()
 
     def next_states_fast(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         assert actions.shape[-1] == self.dim_action

@@ -22,7 +22,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from slbo.utils.dataset import Dataset
-from slbo.utils.torch_utils import flat_grad, get_flat, hessian_vec_prod, set_flat
+from slbo.utils.torch_utils import as_float32, flat_grad, get_flat, hessian_vec_prod, module_device, set_flat
 
 logger = logging.getLogger("slbo")
 
@@ -54,8 +54,8 @@ def conj_grad(mat_mul_vec: Callable[[np.ndarray], np.ndarray], b, n_iters=10, re
     return x
 
 
-def _t(x):
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+def _t(x, device=None):
+    return as_float32(x, device)
 
 
 class TRPO(object):
@@ -74,7 +74,7 @@ class TRPO(object):
         self.n_vf_iters = n_vf_iters
         self.vf_lr = vf_lr
 
-        self.old_policy: nn.Module = policy.clone()
+        self.old_policy: nn.Module = policy.clone()  # (on the policy's device)
         # port (speed): foreach Adam -- on CPU bit-identical to the default single-tensor loop (tested)
         self.vf_optimizer = torch.optim.Adam(self.vf.parameters(), lr=self.vf_lr, foreach=True)
         self._policy_params = list(self.policy.parameters())  # port (speed): the same objects every call
@@ -124,12 +124,12 @@ class TRPO(object):
             # entropy terms upstream also evaluated here do not reach the KL's derivatives)
             old_distribution, _ = self._old(states, actions)
             mean_kl = kl_divergence(old_distribution, self.policy(states)).sum(dim=1).mean()
-            return hessian_vec_prod(mean_kl, self._params(), _t(tangents)).double().numpy()
+            return hessian_vec_prod(mean_kl, self._params(), _t(tangents)).double().cpu().numpy()
 
     def get_loss(self, states, actions, advantages, ent_coef, grad=False):
         if grad:
             mean_kl, loss, dist_std, dist_mean, _ = self(states, actions, advantages, ent_coef)
-            g = flat_grad(loss, self._params()).double().numpy()
+            g = flat_grad(loss, self._params()).double().cpu().numpy()
             return float(loss.detach()), g, float(dist_std.detach()), float(mean_kl.detach()), float(dist_mean.detach())
         with torch.no_grad():
             mean_kl, loss = self(states, actions, advantages, ent_coef)[:2]
@@ -140,7 +140,8 @@ class TRPO(object):
         advantages = (advantages - advantages.mean()) / np.maximum(advantages.std(), 1e-8)
         assert np.isfinite(advantages).all()
         self.sync_old()
-        states, actions, adv_t = _t(samples.state), _t(samples.action), _t(advantages)
+        d = self._params()[0].device
+        states, actions, adv_t = _t(samples.state, d), _t(samples.action, d), _t(advantages, d)
         self._old_cache = None
         self._old_cache = (states, actions, *self._old(states, actions))
         try:
@@ -193,7 +194,8 @@ class TRPO(object):
         return dist_mean, dist_std, vf_loss
 
     def get_vf_loss(self, states, returns):
-        return ((self.vf(_t(states)) - _t(returns)) ** 2).mean()
+        d = module_device(self.vf)
+        return ((self.vf(_t(states, d)) - _t(returns, d)) ** 2).mean()
 
     def train_vf(self, dataset: Dataset):
         """``n_vf_iters`` epochs of minibatch-64 Adam on the MSE to the returns.
@@ -205,7 +207,8 @@ class TRPO(object):
         (bit-identical to autograd + ``torch.optim.Adam``, ~3x fewer Python/dispatcher calls).
         """
         n = len(dataset)
-        states, returns = _t(dataset.state), _t(dataset.return_)
+        d = module_device(self.vf)
+        states, returns = _t(dataset.state, d), _t(dataset.return_, d)
         fit = _TanhMLPAdamFit.create(self.vf, self.vf_optimizer)
         if fit is not None:
             with torch.no_grad():
@@ -213,7 +216,7 @@ class TRPO(object):
         for _ in range(self.n_vf_iters):
             indices = np.arange(n, dtype=np.int32)
             np.random.shuffle(indices)
-            indices = torch.from_numpy(indices.astype(np.int64))
+            indices = torch.from_numpy(indices.astype(np.int64)).to(d)
             for start in range(0, n - 64 + 1, 64):
                 batch = indices[start:start + 64]
                 if fit is not None:

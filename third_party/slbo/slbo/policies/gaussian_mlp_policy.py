@@ -17,7 +17,7 @@ from torch import nn
 from slbo.policies import BasePolicy
 from slbo.utils.multi_layer_perceptron import run_layers
 from slbo.utils.normalizer import GaussianNormalizer
-from slbo.utils.torch_utils import make_linear, normc_
+from slbo.utils.torch_utils import as_float32, make_linear, normc_
 from slbo.utils.truncated_normal import LimitedEntNormal
 
 
@@ -57,9 +57,9 @@ class GaussianMLPPolicy(nn.Module, BasePolicy):
         """Upstream's ``fast`` path. Port (speed): one functional pass (same kernels as
         :meth:`forward`, no module-call overhead) under inference mode."""
         with torch.inference_mode():
-            actions_mean = self.mean_fast(torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32)))
-            actions_mean = actions_mean.double().numpy()
-            log_std = self.op_log_std.detach().double().numpy()
+            actions_mean = self.mean_fast(as_float32(states, self.op_log_std.device))
+            actions_mean = actions_mean.double().cpu().numpy()
+            log_std = self.op_log_std.detach().double().cpu().numpy()
         noise = np.random.randn(*actions_mean.shape)
         actions = actions_mean + noise * np.exp(log_std)
         if use_log_prob:
@@ -72,4 +72,5 @@ class GaussianMLPPolicy(nn.Module, BasePolicy):
         return run_layers(self.net, self.normalizer(states))
 
     def clone(self):
-        return GaussianMLPPolicy(self.dim_state, self.dim_action, self.hidden_sizes, self.normalizer, self.init_std)
+        return GaussianMLPPolicy(self.dim_state, self.dim_action, self.hidden_sizes, self.normalizer,
+                                 self.init_std).to(self.op_log_std.device)
