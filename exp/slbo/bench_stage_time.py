@@ -18,8 +18,9 @@ iterations and extrapolates: per iteration = (model + TRPO time) / iterations (m
 update, checkpoint); full stage = fixed + 20 x per iteration + one more evaluation (a full
 stage evaluates again at iteration 10; counted here as 1/2 of the fixed cost, an upper bound
 as the fixed cost also holds the collection). Wall-clock (``progress.csv``) and the child's
-CPU seconds (``getrusage``, whole process incl. start-up) are both printed; on a shared machine
-the ratios of side-by-side runs are what to read.
+CPU seconds (``getrusage``, whole process incl. start-up) are both printed. On a loaded machine
+wall-clock mostly measures the load: each run's CPU share (CPU s / wall s) scales its wall-clock
+figures to CPU seconds ("CPU" columns), the ratio to read when runs got different shares.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +64,9 @@ def run_variant(variant, env_name, args, out_dir: Path, root: Path):
                PYTHONPATH=str(root))
     env.pop("SLBO_PATCHED", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -74,7 +78,9 @@ def run_variant(variant, env_name, args, out_dir: Path, root: Path):
     fixed = [s - i * args.n_iters for s, i in zip(stage, it)]
     full = [f * 1.5 + FULL_ITERS * i for f, i in zip(fixed, it)]
     final = float(rows[-1]["real_return_mean"]) if rows else float("nan")
-    return {"stage": stage, "iter": it, "fixed": fixed, "full": full, "cpu": cpu, "return": final}
+    share = cpu / wall  # the share of one core the run got: scales its wall-clock to CPU seconds
+    return {"stage": stage, "iter": it, "fixed": fixed, "full": full, "cpu": cpu, "wall": wall, "share": share,
+            "full_cpu": [x * share for x in full], "return": final}
 
 
 def main(argv=None):
@@ -106,24 +112,28 @@ def main(argv=None):
                 results[(env_name, v, label)] = r
                 print(f"[bench] {env_name:8s} {v:6s} {label:14s} stage {r['stage'][0]:7.1f} s "
                       f"({args.n_iters} it: {r['iter'][0]:6.1f} s each, fixed {r['fixed'][0]:5.1f} s) -> full stage "
-                      f"~{r['full'][0]:7.1f} s; process CPU {r['cpu']:7.1f} s; return {r['return']:.2f}", flush=True)
+                      f"~{r['full'][0]:7.1f} s; process CPU {r['cpu']:7.1f} s of {r['wall']:.1f} s wall (share "
+                      f"{r['share']:.2f}) -> full stage ~{r['full_cpu'][0]:7.1f} CPU s; return {r['return']:.2f}",
+                      flush=True)
 
     print(f"\n{args.n_iters} iteration(s) of ({args.model_iters} model + {args.policy_iters} TRPO updates), "
           f"{args.train_samples} real samples, {args.test_samples} test samples, {args.threads} thread(s); "
           f"full stage = 1.5 x fixed + {FULL_ITERS} x per-iteration; runs in {out_dir}")
-    hdr = f"| env | variant | code | s / iteration | fixed s | full stage s (extrap.) | process CPU s |"
+    hdr = ("| env | variant | code | s / iteration | fixed s | full stage s (extrap.) | CPU share | "
+           "full stage CPU s (extrap.) |")
     if args.compare_base:
-        hdr += " speed-up / iteration | speed-up / full stage | speed-up CPU |"
+        hdr += " speed-up / iteration (wall) | speed-up / full stage (wall) | speed-up / full stage (CPU) |"
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     for (env_name, v, label), r in results.items():
         line = (f"| {env_name} | {v} | {label} | {statistics.median(r['iter']):.2f} | "
-                f"{statistics.median(r['fixed']):.1f} | {statistics.median(r['full']):.0f} | {r['cpu']:.0f} |")
+                f"{statistics.median(r['fixed']):.1f} | {statistics.median(r['full']):.0f} | {r['share']:.2f} | "
+                f"{statistics.median(r['full_cpu']):.0f} |")
         if args.compare_base:
             b = results[(env_name, v, paths[0][0])]
             line += (f" {statistics.median(b['iter']) / statistics.median(r['iter']):.2f}x |"
                      f" {statistics.median(b['full']) / statistics.median(r['full']):.2f}x |"
-                     f" {b['cpu'] / r['cpu']:.2f}x |")
+                     f" {statistics.median(b['full_cpu']) / statistics.median(r['full_cpu']):.2f}x |")
         print(line)
 
 
