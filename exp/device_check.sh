@@ -6,7 +6,8 @@
 # estimator's outputs, the SLBO networks / normalisers / value-fit optimiser state).
 #
 #   bash exp/device_check.sh                 # cuda (default; <= 8 min on one GPU)
-#   bash exp/device_check.sh --device cpu    # plumbing / syntax check on CPU (slower: ~10+ min on 1 core)
+#   bash exp/device_check.sh --device cpu    # the same on CPU (slow: ~10+ min on 1 core)
+#   bash exp/device_check.sh --device cpu --smoke   # plumbing check with tiny budgets (~2 min on 1 core)
 #   bash exp/device_check.sh --device cuda --mbpo-steps 500 --skip-slbo
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,19 +16,22 @@ DEVICE=cuda
 MBPO_STEPS=500
 SKIP_SLBO=0
 SKIP_MBPO=0
+SMOKE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE="$2"; shift 2 ;;
     --mbpo-steps) MBPO_STEPS="$2"; shift 2 ;;
     --skip-slbo) SKIP_SLBO=1; shift ;;
     --skip-mbpo) SKIP_MBPO=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "unknown argument $1 (valid: --device cpu|cuda|cuda:N, --mbpo-steps N, --skip-slbo, --skip-mbpo)" >&2; exit 2 ;;
+    --smoke) SMOKE=1; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1 (valid: --device cpu|cuda|cuda:N, --mbpo-steps N, --skip-slbo, --skip-mbpo, --smoke)" >&2; exit 2 ;;
   esac
 done
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}" MUJOCO_GL=disable
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/device_check.XXXXXX")"
-echo "[device_check] device=$DEVICE work=$WORK commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+export SMOKE
+echo "[device_check] device=$DEVICE smoke=$SMOKE work=$WORK commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 if [ "$SKIP_MBPO" = 0 ]; then
 DEVICE="$DEVICE" MBPO_STEPS="$MBPO_STEPS" WORK="$WORK" PYTHONPATH="$PWD" "$PY" - <<'EOF'
@@ -40,7 +44,7 @@ if dev.type == "cuda" and not torch.cuda.is_available():
     sys.exit("[device_check] FAIL: --device cuda but torch.cuda.is_available() is False")
 torch.set_num_threads(1)
 from vaml_ext.mbpo import model_loss, refit, values
-from vaml_ext.mbpo.runner import compose, run_mbpo
+from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose, run_mbpo
 
 problems, seen = [], {"refits": 0, "updates": 0, "estimates": 0}
 
@@ -94,10 +98,14 @@ values.make_estimator = checked_make
 model_loss.make_estimator = checked_make
 
 steps = int(os.environ["MBPO_STEPS"])
-cfg = compose("mbpo_hopper", [f"device={dev}", "seed=0", "algorithm.initial_exploration_steps=250",
-                              f"overrides.num_steps={steps}", "overrides.epoch_length=250",
-                              "overrides.model_loss=ma_l1", "overrides.value_update_interval=5",
-                              "overrides.num_sac_updates_per_step=10", "++overrides.num_epochs_train_model=3"])
+if os.environ.get("SMOKE") == "1":  # every stage of the loop, tiny budgets
+    steps = 200
+    budget = [*SMOKE_OVERRIDES, "overrides.value_update_interval=2", "overrides.value_refit_batch_size=100"]
+else:
+    budget = ["algorithm.initial_exploration_steps=250", f"overrides.num_steps={steps}", "overrides.epoch_length=250",
+              "overrides.value_update_interval=5", "overrides.num_sac_updates_per_step=10",
+              "++overrides.num_epochs_train_model=3"]
+cfg = compose("mbpo_hopper", [f"device={dev}", "seed=0", "overrides.model_loss=ma_l1", *budget])
 t0 = time.perf_counter()
 out = run_mbpo(cfg, os.path.join(os.environ["WORK"], "mbpo"), silent=True)
 wall = time.perf_counter() - t0
@@ -132,6 +140,10 @@ if dev.type != "cpu" and "device" not in vars(slbo_flags.FLAGS):
 log_dir = os.path.join(os.environ["WORK"], "slbo")
 args = ["variant=ma_l1", "env=hopper", "seed=1", f"log_dir={log_dir}", "slbo.n_stages=1", "slbo.n_iters=1",
         "rollout.n_train_samples=2000", "rollout.n_test_samples=1000", "ckpt.resume=false"]
+if os.environ.get("SMOKE") == "1":
+    args += ["slbo.n_model_iters=10", "slbo.n_policy_iters=2", "plan.max_steps=50", "plan.n_trpo_samples=400",
+             "runner.max_steps=50", "vaml.value_update_interval=5", "vaml.n_refit_samples=400",
+             "rollout.n_train_samples=400", "rollout.n_test_samples=400"]
 if "device" in vars(slbo_flags.FLAGS):
     args.append(f"device={dev}")
 from slbo.main import cli
@@ -141,8 +153,7 @@ wall = time.perf_counter() - t0
 with open(os.path.join(log_dir, "progress.csv")) as f:
     row = list(csv.DictReader(f))[-1]
 it = float(row["prev_model_time_s"]) + float(row["prev_policy_time_s"])
-print(f"[device_check] SLBO ma_l1 (refit every 20 model updates), Hopper, device {dev}: one iteration "
-      f"(100 model + 40 TRPO updates) {it:.1f} s; stage {float(row['prev_stage_time_s']):.1f} s; whole run {wall:.1f} s")
+print(f"[device_check] SLBO ma_l1 (with refits), Hopper, device {dev}: one iteration {it:.1f} s; stage {float(row['prev_stage_time_s']):.1f} s; whole run {wall:.1f} s")
 state = torch.load(os.path.join(log_dir, "final.pt"), map_location="cpu", weights_only=False)
 ckpt = torch.load(os.path.join(log_dir, "ckpt", "latest.pt"), map_location=None, weights_only=False)
 problems = []
