@@ -111,7 +111,7 @@ out = run_mbpo(cfg, os.path.join(os.environ["WORK"], "mbpo"), silent=True)
 wall = time.perf_counter() - t0
 done = int(max((r["env_step"] for r in out["results"]), default=steps - 1)) + 1
 print(f"[device_check] MBPO ma_l1 + refit, Hopper, device {dev}: {done} env steps in {wall:.1f} s = "
-      f"{1e3 * wall / done:.1f} ms per env step (10 SAC updates/step, 3 model epochs/call); "
+      f"{1e3 * wall / done:.1f} ms per env step ({'smoke budget' if os.environ.get('SMOKE') == '1' else '10 SAC updates/step, 3 model epochs/call'}); "
       f"{seen['updates']} value-aware updates, {seen['refits']} refits, {seen['estimates']} value estimates checked")
 if not seen["refits"] or not seen["updates"]:
     problems.append("no refit / value-aware update ran: nothing was checked")
