@@ -1,101 +1,140 @@
-"""Seconds per SLBO stage on Hopper for `slbo`, `mle` and `ma_l1` (with Algorithm 2's refit).
+"""Seconds per SLBO stage: variants (`slbo`, `mle`, `ma_l1` with Algorithm 2's refit) and
+code paths (this tree vs. the port before the issue-14 speed-up), side by side in one run.
 
-    python exp/slbo/bench_stage_time.py                 # short budget (a few minutes on 1 core)
-    python exp/slbo/bench_stage_time.py --n-iters 20 --stages 3 --train-samples 10000 --test-samples 10000
+    python exp/slbo/bench_stage_time.py                                    # variants, this tree
+    python exp/slbo/bench_stage_time.py --compare-base 81225a6 --envs hopper swimmer \\
+        --variants slbo ma_l1 --n-iters 2 --stages 1 --train-samples 10000 --test-samples 10000
 
-Each variant runs the real entry point (``python -m vaml_ext.slbo.run``, patched tree) in
-its own process with one torch thread, one after another, same seed. The default budget
-keeps one *full* SLBO iteration per stage (100 model updates -> 5 refits, 40 TRPO updates
-on 4,000 virtual samples), so the "iteration" ratio (model + TRPO loops, refit included)
-is the full-budget ratio; only the per-stage fixed costs (real-data collection,
-evaluation) are scaled down (``--train-samples``/``--test-samples``), and they are the same
-for every variant, so the whole-stage ratio at full budget (20 iterations per stage) lies
-between the two printed ratios, nearer the iteration ratio.
-Stages after the first are timed (``prev_*_time_s`` columns of ``progress.csv``).
-Target (issue 5): ma_l1 with refit <= 1.3 x slbo.
+Each run is the real entry point (``python -m vaml_ext.slbo.run``, patched tree) in its own
+process with one torch thread, same seed. ``--compare-base COMMIT`` also runs every variant
+on the code of COMMIT: a ``git worktree`` of it (``$TMPDIR/vaml-slbo-base-<sha>``, made once,
+its patch series applied there) run with its own ``vaml_ext`` on ``PYTHONPATH``; old and new
+runs alternate (old, new, old, new, ...) so load on the machine hits both alike.
+
+A full stage (20 iterations of 100 model + 40 TRPO updates, 10k real steps collected, 10k
+test steps evaluated) costs tens of minutes on the old path, so the default measures fewer
+iterations and extrapolates: per iteration = (model + TRPO time) / iterations (measured from
+``progress.csv``), fixed = stage time - that (evaluation, real-data collection, normaliser
+update, checkpoint); full stage = fixed + 20 x per iteration + one more evaluation (a full
+stage evaluates again at iteration 10; counted here as 1/2 of the fixed cost, an upper bound
+as the fixed cost also holds the collection). Wall-clock (``progress.csv``) and the child's
+CPU seconds (``getrusage``, whole process incl. start-up) are both printed. On a loaded machine
+wall-clock mostly measures the load: each run's CPU share (CPU s / wall s) scales its wall-clock
+figures to CPU seconds ("CPU" columns), the ratio to read when runs got different shares.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+FULL_ITERS = 20
 
 
-def run_variant(variant, args, out_dir: Path):
+def base_tree(commit: str) -> Path:
+    """A worktree of ``commit`` with its own patched SLBO tree (built once, reused)."""
+    sha = subprocess.check_output(["git", "rev-parse", commit], cwd=REPO, text=True).strip()
+    tree = Path(os.environ.get("TMPDIR", "/tmp")) / f"vaml-slbo-base-{sha[:10]}"
+    if not (tree / ".git").exists():
+        print(f"[bench] git worktree of {sha[:10]} at {tree}", flush=True)
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=REPO, check=True,
+                       capture_output=True)
+    if not (tree / "third_party" / "slbo-patched" / "slbo" / "main.py").exists():
+        env = dict(os.environ, PYTHONPATH=str(tree))
+        subprocess.run([sys.executable, "-m", "vaml_ext.patching", "--repo", str(tree), "apply", "slbo"], cwd=tree,
+                       env=env, check=True, capture_output=True)
+    return tree
+
+
+def run_variant(variant, env_name, args, out_dir: Path, root: Path):
     log_dir = out_dir / variant
-    cmd = [sys.executable, "-m", "vaml_ext.slbo.run", f"variant={variant}", f"env={args.env}", f"seed={args.seed}",
+    cmd = [sys.executable, "-m", "vaml_ext.slbo.run", f"variant={variant}", f"env={env_name}", f"seed={args.seed}",
            f"log_dir={log_dir}", "ckpt.resume=false", f"slbo.n_stages={args.stages}", f"slbo.n_iters={args.n_iters}",
            f"slbo.n_model_iters={args.model_iters}", f"slbo.n_policy_iters={args.policy_iters}",
            f"rollout.n_train_samples={args.train_samples}", f"rollout.n_test_samples={args.test_samples}"]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(REPO))
-    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+               PYTHONPATH=str(root))
+    env.pop("SLBO_PATCHED", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     with open(log_dir / "progress.csv") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["stage"]) >= 2]  # stages 1.. (skip stage 0: warm-up)
-    if not rows:
-        with open(log_dir / "progress.csv") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["stage"]) >= 1]
+        rows = [r for r in csv.DictReader(f) if int(r["stage"]) >= 1]  # row T: times of stage T-1
     stage = [float(r["prev_stage_time_s"]) for r in rows]
-    it = [float(r["prev_model_time_s"]) + float(r["prev_policy_time_s"]) for r in rows]
-    model = [float(r["prev_model_time_s"]) for r in rows]
-    refit = None
-    for line in (log_dir / "log.txt").read_text().splitlines():
-        if "[refit]" in line and "s in total" in line:  # "[refit] N value refits so far, X s in total"
-            words = line.split("[refit]", 1)[1].split()
-            refit = (int(words[0]), float(words[5]))
-    return stage, it, model, refit
+    it = [(float(r["prev_model_time_s"]) + float(r["prev_policy_time_s"])) / args.n_iters for r in rows]
+    fixed = [s - i * args.n_iters for s, i in zip(stage, it)]
+    full = [f * 1.5 + FULL_ITERS * i for f, i in zip(fixed, it)]
+    final = float(rows[-1]["real_return_mean"]) if rows else float("nan")
+    share = cpu / wall  # the share of one core the run got: scales its wall-clock to CPU seconds
+    return {"stage": stage, "iter": it, "fixed": fixed, "full": full, "cpu": cpu, "wall": wall, "share": share,
+            "full_cpu": [x * share for x in full], "return": final}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="hopper")
+    p.add_argument("--envs", nargs="+", default=["hopper"])
     p.add_argument("--variants", nargs="+", default=["slbo", "mle", "ma_l1"])
-    p.add_argument("--stages", type=int, default=3)
-    p.add_argument("--n-iters", type=int, default=1)
+    p.add_argument("--compare-base", default=None, metavar="COMMIT",
+                   help="also run the code of COMMIT (e.g. 81225a6, before the speed-up) side by side")
+    p.add_argument("--stages", type=int, default=1)
+    p.add_argument("--n-iters", type=int, default=2)
     p.add_argument("--model-iters", type=int, default=100)
     p.add_argument("--policy-iters", type=int, default=40)
-    p.add_argument("--train-samples", type=int, default=2000)
-    p.add_argument("--test-samples", type=int, default=2000)
+    p.add_argument("--train-samples", type=int, default=10000)
+    p.add_argument("--test-samples", type=int, default=10000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="keep the run directories here")
     args = p.parse_args(argv)
 
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="slbo_bench_"))
+    paths = [("new", REPO)]
+    if args.compare_base:
+        paths.insert(0, (f"base {args.compare_base}", base_tree(args.compare_base)))
     results = {}
-    for v in args.variants:
-        results[v] = run_variant(v, args, out_dir)
-        s, it, m, _ = results[v]
-        print(f"{v:>12}: seconds per stage {[round(x, 1) for x in s]}  (model loop {[round(x, 1) for x in m]})",
-              flush=True)
-    base = results.get("slbo")
-    print(f"\n{args.env}, {args.n_iters} iteration(s)/stage x ({args.model_iters} model + {args.policy_iters} TRPO "
-          f"updates), {args.train_samples} real samples/stage, {args.threads} thread(s); runs in {out_dir}")
-    print(f"{'variant':>12} {'median s/stage':>15} {'ratio':>7} {'median s/iter':>14} {'ratio':>7}")
-    for v, (s, it, m, _) in results.items():
-        ms, mi = statistics.median(s), statistics.median(it)
-        rs = ms / statistics.median(base[0]) if base else float("nan")
-        ri = mi / statistics.median(base[1]) if base else float("nan")
-        print(f"{v:>12} {ms:15.1f} {rs:7.2f} {mi / args.n_iters:14.1f} {ri:7.2f}")
-    if base and "ma_l1" in results:
-        r = statistics.median(results["ma_l1"][0]) / statistics.median(base[0])
-        print(f"\nma_l1 (refit every 20 model updates) / slbo, per stage: {r:.2f} (target <= 1.3)")
-        refit = results["ma_l1"][3]
-        if refit:
-            n, sec = refit
-            per_iter = sec / (args.stages * args.n_iters)
-            base_iter = min(base[1]) / args.n_iters
-            print(f"refit cost: {n} refits, {sec / n:.2f} s each, {per_iter:.1f} s per iteration; "
-                  f"(fastest slbo iteration {base_iter:.1f} s + refit) / slbo = {(base_iter + per_iter) / base_iter:.2f}"
-                  " -- the refit overhead alone, insensitive to other load on the machine")
+    for env_name in args.envs:
+        for v in args.variants:
+            for label, root in paths:
+                r = run_variant(v, env_name, args, out_dir / env_name / label.split()[0], root)
+                results[(env_name, v, label)] = r
+                print(f"[bench] {env_name:8s} {v:6s} {label:14s} stage {r['stage'][0]:7.1f} s "
+                      f"({args.n_iters} it: {r['iter'][0]:6.1f} s each, fixed {r['fixed'][0]:5.1f} s) -> full stage "
+                      f"~{r['full'][0]:7.1f} s; process CPU {r['cpu']:7.1f} s of {r['wall']:.1f} s wall (share "
+                      f"{r['share']:.2f}) -> full stage ~{r['full_cpu'][0]:7.1f} CPU s; return {r['return']:.2f}",
+                      flush=True)
+
+    print(f"\n{args.n_iters} iteration(s) of ({args.model_iters} model + {args.policy_iters} TRPO updates), "
+          f"{args.train_samples} real samples, {args.test_samples} test samples, {args.threads} thread(s); "
+          f"full stage = 1.5 x fixed + {FULL_ITERS} x per-iteration; runs in {out_dir}")
+    hdr = ("| env | variant | code | s / iteration | fixed s | full stage s (extrap.) | CPU share | "
+           "full stage CPU s (extrap.) |")
+    if args.compare_base:
+        hdr += " speed-up / iteration (wall) | speed-up / full stage (wall) | speed-up / full stage (CPU) |"
+    print(hdr)
+    print("|" + "---|" * (hdr.count("|") - 1))
+    for (env_name, v, label), r in results.items():
+        line = (f"| {env_name} | {v} | {label} | {statistics.median(r['iter']):.2f} | "
+                f"{statistics.median(r['fixed']):.1f} | {statistics.median(r['full']):.0f} | {r['share']:.2f} | "
+                f"{statistics.median(r['full_cpu']):.0f} |")
+        if args.compare_base:
+            b = results[(env_name, v, paths[0][0])]
+            line += (f" {statistics.median(b['iter']) / statistics.median(r['iter']):.2f}x |"
+                     f" {statistics.median(b['full']) / statistics.median(r['full']):.2f}x |"
+                     f" {statistics.median(b['full_cpu']) / statistics.median(r['full_cpu']):.2f}x |")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 
 VALUE_ESTIMATORS = ("q1", "soft")
 _EPS = 1e-6  # as pytorch_sac_pranz24's tanh-squash correction
@@ -52,14 +53,30 @@ def _noise(sac, n: int, like: torch.Tensor, generator) -> torch.Tensor:
     return torch.randn((n, act_dim), generator=generator, device=like.device, dtype=like.dtype)
 
 
+def critic_q1(critic, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """``critic(states, actions)[0]`` without computing the unused Q2 head.
+
+    For pytorch_sac_pranz24's ``QNetwork`` (``model.py``: ``xu = cat[s, a]``, Q1 =
+    ``linear3(relu(linear2(relu(linear1(xu)))))``) the Q1 ops are run alone -- the same
+    kernels on the same rows, so the values (and the gradient through ``states``) are
+    bit-identical while the Q2 forward, half of the critic's cost, is skipped. Any other
+    critic is called as is.
+    """
+    if type(critic).__name__ == "QNetwork" and all(hasattr(critic, f"linear{i}") for i in (1, 2, 3, 4)):
+        x1 = F.relu(critic.linear1(torch.cat([states, actions], 1)))
+        x1 = F.relu(critic.linear2(x1))
+        return critic.linear3(x1)
+    return critic(states, actions)[0]
+
+
 def q1_estimator(sac) -> Estimator:
     def est(true_next, pred_next, generator=None):
         k, n, d = pred_next.shape
         with torch.no_grad():
             action, _ = squashed_action(sac.policy, true_next, _noise(sac, n, true_next, generator))
-            v_true = sac.critic(true_next, action)[0].squeeze(-1)
+            v_true = critic_q1(sac.critic, true_next, action).squeeze(-1)
         a_rep = action.unsqueeze(0).expand(k, n, action.shape[-1]).reshape(k * n, -1)
-        v_pred = sac.critic(pred_next.reshape(k * n, d), a_rep)[0].reshape(k, n)
+        v_pred = critic_q1(sac.critic, pred_next.reshape(k * n, d), a_rep).reshape(k, n)
         return v_true, v_pred
 
     return est

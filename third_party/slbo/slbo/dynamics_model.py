@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from slbo.utils.multi_layer_perceptron import MultiLayerPerceptron
+from slbo.utils.multi_layer_perceptron import MultiLayerPerceptron, run_layers
 from slbo.utils.normalizer import Normalizers
-from slbo.utils.torch_utils import truncated_normal_
+from slbo.utils.torch_utils import as_float32, truncated_normal_
 
 
 class DynamicsModel(MultiLayerPerceptron):
@@ -40,11 +40,26 @@ class DynamicsModel(MultiLayerPerceptron):
         next_states = self.normalizers.state(self.normalizers.state(next_states).clamp(-100, 100), inverse=True)
         return next_states
 
-    @torch.no_grad()
     def eval_next_states(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Upstream ``model.eval('next_states', states=..., actions=...)``."""
-        return self.forward(torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32)),
-                            torch.from_numpy(np.ascontiguousarray(actions, dtype=np.float32))).double().numpy()
+        """Upstream ``model.eval('next_states', states=..., actions=...)``.
+
+        Port (speed): the same ops as :meth:`forward` called functionally (no module-call
+        overhead, the state normaliser's clamped std computed once) under inference mode;
+        results are bit-identical to ``forward``.
+        """
+        with torch.inference_mode():
+            device = self.net[0].weight.device
+            return self.next_states_fast(as_float32(states, device), as_float32(actions, device)).double().cpu().numpy()
+
+    def next_states_fast(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        assert actions.shape[-1] == self.dim_action
+        norm_s, norm_d = self.normalizers.state, self.normalizers.diff
+        s_mean, s_std = norm_s.op_mean, norm_s.op_std
+        s_scale = s_std.clamp_min(norm_s.eps)
+        x = torch.cat([(states - s_mean) / s_scale, actions.clamp(-1., 1.)], dim=1)
+        x = run_layers(self.net, x)
+        next_states = states + (x * norm_d.op_std + norm_d.op_mean)
+        return ((next_states - s_mean) / s_scale).clamp(-100, 100) * s_std + s_mean
 
     def clone(self):
         return DynamicsModel(self.dim_state, self.dim_action, self.normalizers, self.hidden_sizes)

@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 from slbo.utils.normalizer import Normalizers
+from slbo.utils.torch_utils import as_float32, module_device
 
 
-def _t(x):
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+def _t(x, device=None):
+    return as_float32(x, device)
 
 
 class MultiStepLoss(nn.Module):
@@ -54,7 +55,8 @@ class MultiStepLoss(nn.Module):
     # -- upstream `get_loss(..., fetch='loss')` / `fetch='train loss grad_norm'` ---------
     def get_loss(self, states, next_states_, actions, masks):
         with torch.no_grad():
-            return self.forward(_t(states), _t(actions), _t(next_states_), _t(masks)).numpy()
+            d = module_device(self._model)
+            return self.forward(_t(states, d), _t(actions, d), _t(next_states_, d), _t(masks, d)).cpu().numpy()
 
     def build_backward(self, lr: float, weight_decay: float, max_grad_norm=2.):
         self.lr = lr
@@ -64,7 +66,8 @@ class MultiStepLoss(nn.Module):
 
     def training_loss(self, states, next_states_, actions, masks) -> torch.Tensor:
         """Upstream ``op_loss.reduce_mean(name='Loss')``: the batch-mean of :meth:`forward`."""
-        return self.forward(_t(states), _t(actions), _t(next_states_), _t(masks)).mean()
+        d = module_device(self._model)
+        return self.forward(_t(states, d), _t(actions, d), _t(next_states_, d), _t(masks, d)).mean()
 
     def train_step(self, states, next_states_, actions, masks):
         """Upstream ``get_loss(..., fetch='train loss grad_norm')``: one Adam step on

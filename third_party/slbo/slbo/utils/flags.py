@@ -26,6 +26,7 @@ class FLAGS(BaseFLAGS):
     log_dir: str = None
     run_id: str = None
     algorithm = 'OLBO'  # possible options: OLBO, baseline, MF
+    device = 'cpu'  # port: torch device of the networks (cpu | cuda | cuda:N); envs and buffers stay on the host
 
     class slbo(BaseFLAGS):
         n_iters = 20

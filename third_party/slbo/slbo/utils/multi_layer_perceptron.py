@@ -4,8 +4,24 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from slbo.utils.torch_utils import make_linear
+
+
+_FUNCTIONAL = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
+
+
+def run_layers(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)`` op for op (same kernels, same autograd graph) without a module call per
+    layer (port: speed; the networks are small, so call overhead dominated)."""
+    for layer in layers:
+        if type(layer) is nn.Linear:
+            x = F.linear(x, layer.weight, layer.bias)
+        else:
+            fn = _FUNCTIONAL.get(type(layer))
+            x = fn(x) if fn is not None else layer(x)
+    return x
 
 
 class MultiLayerPerceptron(nn.Module):
@@ -29,7 +45,7 @@ class MultiLayerPerceptron(nn.Module):
             inputs = torch.cat(inputs, dim=-1)
         else:
             inputs = inputs[0]
-        out = self.net(inputs)
+        out = run_layers(self.net, inputs)
         if self._squeeze:
             out = out.squeeze(1)
         return out

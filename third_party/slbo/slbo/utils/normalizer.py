@@ -42,7 +42,7 @@ class GaussianNormalizer(nn.Module):
         return (x - self.op_mean) / self.op_std.clamp_min(self.eps)
 
     def update(self, samples: np.ndarray):
-        old_mean, old_std, old_n = self.op_mean.numpy(), self.op_std.numpy(), int(self.op_n.item())
+        old_mean, old_std, old_n = self.op_mean.cpu().numpy(), self.op_std.cpu().numpy(), int(self.op_n.item())
         samples = samples - old_mean
 
         m = samples.shape[0]
@@ -60,7 +60,7 @@ class GaussianNormalizer(nn.Module):
             logger.info("updating Normalizer<%s>, KL divergence = %.6f", self.name, kl_old_new)
 
     def fast(self, samples: np.ndarray, inverse=False) -> np.ndarray:
-        mean, std = self.op_mean.numpy(), self.op_std.numpy()
+        mean, std = self.op_mean.cpu().numpy(), self.op_std.cpu().numpy()
         if inverse:
             return samples * std + mean
         return (samples - mean) / np.maximum(std, self.eps)

@@ -46,14 +46,24 @@ def make_linear(in_features: int, out_features: int, init=None) -> nn.Linear:
     return layer
 
 
+def as_float32(x, device=None) -> torch.Tensor:
+    """NumPy -> float32 tensor on ``device`` (port: device support; a no-op move on CPU)."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return t if device is None or t.device == device else t.to(device)
+
+
+def module_device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 def get_flat(params: Iterable[torch.Tensor]) -> np.ndarray:
-    return torch.cat([p.detach().reshape(-1) for p in params]).double().numpy()
+    return torch.cat([p.detach().reshape(-1) for p in params]).double().cpu().numpy()
 
 
 @torch.no_grad()
 def set_flat(params: Iterable[torch.Tensor], flat: np.ndarray) -> None:
     flat = torch.as_tensor(flat)
-    offset = 0
+    offset = 0  # (a host -> device copy per parameter when the parameters live on an accelerator)
     for p in params:
         n = p.numel()
         p.copy_(flat[offset:offset + n].reshape(p.shape).to(p.dtype))
@@ -73,4 +83,4 @@ def flat_grad(output: torch.Tensor, params: List[torch.Tensor], **kwargs) -> tor
 def hessian_vec_prod(output: torch.Tensor, params: List[torch.Tensor], tangents: torch.Tensor) -> torch.Tensor:
     """``∇²_θ output · tangents`` by double back-prop (``lunzi.nn.utils.hessian_vec_prod``)."""
     g = flat_grad(output, params, create_graph=True)
-    return flat_grad((g * tangents.to(g.dtype)).sum(), params)
+    return flat_grad((g * tangents.to(device=g.device, dtype=g.dtype)).sum(), params)

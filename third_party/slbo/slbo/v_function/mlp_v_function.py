@@ -1,12 +1,11 @@
 """Port of upstream ``slbo/v_function/mlp_v_function.py``: V(s) = MLP[64, 64] tanh on norm(s)."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from slbo.utils.multi_layer_perceptron import MultiLayerPerceptron
-from slbo.utils.torch_utils import normc_
+from slbo.utils.torch_utils import as_float32, module_device, normc_
 from slbo.v_function import BaseVFunction
 
 
@@ -23,4 +22,4 @@ class MLPVFunction(nn.Module, BaseVFunction):
 
     @torch.no_grad()
     def get_values(self, states):
-        return self.forward(torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32))).double().numpy()
+        return self.forward(as_float32(states, module_device(self))).double().cpu().numpy()
