@@ -11,6 +11,8 @@ multi-step loss) stay upstream's.
   ``mean_i mean_j ((f_φ(s_i,a_i) - s'_i)_j / σ_Δ,j)²`` over every real transition of the batch.
 * ``ma_l1``   -- MA-L1 (paper Eq. 10): ``c · mean_i |V(s'_i) - V(f_φ(s_i, a_i))|``.
 * ``ma_vaml`` -- MA-VAML (IterVAML): ``c · mean_i (V(s'_i) - V(f_φ(s_i, a_i)))²``.
+* ``mle_va_slbo`` -- the authors' MLE ablation reproduced with its bug (``2 s + Δ̂`` vs
+  ``s'`` on raw states, squared error summed over dims; :class:`vaml_ext.slbo.losses.VASLBOMLELoss`).
 
 Value-aware losses use the TRPO value net ``V`` and the deterministic prediction
 ``f_φ(s, a)`` as ``E_{ŝ~P_φ}[V(ŝ)]`` (SPEC §2); ``c = va_loss_coeff`` (0.01). ``V``'s
@@ -30,7 +32,7 @@ from vaml_ext.losses import expected_value_deterministic, frozen, make_loss, mod
 
 import vaml_ext.slbo.losses  # noqa: F401  (registers "slbo")
 
-SLBO_MODEL_LOSSES = ("slbo", "mle", "ma_l1", "ma_vaml")
+SLBO_MODEL_LOSSES = ("slbo", "mle", "ma_l1", "ma_vaml", "mle_va_slbo")
 
 
 def _t(x):
@@ -74,6 +76,12 @@ class RegistryModelLoss(MultiStepLoss):
             v_pred = expected_value_deterministic(pred, self._vfn)
         return model_advantage(v_next, v_pred)
 
+    def mle_va_slbo_sq_err(self, states, next_states_, actions) -> torch.Tensor:
+        """The authors' MLE per transition (va_slbo ``mle_loss.py`` l.61-64, bug included):
+        ``Σ_j (s + f_φ(s, a) - s')_j²`` on raw states, ``f_φ(s, a)`` being already ``s + Δ̂``."""
+        s, a, s_next, pred = self._single_step(states, next_states_, actions)
+        return (s + pred - s_next).pow(2).sum(-1)
+
     def training_loss(self, states, next_states_, actions, masks) -> torch.Tensor:
         if self.loss_name == "slbo":
             per_sample = self.forward(_t(states), _t(actions), _t(next_states_), _t(masks))
@@ -82,6 +90,8 @@ class RegistryModelLoss(MultiStepLoss):
             s, a, s_next, pred = self._single_step(states, next_states_, actions)
             err = (pred - s_next) / self._normalizers.diff.op_std.clamp_min(1e-6)
             return self.objective(nll=err.pow(2).mean(-1))
+        if "mle_va_slbo_sq_err" in self.objective.in_keys:  # registry entry mle_va_slbo
+            return self.objective(mle_va_slbo_sq_err=self.mle_va_slbo_sq_err(states, next_states_, actions))
         return self.objective(advantage=self.model_advantage(states, next_states_, actions))
 
 
