@@ -2,8 +2,8 @@
 
 After each SLBO iteration's model phase (``slbo.n_model_iters`` updates) the patched loop
 calls :class:`ModelDiagnostics`, which measures the model on held-out *real* transitions
--- a fixed-size sample of the dev set, which upstream collects every stage
-(``rollout.n_dev_samples``) and never trains on -- and writes one row to
+-- ``n_heldout`` (1,000) of the dev set, drawn without replacement (all if fewer); upstream
+collects it every stage (``rollout.n_dev_samples``) and never trains on it -- and writes one row to
 ``<log_dir>/model_diag.csv`` and TensorBoard ``va_model/*``:
 
 * ``train_loss``: mean training objective of the phase's updates (for ``ma_l1`` that is the
@@ -78,7 +78,7 @@ class ModelDiagnostics(object):
         n = len(self.dev_set)
         if n == 0:
             return {**out, "mean_abs_adv": float("nan"), "nmse": float("nan"), "nmse_ref": float("nan")}
-        idx = self.rng.integers(0, n, size=min(self.n_heldout, n))
+        idx = np.arange(n) if n <= self.n_heldout else self.rng.choice(n, size=self.n_heldout, replace=False)
         batch = self.dev_set[idx]
         s, a, s_next = _t(batch.state), _t(batch.action), _t(batch.next_state)
         pred = self.model(s, a)
