@@ -80,11 +80,21 @@ def main(argv=None):
     p.add_argument("--test-samples", type=int, default=2000, help="real steps per policy evaluation")
     p.add_argument("--weight-decay", type=float, default=None, help="model.weight_decay (default: the authors' 1e-5)")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--table-only", action="store_true",
+                   help="no runs: tabulate the iterations the runs under --out have logged so far")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    jobs = [(v, e) for e in args.envs for v in args.variants]
-    with ThreadPoolExecutor(args.jobs) as ex:
-        results = list(ex.map(lambda ve: run_one(ve[0], ve[1], args, args.out), jobs))
+    if args.table_only:
+        results = []
+        for f in sorted(args.out.glob("*/*/model_diag.csv")):
+            with open(f) as fh:
+                rows = list(csv.DictReader(fh))
+            if rows:
+                results.append((f.parent.parent.name, f.parent.name, rows))
+    else:
+        jobs = [(v, e) for e in args.envs for v in args.variants]
+        with ThreadPoolExecutor(args.jobs) as ex:
+            results = list(ex.map(lambda ve: run_one(ve[0], ve[1], args, args.out), jobs))
     with open(args.out / "diag.csv", "w", newline="") as f:
         w = None
         for env, tag, rows in results:
