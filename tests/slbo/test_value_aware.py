@@ -215,7 +215,7 @@ def test_series_applies_and_touches_only_hook_points(tmp_path):
         assert "Why:" in text.split("diff --git", 1)[0], f"{name} has no header saying why it exists"
         touched |= {ln.split(" b/")[-1] for ln in text.splitlines() if ln.startswith("diff --git")}
     assert touched <= {"slbo/main.py", "slbo/utils/flags.py"} | {
-        f"configs/vaml/{v}.yml" for v in ("slbo", "mle", "ma_l1", "ma_vaml", "ma_l1_naive")}
+        f"configs/vaml/{v}.yml" for v in ("slbo", "mle", "ma_l1", "ma_vaml", "ma_l1_naive", "mle_va_slbo")}
     main_src = (tree / "slbo" / "main.py").read_text()
     assert "make_model_loss" in main_src and "value_refit()" in main_src
     assert "vaml" not in (REPO / "third_party" / "slbo" / "slbo" / "main.py").read_text()

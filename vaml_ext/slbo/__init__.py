@@ -7,8 +7,14 @@ built-ins. The patched SLBO tree (``vaml-patch apply slbo``) calls two hooks:
 * :func:`make_model_loss` -- the model-learning objective chosen by ``vaml.model_loss``;
 * :func:`make_value_refit` -- Algorithm 2's stale-value correction, called after every
   model update (``vaml.value_update_interval``, default 20; 0 = "MA-L1 Naive").
+* :func:`vaml_ext.slbo.value_fit.clip_value_fit` -- the authors' value-net gradient clip
+  (``vaml.vf_grad_clip``; ``setting=paper`` sets 2.0);
+* :func:`vaml_ext.slbo.diagnostics.make_model_diagnostics` -- per-iteration held-out
+  ``mean |A|``, one-step normalised MSE, max |W| per layer, refits (``model_diag.csv``).
 
-The SLBO port itself (``third_party/slbo``) knows nothing of either.
+``setting=paper`` (:mod:`vaml_ext.slbo.settings`) runs the authors' settings; the variant
+``mle_va_slbo`` is the authors' MLE, bug included. The SLBO port itself
+(``third_party/slbo``) knows nothing of any of these.
 """
 from vaml_ext.slbo.losses import SLBOMultiStepLoss  # registers "slbo"; needs no SLBO install
 

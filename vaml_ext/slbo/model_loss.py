@@ -12,6 +12,8 @@ their registry attributes (:func:`supports`): per transition, with inputs SLBO c
   ``mean_i mean_j ((f_φ(s_i,a_i) - s'_i)_j / σ_Δ,j)²`` over every real transition of the batch.
 * ``ma_l1``   -- MA-L1 (paper Eq. 10): ``c · mean_i |V(s'_i) - V(f_φ(s_i, a_i))|``.
 * ``ma_vaml`` -- MA-VAML (IterVAML): ``c · mean_i (V(s'_i) - V(f_φ(s_i, a_i)))²``.
+* ``mle_va_slbo`` -- the authors' MLE ablation reproduced with its bug (``2 s + Δ̂`` vs
+  ``s'`` on raw states, squared error summed over dims; :class:`vaml_ext.slbo.losses.VASLBOMLELoss`).
 
 Value-aware losses use the TRPO value net ``V`` and the deterministic prediction
 ``f_φ(s, a)`` as ``E_{ŝ~P_φ}[V(ŝ)]`` (paper Eq. 10, deterministic model); ``c =
@@ -33,8 +35,9 @@ from vaml_ext.losses import (available_losses, expected_value_deterministic, fro
 
 #: The loss inputs (registry ``ModelLoss.in_keys``) SLBO computes from a multi-step batch:
 #: upstream's per-sample multi-step error, the normalised single-step error (MLE
-#: ablation) and the model advantage per real transition (value-aware losses).
-INPUTS = ("multi_step_sq_err", "nll", "advantage")
+#: ablation), the model advantage per real transition (value-aware losses) and the
+#: authors' buggy MLE error (``mle_va_slbo``).
+INPUTS = ("multi_step_sq_err", "nll", "advantage", "mle_va_slbo_sq_err")
 
 
 def supports(cls) -> bool:
@@ -87,6 +90,12 @@ class RegistryModelLoss(MultiStepLoss):
             v_pred = expected_value_deterministic(pred, self._vfn)
         return model_advantage(v_next, v_pred)
 
+    def mle_va_slbo_sq_err(self, states, next_states_, actions) -> torch.Tensor:
+        """The authors' MLE per transition (va_slbo ``mle_loss.py`` l.61-64, bug included):
+        ``Σ_j (s + f_φ(s, a) - s')_j²`` on raw states, ``f_φ(s, a)`` being already ``s + Δ̂``."""
+        s, a, s_next, pred = self._single_step(states, next_states_, actions)
+        return (s + pred - s_next).pow(2).sum(-1)
+
     def multi_step_sq_err(self, states, next_states_, actions, masks) -> torch.Tensor:
         """Upstream's per-sample multi-step error (``MultiStepLoss.forward``)."""
         return self.forward(_t(states), _t(actions), _t(next_states_), _t(masks))
@@ -102,6 +111,7 @@ class RegistryModelLoss(MultiStepLoss):
             "multi_step_sq_err": lambda: self.multi_step_sq_err(states, next_states_, actions, masks),
             "nll": lambda: self.single_step_sq_err(states, next_states_, actions),
             "advantage": lambda: self.model_advantage(states, next_states_, actions),
+            "mle_va_slbo_sq_err": lambda: self.mle_va_slbo_sq_err(states, next_states_, actions),
         }
         return self.objective(**{key: compute[key]() for key in self.objective.in_keys})
 

@@ -1,8 +1,12 @@
 """One-line entry point for the paper's SLBO variants on the patched port.
 
-    python -m vaml_ext.slbo.run variant=ma_l1 env=hopper seed=1 [slbo.n_stages=2 ...]
+    python -m vaml_ext.slbo.run variant=ma_l1 env=hopper seed=1 [setting=paper] [slbo.n_stages=2 ...]
 
-* ``variant``: ``slbo`` | ``mle`` | ``ma_l1`` | ``ma_vaml`` | ``ma_l1_naive`` (Fig. 2 and 4)
+* ``variant``: ``slbo`` | ``mle`` | ``ma_l1`` | ``ma_vaml`` | ``ma_l1_naive`` (Fig. 2 and 4) |
+  ``mle_va_slbo`` (the authors' MLE, bug included: :mod:`vaml_ext.slbo.losses`)
+* ``setting``: ``upstream`` (default: upstream's configs) | ``paper`` (the authors' runs:
+  per-env episode length / virtual envs x horizon, value-net gradient clip, one-step
+  value-aware loss -- :mod:`vaml_ext.slbo.settings`); its flags precede the user's
 * ``env``: a stem of ``configs/envs/*.yml`` (hopper, swimmer, half_cheetah, walker, ant,
   reacher, pendulum, acrobot, cartpole, half_cheetah_short)
 * any other ``key=value`` is an upstream flag (``-s key=value``), e.g. ``slbo.n_stages=2``.
@@ -11,7 +15,8 @@ It composes upstream's command line ``-c configs/algos/slbo.yml configs/envs/<en
 configs/vaml/<variant>.yml -s log_dir=... seed=... key=value ...`` and runs
 ``slbo.main`` from the patched tree (``third_party/slbo-patched``, built by
 ``vaml-patch apply slbo``; override with ``$SLBO_PATCHED``). The default ``log_dir`` is
-``runs/slbo/<env>/<variant>/seed<seed>``, so re-running the same command resumes a killed run.
+``runs/slbo/<env>/<variant>/seed<seed>`` (``runs/slbo/paper/<env>/...`` for
+``setting=paper``), so re-running the same command resumes a killed run.
 The run holds ``log_dir``'s :class:`~vaml_ext.runlog.lock.RunLock` from before anything is
 written: a second process on the same ``log_dir`` exits at once, naming the holder.
 """
@@ -24,7 +29,7 @@ from pathlib import Path
 from vaml_ext.runlog.lock import RunInUse, RunLock
 
 REPO = Path(__file__).resolve().parents[2]
-VARIANTS = ("slbo", "mle", "ma_l1", "ma_vaml", "ma_l1_naive")
+VARIANTS = ("slbo", "mle", "ma_l1", "ma_vaml", "ma_l1_naive", "mle_va_slbo")
 
 
 def patched_tree() -> Path:
@@ -35,7 +40,9 @@ def patched_tree() -> Path:
 
 
 def build_argv(argv, tree: Path):
-    opts = dict(variant="slbo", env="hopper", seed="100")
+    from vaml_ext.slbo.settings import setting_flags
+
+    opts = dict(variant="slbo", env="hopper", seed="100", setting="upstream")
     sets = []
     for a in argv:
         key, sep, value = a.partition("=")
@@ -51,11 +58,16 @@ def build_argv(argv, tree: Path):
     if not env_cfg.is_file():
         valid = sorted(p.stem for p in (tree / "configs" / "envs").glob("*.yml"))
         raise SystemExit(f"env={opts['env']!r}; valid: {', '.join(valid)}")
+    try:
+        setting = setting_flags(opts["setting"], opts["env"], opts["variant"])
+    except ValueError as e:
+        raise SystemExit(str(e))
     if not any(s.startswith("log_dir=") for s in sets):
-        sets.append(f"log_dir={REPO / 'runs' / 'slbo' / opts['env'] / opts['variant'] / ('seed' + opts['seed'])}")
+        root = REPO / "runs" / "slbo" / ("" if opts["setting"] == "upstream" else opts["setting"])
+        sets.append(f"log_dir={root / opts['env'] / opts['variant'] / ('seed' + opts['seed'])}")
     return ["-c", str(tree / "configs" / "algos" / "slbo.yml"), str(env_cfg),
             str(tree / "configs" / "vaml" / f"{opts['variant']}.yml"),
-            "-s", f"seed={opts['seed']}", *sets]
+            "-s", f"seed={opts['seed']}", *setting, *sets]
 
 
 def main(argv=None):
