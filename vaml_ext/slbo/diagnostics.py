@@ -38,8 +38,8 @@ from torch import nn
 PROGRESS_FIELDS = ("model_mean_abs_adv", "model_nmse", "model_nmse_ref", "n_refits", "refit_time_s")
 
 
-def _t(x):
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+def _t(x, device=None):
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
 
 
 def linear_layers(model: nn.Module) -> List[nn.Linear]:
@@ -49,7 +49,8 @@ def linear_layers(model: nn.Module) -> List[nn.Linear]:
 class ModelDiagnostics(object):
     def __init__(self, model, vfn, normalizers, dev_set, value_refit=None, writer=None, log_dir=None,
                  n_heldout: int = 1000, seed: int = 0, n_iters_per_stage: int = 20, resume: bool = False):
-        self.__dict__.update(model=model, vfn=vfn, normalizers=normalizers, dev_set=dev_set)
+        self.model, self.vfn, self.normalizers, self.dev_set = model, vfn, normalizers, dev_set
+        self.device = next(model.parameters()).device
         self.value_refit = value_refit
         self.writer = writer
         self.n_heldout = int(n_heldout)
@@ -80,7 +81,7 @@ class ModelDiagnostics(object):
             return {**out, "mean_abs_adv": float("nan"), "nmse": float("nan"), "nmse_ref": float("nan")}
         idx = np.arange(n) if n <= self.n_heldout else self.rng.choice(n, size=self.n_heldout, replace=False)
         batch = self.dev_set[idx]
-        s, a, s_next = _t(batch.state), _t(batch.action), _t(batch.next_state)
+        s, a, s_next = (_t(x, self.device) for x in (batch.state, batch.action, batch.next_state))
         pred = self.model(s, a)
         std = self.normalizers.diff.op_std.clamp_min(1e-6)
         ref = s + self.normalizers.diff.op_mean
@@ -108,9 +109,9 @@ class ModelDiagnostics(object):
         self.last = row
         return row
 
-    def progress_fields(self) -> Dict[str, float]:
+    def progress_fields(self) -> Dict[str, object]:
         """``progress.csv`` columns (:data:`PROGRESS_FIELDS`): last model phase's values."""
-        last = self.last
+        last: Dict[str, object] = dict(self.last)
         return {"model_mean_abs_adv": last.get("mean_abs_adv", ""), "model_nmse": last.get("nmse", ""),
                 "model_nmse_ref": last.get("nmse_ref", ""), "n_refits": last.get("refits_total", ""),
                 "refit_time_s": last.get("refit_s_total", "")}

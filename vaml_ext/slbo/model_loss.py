@@ -51,8 +51,9 @@ def supported_losses() -> List[str]:
     return [n for n in available_losses() if supports(get_loss_class(n))]
 
 
-def _t(x):
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+def _t(x, device=None):
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return t if device is None or t.device == device else t.to(device)
 
 
 class RegistryModelLoss(MultiStepLoss):
@@ -76,9 +77,10 @@ class RegistryModelLoss(MultiStepLoss):
 
     # -- per-transition quantities -------------------------------------------------------
     def _single_step(self, states, next_states_, actions):
-        s = _t(states).reshape(-1, self.dim_state)
-        a = _t(actions).reshape(-1, self.dim_action)
-        s_next = _t(next_states_).reshape(-1, self.dim_state)
+        d = next(self._model.parameters()).device
+        s = _t(states, d).reshape(-1, self.dim_state)
+        a = _t(actions, d).reshape(-1, self.dim_action)
+        s_next = _t(next_states_, d).reshape(-1, self.dim_state)
         return s, a, s_next, self._model(s, a)
 
     def model_advantage(self, states, next_states_, actions) -> torch.Tensor:
@@ -98,7 +100,8 @@ class RegistryModelLoss(MultiStepLoss):
 
     def multi_step_sq_err(self, states, next_states_, actions, masks) -> torch.Tensor:
         """Upstream's per-sample multi-step error (``MultiStepLoss.forward``)."""
-        return self.forward(_t(states), _t(actions), _t(next_states_), _t(masks))
+        d = next(self._model.parameters()).device
+        return self.forward(_t(states, d), _t(actions, d), _t(next_states_, d), _t(masks, d))
 
     def single_step_sq_err(self, states, next_states_, actions) -> torch.Tensor:
         """Per transition, mean squared next-state error in units of the state-difference std."""
