@@ -71,12 +71,16 @@ def sample_buffer(buf, n: int, device) -> Tuple[torch.Tensor, ...]:
             torch.as_tensor(s2, **f), 1.0 - torch.as_tensor(term, **f).reshape(-1, 1))
 
 
+def _members_used(dynamics_model) -> int:
+    ens = dynamics_model.model
+    elites = getattr(ens, "elite_models", None)
+    return len(elites) if elites is not None else int(ens.num_members)
+
+
 def refit_start_count(num_starts: int, dynamics_model) -> int:
     """``N + m − (N mod m)`` (va_mbpo model_trainer.py l.185-194; note: ``N + m`` when
     ``m`` divides ``N``), ``m`` = elites if chosen, else all ensemble members."""
-    ens = dynamics_model.model
-    elites = getattr(ens, "elite_models", None)
-    m = len(elites) if elites is not None else int(ens.num_members)
+    m = _members_used(dynamics_model)
     return num_starts + m - (num_starts % m)
 
 
@@ -97,6 +101,7 @@ class AuthorsValueRefit(Callback):
         self.seconds = 0.0
         self.critic_updates = 0  # total, for diagnostics
         self.last_buffer_size = 0
+        self.capped = False  # start states capped at the SAC buffer's capacity (tiny budgets)
 
     # -- checkpoint (vaml_ext.mbpo.checkpoint) -----------------------------------------
     _STATE = ("model_steps", "critic_steps", "refits", "seconds", "critic_updates", "last_buffer_size")
@@ -129,9 +134,20 @@ class AuthorsValueRefit(Callback):
         if buf is None:
             raise RuntimeError("value_refit_mode=authors needs the MBPO loop's SAC buffer in the plugin context")
         clear_buffer(buf)
+        n = refit_start_count(self.num_starts, ctx.dynamics_model)
+        capacity = int(buf.capacity)
+        if n > capacity:
+            # Tiny budgets only (the shipped configs' SAC buffers hold >= 80,000 rows): one
+            # rollout step must fit the buffer, so start from as many states as it holds.
+            m = _members_used(ctx.dynamics_model)
+            n = max(m, capacity // m * m)
+            if not self.capped:
+                print(f"vaml: value_refit_mode=authors: the SAC buffer holds {capacity} rows, fewer than "
+                      f"the refit's {self.num_starts} start states; using {n}", flush=True)
+            self.capped = True
         rollout_model_and_populate_sac_buffer(
             ctx.model_env, ctx.replay_buffer, ctx.agent, buf, ctx.cfg.algorithm.sac_samples_action,
-            max(1, int(ctx.rollout_length or 1)), refit_start_count(self.num_starts, ctx.dynamics_model),
+            max(1, int(ctx.rollout_length or 1)), n,
         )
         self.last_buffer_size = len(buf)
 
