@@ -138,16 +138,18 @@ def make_callbacks(cfg, ctx):
     from vaml_ext.mbpo.refit import StaleValueRefit
 
     o = settings(cfg)
+    # mbrl 0.2.0's overrides name the SAC batch size; 0.2.0.dev3's agent holds it (256)
+    sac_batch = cfg.overrides.get("sac_batch_size") or getattr(getattr(ctx.agent, "sac_agent", None), "batch_size", 256)
     refit = None
     if is_value_aware(cfg.overrides.model_loss) and o["value_update_interval"] > 0:
         if o["value_refit_mode"] == "authors":
             from vaml_ext.mbpo.refit_authors import AuthorsValueRefit
 
             refit = AuthorsValueRefit(o["value_update_interval"], o["num_value_updates"],
-                                      o["value_refit_batch_size"], batch_size=cfg.overrides.sac_batch_size)
+                                      o["value_refit_batch_size"], batch_size=sac_batch)
         else:
             refit = StaleValueRefit(o["value_update_interval"], o["num_value_updates"],
-                                    o["value_refit_batch_size"], batch_size=cfg.overrides.sac_batch_size,
+                                    o["value_refit_batch_size"], batch_size=sac_batch,
                                     seed=cfg.seed or 0)
     clip = SacGradClip(o["sac_grad_clip"]) if o["sac_grad_clip"] is not None else None
     diag = ValueAwareDiagnostics(o["va_value"], refit=refit, num_samples=o["va_samples"])
