@@ -93,7 +93,6 @@ def test_critic_gradient_clip_applied(ctx, clip):
 
 
 def test_counter_restarts_at_each_model_training_call(ctx):
-    ag = adapter_for(ctx.agent)
     refit = AuthorsValueRefit(interval=5, num_updates=1, num_starts=35)
     refit.on_model_train_begin(ctx)
     for _ in range(4):

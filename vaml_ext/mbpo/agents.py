@@ -203,7 +203,8 @@ class Pranz24SAC(AgentAdapter):
         x = mean + log_std.exp() * eps
         y = torch.tanh(x)
         action = y * policy.action_scale + policy.action_bias
-        logp = (_normal_logp(eps, log_std) - torch.log(policy.action_scale * (1 - y.pow(2)) + _EPS)).sum(-1, keepdim=True)
+        squash = torch.log(policy.action_scale * (1 - y.pow(2)) + _EPS)
+        logp = (_normal_logp(eps, log_std) - squash).sum(-1, keepdim=True)
         return action, logp
 
     def next_action_for_target(self, next_obs):

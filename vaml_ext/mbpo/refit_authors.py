@@ -66,9 +66,11 @@ def sample_buffer(buf, n: int, device) -> Tuple[torch.Tensor, ...]:
         s, a, r, s2, _not_done, not_done_no_max = buf.sample(n)
         return s.to(device), a.to(device), r.to(device), s2.to(device), not_done_no_max.to(device)
     s, a, s2, r, term, _ = buf.sample(n).astuple()
-    f = dict(dtype=torch.float32, device=device)
-    return (torch.as_tensor(s, **f), torch.as_tensor(a, **f), torch.as_tensor(r, **f).reshape(-1, 1),
-            torch.as_tensor(s2, **f), 1.0 - torch.as_tensor(term, **f).reshape(-1, 1))
+
+    def t(x):
+        return torch.as_tensor(x, dtype=torch.float32, device=device)
+
+    return t(s), t(a), t(r).reshape(-1, 1), t(s2), 1.0 - t(term).reshape(-1, 1)
 
 
 def _members_used(dynamics_model) -> int:
