@@ -34,6 +34,14 @@ def _run(tmp_path, *extra, env=None):
         return proc, list(csv.DictReader(f))
 
 
+def test_separate_refit_refused_on_the_paper_base(tmp_path):
+    cmd = [str(PAPER_PY), "-m", "mbrl.examples.main", "algorithm=mbpo", "overrides=mbpo_hopper", "device=cpu",
+           f"hydra.run.dir={tmp_path}", "overrides.model_loss=ma_vaml", *SMOKE]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode != 0 and "overrides.value_refit_mode=separate is not available" in proc.stderr
+    assert not (tmp_path / "results.csv").exists()
+
+
 def test_paper_base_is_mbrl_dev3():
     out = subprocess.run([str(PAPER_PY), "-c", "import mbrl, mbrl.util.plugins as p; print(mbrl.__version__, "
                           "sorted(p.load_plugins()))"], capture_output=True, text=True, timeout=300)
@@ -44,7 +52,7 @@ def test_paper_base_is_mbrl_dev3():
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [
     ("overrides.model_loss=ma_l1", "overrides.profile=paper"),
-    ("overrides.model_loss=ma_vaml",),
+    ("overrides.model_loss=ma_vaml", "overrides.value_refit_mode=authors"),
 ])
 def test_value_aware_runs_on_the_paper_base(tmp_path, extra):
     """The issue's acceptance command (tiny budget) on mbrl 0.2.0.dev3."""

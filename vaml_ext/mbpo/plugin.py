@@ -134,6 +134,13 @@ def validate_config(cfg) -> None:
                              "expected a finite number > 0")
         if o.get("value_update_interval", 0) > 0 and o.get("num_value_updates", 0) < 1:
             raise ValueError("overrides.num_value_updates must be >= 1 when value_update_interval > 0")
+        import mbrl
+
+        if (getattr(mbrl, "__version__", "") == "0.2.0.dev3" and o.get("value_update_interval", 0) > 0
+                and o.get("value_refit_mode") == "separate"):
+            # the separate D'' (vaml_ext.mbpo.refit) is built on mbrl 0.2.0's ReplayBuffer.add_batch
+            raise ValueError("overrides.value_refit_mode=separate is not available on the paper base "
+                             "(mbrl 0.2.0.dev3); use value_refit_mode=authors or profile=paper")
 
 
 def make_callbacks(cfg, ctx):
