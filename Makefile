@@ -8,10 +8,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-installed
 
-.PHONY: install demo test test-fast lint format check-patches clean
+.PHONY: install install-paper demo test test-fast lint format check-patches clean
 
 install: $(STAMP)
-	$(BIN)/vaml-patch apply
+	$(BIN)/vaml-patch apply mbrl-lib slbo
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e third_party/mbrl-lib
 	@if [ -f patches/slbo/upstream.toml ] && [ -f third_party/slbo-patched/setup.py ]; then \
 	  $(BIN)/pip install -q --no-deps --no-build-isolation -e third_party/slbo-patched; fi
@@ -23,6 +23,23 @@ $(STAMP): requirements/base.txt requirements/test.txt requirements/dev.txt pypro
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements/base.txt -r requirements/test.txt -r requirements/dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps rliable==1.2.0
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# The paper base: mbrl 0.2.0.dev3 (the authors' base, patches/mbrl-lib-dev3/) in its own
+# venv and tree, beside the default base. Same pinned requirements (CPU torch), vaml_ext
+# editable (so its mbrl.plugins entry point registers unchanged).
+PAPER_VENV  ?= .venv-paper
+PAPER_BIN   := $(PAPER_VENV)/bin
+PAPER_STAMP := $(PAPER_VENV)/.deps-installed
+
+install-paper: $(PAPER_STAMP)
+	$(PAPER_BIN)/vaml-patch apply mbrl-lib-dev3
+	$(PAPER_BIN)/pip install -q --no-deps --no-build-isolation -e third_party/mbrl-lib-dev3
+
+$(PAPER_STAMP): requirements/base.txt requirements/test.txt pyproject.toml
+	test -x $(PAPER_BIN)/python || $(PYTHON) -m venv $(PAPER_VENV)
+	$(PAPER_BIN)/pip install -q --disable-pip-version-check -r requirements/base.txt -r requirements/test.txt
+	$(PAPER_BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 demo: install
@@ -45,4 +62,4 @@ check-patches: $(STAMP)
 	$(BIN)/vaml-patch check
 
 clean:
-	rm -rf $(VENV) third_party/mbrl-lib third_party/slbo-patched third_party/.cache
+	rm -rf $(VENV) $(PAPER_VENV) third_party/mbrl-lib third_party/mbrl-lib-dev3 third_party/slbo-patched third_party/.cache

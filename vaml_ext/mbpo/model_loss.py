@@ -9,12 +9,14 @@ Per batch, for every ensemble member e and transition (s, a, r, s'):
    as upstream's ``target_is_delta``);
 2. ``k = va_samples`` reparameterised samples ``(Δŝ, r̂) = μ + σ ε`` give next states
    ``ŝ = s + Δŝ`` in raw observation space;
-3. ``A = V(s') − (1/k) Σ V(ŝ)`` (paper Eq. 10; ``V`` from :mod:`vaml_ext.mbpo.values`, one
-   action draw shared by ``s'`` and ``ŝ``, agent parameters frozen);
+3. ``A = V(s') − (1/k) Σ V(ŝ)`` (paper Eq. 9; ``V`` from :mod:`vaml_ext.mbpo.values`
+   by ``va_value``: the default ``q1`` is this project's common-random-numbers variant,
+   one action draw shared by ``s'`` and ``ŝ``; ``q1_indep`` is the authors' estimator,
+   independent draws, va_mbpo gaussian_mlp.py l.352-374; agent parameters frozen);
 4. loss = ``va_loss_coeff · Σ_{e,b} |A|`` (``ma_l1``, Eq. 10; ``A²`` for ``ma_vaml``)
-   ``+ Σ_{e,b} (r̂ − r)²`` -- the reduction of the paper's MBPO code (``va_mbpo``
-   ``mbrl/models/gaussian_mlp.py`` l. 389-396; :attr:`ModelLoss.reduction` ``"sum"``);
-   the reward head keeps a regression loss (the paper assumes a known/learned reward).
+   ``+ Σ_{e,b} (r̂ − r)²`` -- the reduction of the authors' code (va_mbpo
+   gaussian_mlp.py l.389-396; :attr:`ModelLoss.reduction` ``"sum"``); the
+   reward head keeps a regression loss (the paper assumes a known/learned reward).
    ``va_reduction=mean`` uses per-member means instead (summed over members, as
    upstream's Gaussian NLL). The reduction matters although Adam is scale-invariant:
    Adam's weight decay and the gradient clip are not (measured: exp/mbpo/README.md).

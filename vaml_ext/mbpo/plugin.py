@@ -7,8 +7,12 @@ Registers, through the seam added by the ``plugins`` patch of ``patches/mbrl-lib
   (``ma_l1`` = paper Eq. 10, ``ma_vaml`` = squared model advantage);
 * ``validate_config`` -- rejects bad values before any training, naming the key;
 * ``make_callbacks`` -- the stale-value refit (Algorithm 2) when the loss is value
-  aware and ``value_update_interval > 0``, diagnostics for every loss, and the run
-  recorder (``returns.csv``, checkpoint/resume, progress; :mod:`vaml_ext.mbpo.checkpoint`).
+  aware and ``value_update_interval > 0`` (``value_refit_mode``: ``separate`` =
+  :mod:`vaml_ext.mbpo.refit`, ``authors`` = :mod:`vaml_ext.mbpo.refit_authors`), the
+  SAC gradient clip when ``sac_grad_clip`` is set, diagnostics for every loss, and the
+  run recorder (``returns.csv``, checkpoint/resume, progress; :mod:`vaml_ext.mbpo.checkpoint`).
+
+``profile=paper`` selects what the authors' code did (:mod:`vaml_ext.mbpo.profile`).
 """
 from __future__ import annotations
 
@@ -24,7 +28,10 @@ config_defaults = {
     "value_update_interval": 5,
     "num_value_updates": 5,
     "value_refit_batch_size": 1000,
-    "va_value": "q1",
+    "va_value": "q1",  # this project's shared-draw Q1; q1_indep = the authors' (vaml_ext.mbpo.values)
+    "value_refit_mode": "separate",  # separate D'' (vaml_ext.mbpo.refit) | authors (refit_authors)
+    "sac_grad_clip": None,  # SAC critic/actor grad-norm clip (authors: 2.0); null = upstream's none
+    "profile": "current",  # current | paper (vaml_ext.mbpo.profile)
     "va_samples": 1,
     "va_grad_clip": 2.0,
     "va_reduction": "sum",
@@ -34,6 +41,13 @@ config_defaults = {
     "resume": True,
     "progress_bar": False,
 }
+
+
+def settings(cfg):
+    """``cfg.overrides``' plugin keys with ``overrides.profile`` applied (a dict)."""
+    from vaml_ext.mbpo.profile import effective
+
+    return effective(cfg.overrides, config_defaults)
 
 
 def _per_transition_value_aware():
@@ -53,11 +67,11 @@ def _factory(name):
     def make(ctx):
         from vaml_ext.mbpo.model_loss import ValueAwareModelUpdate
 
-        o = ctx.cfg.overrides
+        o = settings(ctx.cfg)
         return ValueAwareModelUpdate(
-            ctx, name, coeff=o.va_loss_coeff, value=o.va_value, num_samples=o.va_samples,
-            grad_clip=o.va_grad_clip, seed=ctx.cfg.seed if ctx.cfg.seed is not None else 0,
-            reduction=o.va_reduction,
+            ctx, name, coeff=o["va_loss_coeff"], value=o["va_value"], num_samples=o["va_samples"],
+            grad_clip=o["va_grad_clip"], seed=ctx.cfg.seed if ctx.cfg.seed is not None else 0,
+            reduction=o["va_reduction"],
         )
 
     return make
@@ -74,8 +88,8 @@ def _int(o, key, minimum):
 
 
 def validate_config(cfg) -> None:
-    o = cfg.overrides
-    name = o.get("model_loss", "mle")
+    o = settings(cfg)  # profile conflicts fail here, naming the key
+    name = cfg.overrides.get("model_loss", "mle")
     if name in available_losses() and get_loss_class(name).needs_trajectories:
         raise ValueError(f"overrides.model_loss={name!r} needs whole trajectories and is only "
                          "available in the gridworld study; MBPO supports: mle, "
@@ -84,7 +98,12 @@ def validate_config(cfg) -> None:
     _int(o, "num_value_updates", 0)
     _int(o, "value_refit_batch_size", 1)
     _int(o, "va_samples", 1)
-    _int(o, "checkpoint_every", 0)
+    if _int(o, "checkpoint_every", 0) > 0:
+        import mbrl
+
+        if getattr(mbrl, "__version__", "") == "0.2.0.dev3":
+            raise ValueError("overrides.checkpoint_every > 0: checkpoint/resume is not available on the paper "
+                             "base (mbrl 0.2.0.dev3, patches/mbrl-lib-dev3); use 0")
     for key in ("resume", "progress_bar"):
         if not isinstance(o.get(key), bool):
             raise ValueError(f"overrides.{key}={o.get(key)!r} is invalid: expected true or false")
@@ -93,14 +112,21 @@ def validate_config(cfg) -> None:
     if o.get("va_value") not in VALUE_ESTIMATORS:
         raise ValueError(f"overrides.va_value={o.get('va_value')!r} is invalid: expected one of "
                          + ", ".join(VALUE_ESTIMATORS))
+    from vaml_ext.mbpo.profile import REFIT_MODES
+
+    if o.get("value_refit_mode") not in REFIT_MODES:
+        raise ValueError(f"overrides.value_refit_mode={o.get('value_refit_mode')!r} is invalid: expected one of "
+                         + ", ".join(REFIT_MODES))
+    for key in ("va_grad_clip", "sac_grad_clip"):
+        clip = o.get(key)
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
+                                 or not math.isfinite(clip) or clip <= 0):
+            raise ValueError(f"overrides.{key}={clip!r} is invalid: expected a number > 0 or null")
     from vaml_ext.mbpo.model_loss import REDUCTIONS
 
     if o.get("va_reduction") not in REDUCTIONS:
         raise ValueError(f"overrides.va_reduction={o.get('va_reduction')!r} is invalid: expected one of "
                          + ", ".join(REDUCTIONS))
-    clip = o.get("va_grad_clip")
-    if clip is not None and (not isinstance(clip, (int, float)) or not math.isfinite(clip) or clip <= 0):
-        raise ValueError(f"overrides.va_grad_clip={clip!r} is invalid: expected a number > 0 or null")
     if is_value_aware(name):
         c = o.get("va_loss_coeff")
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
@@ -108,20 +134,38 @@ def validate_config(cfg) -> None:
                              "expected a finite number > 0")
         if o.get("value_update_interval", 0) > 0 and o.get("num_value_updates", 0) < 1:
             raise ValueError("overrides.num_value_updates must be >= 1 when value_update_interval > 0")
+        import mbrl
+
+        if (getattr(mbrl, "__version__", "") == "0.2.0.dev3" and o.get("value_update_interval", 0) > 0
+                and o.get("value_refit_mode") == "separate"):
+            # the separate D'' (vaml_ext.mbpo.refit) is built on mbrl 0.2.0's ReplayBuffer.add_batch
+            raise ValueError("overrides.value_refit_mode=separate is not available on the paper base "
+                             "(mbrl 0.2.0.dev3); use value_refit_mode=authors or profile=paper")
 
 
 def make_callbacks(cfg, ctx):
     from vaml_ext.mbpo.checkpoint import RunRecorder
     from vaml_ext.mbpo.diagnostics import ValueAwareDiagnostics
+    from vaml_ext.mbpo.profile import SacGradClip
     from vaml_ext.mbpo.refit import StaleValueRefit
 
-    o = cfg.overrides
+    o = settings(cfg)
+    # mbrl 0.2.0's overrides name the SAC batch size; 0.2.0.dev3's agent holds it (256)
+    sac_batch = cfg.overrides.get("sac_batch_size") or getattr(getattr(ctx.agent, "sac_agent", None), "batch_size", 256)
     refit = None
-    if is_value_aware(o.model_loss) and o.value_update_interval > 0:
-        refit = StaleValueRefit(o.value_update_interval, o.num_value_updates, o.value_refit_batch_size,
-                                batch_size=o.sac_batch_size, seed=cfg.seed or 0)
-    diag = ValueAwareDiagnostics(o.va_value, refit=refit, num_samples=o.va_samples)
+    if is_value_aware(cfg.overrides.model_loss) and o["value_update_interval"] > 0:
+        if o["value_refit_mode"] == "authors":
+            from vaml_ext.mbpo.refit_authors import AuthorsValueRefit
+
+            refit = AuthorsValueRefit(o["value_update_interval"], o["num_value_updates"],
+                                      o["value_refit_batch_size"], batch_size=sac_batch)
+        else:
+            refit = StaleValueRefit(o["value_update_interval"], o["num_value_updates"],
+                                    o["value_refit_batch_size"], batch_size=sac_batch,
+                                    seed=cfg.seed or 0)
+    clip = SacGradClip(o["sac_grad_clip"]) if o["sac_grad_clip"] is not None else None
+    diag = ValueAwareDiagnostics(o["va_value"], refit=refit, num_samples=o["va_samples"])
     stateful = {"diagnostics": diag, **({"refit": refit} if refit is not None else {})}
     # last: it restores a checkpoint after the others have built their objects
-    recorder = RunRecorder(o.checkpoint_every, resume=o.resume, progress=o.progress_bar, stateful=stateful)
-    return [cb for cb in (refit, diag, recorder) if cb is not None]
+    recorder = RunRecorder(o["checkpoint_every"], resume=o["resume"], progress=o["progress_bar"], stateful=stateful)
+    return [cb for cb in (clip, refit, diag, recorder) if cb is not None]

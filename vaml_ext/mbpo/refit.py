@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 import mbrl.models
 import mbrl.util
-from mbrl.third_party.pytorch_sac_pranz24.utils import soft_update
 from mbrl.util.plugins import Callback
+from vaml_ext.mbpo.agents import Pranz24SAC, adapter_for
 
 
 class StaleValueRefit(Callback):
@@ -106,6 +106,8 @@ class StaleValueRefit(Callback):
 
     def critic_updates_on(self, sac, scratch) -> float:
         """``num_value_updates`` SAC critic steps on D''; policy and α untouched."""
+        from mbrl.third_party.pytorch_sac_pranz24.utils import soft_update  # absent from mbrl 0.2.0.dev3
+
         loss_val = 0.0
         device = sac.device
         for _ in range(self.num_updates):
@@ -136,6 +138,12 @@ class StaleValueRefit(Callback):
         scratch = self.collect(ctx)
         self.last_buffer_size = len(scratch)
         if len(scratch) > 0 and self.num_updates > 0:
-            self.critic_updates_on(ctx.agent.sac_agent, scratch)
+            ag = adapter_for(ctx.agent)
+            if isinstance(ag, Pranz24SAC):
+                self.critic_updates_on(ag.sac, scratch)
+            else:  # e.g. mbrl 0.2.0.dev3's Yarats SACAgent: same schedule, its own update rule
+                from vaml_ext.mbpo.refit_authors import adapted_critic_updates
+
+                adapted_critic_updates(self, ag, scratch)
         self.refits += 1
         self.seconds += time.perf_counter() - t0
