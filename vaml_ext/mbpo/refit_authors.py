@@ -154,7 +154,7 @@ class AuthorsValueRefit(Callback):
         self.last_buffer_size = len(buf)
 
     def critic_updates_on(self, ag: AgentAdapter, buf) -> float:
-        n = int(self.batch_size or getattr(ag.sac, "batch_size", 256))
+        n = int(self.batch_size or getattr(ag.sac, "batch_size", None) or 256)
         loss = 0.0
         for _ in range(self.num_updates):
             s, a, r, s2, not_done = sample_buffer(buf, n, ag.device)
