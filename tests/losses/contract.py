@@ -22,7 +22,7 @@ def default_inputs(cls, requires_grad=True, zero=False, seed=0):
         else:
             shape = (32,)
         x = torch.zeros(shape) if zero else torch.randn(shape, generator=g)
-        if key in ("nll", "multi_step_sq_err", "sq_err"):
+        if key == "nll" or key.endswith("sq_err"):  # non-negative inputs (errors, NLLs)
             x = x.abs() if not zero else x
         out[key] = x.double().requires_grad_(requires_grad)
     return out
