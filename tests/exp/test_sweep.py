@@ -49,7 +49,7 @@ def test_paper_env_lists():
     assert set(load_figure("fig3")["envs"]) == {"cartpole", "swimmer", "pusher", "walker", "hopper", "ant",
                                                "halfcheetah"}
     assert load_figure("fig3")["methods"] == ["mle", "ma_l1", "ma_vaml"]
-    assert load_figure("fig4")["methods"] == ["mle", "ma_l1_naive", "ma_l1"]
+    assert load_figure("fig4")["methods"] == ["mle", "ma_l1_naive", "ma_l1", "mle_va_slbo"]
     assert {"pendulum", "acrobot", "hopper", "swimmer", "ant", "reacher"} <= set(load_figure("fig2")["envs"])
 
 

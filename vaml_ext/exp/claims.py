@@ -41,7 +41,7 @@ from vaml_ext.figures import figure_names, load_figure
 MIN_SEEDS = 3
 
 # Methods that are not value-aware (no PoI over MLE is computed for them).
-BASELINES = ("mle", "slbo")
+BASELINES = ("mle", "slbo", "mle_va_slbo")
 # Extra spellings of a canonical env name (after norm_env).
 ENV_ALIASES: Dict[str, Tuple[str, ...]] = {"walker": ("walker2d",), "halfcheetah": ("cheetah",)}
 
