@@ -78,6 +78,9 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions for the CIs")
     p.add_argument("--no-aggregate", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the sweep command and exit")
+    p.add_argument("--wandb", action="store_true",
+                   help="log every run to Weights & Biases (sets VAML_WANDB=1 for the runs; needs `pip install "
+                        "wandb`; WANDB_MODE=offline logs to each run's wandb/ without network)")
     a = p.parse_args(argv)
     if a.jobs < 1:
         p.error("--jobs must be >= 1")
@@ -99,6 +102,14 @@ def main(argv=None) -> int:
         return 0
     t0 = time.time()
     env = dict(os.environ)
+    if a.wandb:
+        from vaml_ext.tracking import ENV_SWITCH, WandbNotInstalled, require_wandb
+
+        try:
+            require_wandb("--wandb")
+        except WandbNotInstalled as e:
+            p.error(str(e))
+        env[ENV_SWITCH] = "1"
     env["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH")) if x)
     proc = subprocess.run(cmd, cwd=REPO, env=env)
     wall = time.time() - t0

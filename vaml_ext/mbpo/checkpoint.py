@@ -40,7 +40,8 @@ from mbrl.util.plugins import Callback
 CKPT_NAME = "latest.pt"
 #: config keys that may differ between the run that wrote a checkpoint and the one resuming it
 #: (not ``overrides.num_steps``: mbrl sizes the real replay buffer from it)
-RESUME_MUTABLE_KEYS = ("overrides.resume", "overrides.progress_bar", "overrides.checkpoint_every")
+RESUME_MUTABLE_KEYS = ("overrides.resume", "overrides.progress_bar", "overrides.checkpoint_every",
+                       "overrides.wandb", "overrides.wandb_project", "overrides.wandb_entity", "overrides.wandb_mode")
 
 
 def _flat(d, prefix=""):
@@ -204,6 +205,11 @@ class RunRecorder(Callback):
         if self.progress is not None:
             extra = f"resumed from env step {self.resumed_from}" if self.resumed_from is not None else ""
             self.progress.close(extra=extra)
+        from vaml_ext.exp.rundir import read_eval
+        from vaml_ext.tracking import finish_run
+
+        finish_run(read_eval(Path(ctx.work_dir)), self.wall_time(), ctx.work_dir, tag=os.environ.get("VAML_RUN_TAG", "mbpo"),
+                   extra={"best_eval_reward": float(ctx.best_eval_reward)})  # two-line summary + done.json
 
     # ---- checkpoint ---------------------------------------------------------------------
     def _save(self, ctx) -> None:

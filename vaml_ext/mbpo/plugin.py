@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from vaml_ext.losses import DEFAULT_VA_LOSS_COEFF, available_losses, get_loss_class
+from vaml_ext.tracking import WANDB_DEFAULTS, check_wandb_options
 
 #: Defaults. Paper: va_loss_coeff 0.01, K_interval 5 for MBPO, 5 critic updates per
 #: refit, k = 1 sample. value_refit_batch_size: see exp/mbpo/README.md for the
@@ -33,6 +34,8 @@ config_defaults = {
     "checkpoint_every": 0,
     "resume": True,
     "progress_bar": False,
+    # optional Weights & Biases logging (vaml_ext.tracking): wandb, wandb_project, wandb_entity, wandb_mode
+    **WANDB_DEFAULTS,
 }
 
 
@@ -98,6 +101,7 @@ def validate_config(cfg) -> None:
     if o.get("va_reduction") not in REDUCTIONS:
         raise ValueError(f"overrides.va_reduction={o.get('va_reduction')!r} is invalid: expected one of "
                          + ", ".join(REDUCTIONS))
+    check_wandb_options(o, prefix="overrides.")
     clip = o.get("va_grad_clip")
     if clip is not None and (not isinstance(clip, (int, float)) or not math.isfinite(clip) or clip <= 0):
         raise ValueError(f"overrides.va_grad_clip={clip!r} is invalid: expected a number > 0 or null")
@@ -112,15 +116,16 @@ def validate_config(cfg) -> None:
 
 def make_callbacks(cfg, ctx):
     from vaml_ext.mbpo.checkpoint import RunRecorder
-    from vaml_ext.mbpo.diagnostics import ValueAwareDiagnostics
+    from vaml_ext.mbpo.diagnostics import ValueAwareDiagnostics, readable_log_formats
     from vaml_ext.mbpo.refit import StaleValueRefit
 
+    readable_log_formats()  # mbrl's console lines labelled with their CSV column names
     o = cfg.overrides
     refit = None
     if is_value_aware(o.model_loss) and o.value_update_interval > 0:
         refit = StaleValueRefit(o.value_update_interval, o.num_value_updates, o.value_refit_batch_size,
                                 batch_size=o.sac_batch_size, seed=cfg.seed or 0)
-    diag = ValueAwareDiagnostics(o.va_value, refit=refit, num_samples=o.va_samples)
+    diag = ValueAwareDiagnostics(o.va_value, refit=refit, num_samples=o.va_samples, wandb_opts=o)
     stateful = {"diagnostics": diag, **({"refit": refit} if refit is not None else {})}
     # last: it restores a checkpoint after the others have built their objects
     recorder = RunRecorder(o.checkpoint_every, resume=o.resume, progress=o.progress_bar, stateful=stateful)
