@@ -31,6 +31,10 @@ WANDB_DEFAULTS: Dict[str, object] = {"wandb": False, "wandb_project": "vaml", "w
 WANDB_MODES = ("online", "offline", "disabled")
 ENV_SWITCH = "VAML_WANDB"  # "1": every run started by this process (and its children) logs to W&B
 DONE_FILE = "done.json"
+#: the files a summary names first (the rest are counted): the evaluation curves, the
+#: summary, TensorBoard, checkpoints and the backends' own logs
+KEY_FILES = ("returns.csv", "progress.csv", "results.csv", "va_model.csv", DONE_FILE, "run.yaml", "config.yml",
+             "tb/", "ckpt/", "wandb/", "log.txt", "stdout.log")
 
 
 # ---- summaries ---------------------------------------------------------------------------
@@ -77,11 +81,11 @@ def summarize(rows: Sequence[dict], wall_s: Optional[float], run_dir, tag: str =
     who = f"[{tag}] " if tag else ""
     best = (f"best {d['best_return']:.1f} at env step {d['best_env_steps']:,}" if d["best_env_steps"] is not None
             else f"best {d['best_return']:.1f}")
-    files = sorted(p.name + ("/" if p.is_dir() else "") for p in run_dir.iterdir()) if run_dir.is_dir() else []
-    files = [f for f in files if not f.endswith(".tmp")]
-    if DONE_FILE not in files:
-        files.append(DONE_FILE)
-    shown = ", ".join(files[:10]) + (f", ... ({len(files)} entries)" if len(files) > 10 else "")
+    names = {p.name + ("/" if p.is_dir() else "") for p in run_dir.iterdir()} if run_dir.is_dir() else set()
+    names = {n for n in names if not n.endswith(".tmp")} | {DONE_FILE}
+    key = [n for n in KEY_FILES if n in names]
+    more = len(names) - len(key)
+    shown = ", ".join(key) + (f" + {more} more" if more else "")
     lines = [f"{who}finished: final return {d['final_return']:.1f}, {best}; {d['env_steps']:,} env steps, "
              f"{d['n_evals']} evaluations, {fmt_duration(wall_s)} wall-clock",
              f"{who}files: {run_dir}/ ({shown})"]

@@ -84,6 +84,13 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.jobs < 1:
         p.error("--jobs must be >= 1")
+    from vaml_ext.tracking import ENV_SWITCH, WandbNotInstalled, require_wandb
+
+    if a.wandb:
+        try:
+            require_wandb("--wandb")
+        except WandbNotInstalled as e:
+            p.error(str(e))
     fig = load_figure(a.figure)
     if a.preset not in (fig.get("presets") or {}):
         p.error(f"--preset {a.preset} is not defined for {a.figure}")
@@ -103,12 +110,6 @@ def main(argv=None) -> int:
     t0 = time.time()
     env = dict(os.environ)
     if a.wandb:
-        from vaml_ext.tracking import ENV_SWITCH, WandbNotInstalled, require_wandb
-
-        try:
-            require_wandb("--wandb")
-        except WandbNotInstalled as e:
-            p.error(str(e))
         env[ENV_SWITCH] = "1"
     env["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH")) if x)
     proc = subprocess.run(cmd, cwd=REPO, env=env)
