@@ -25,7 +25,8 @@ setup(
     include_package_data=True,
     python_requires=">=3.11",
     install_requires=_reqs("base.txt"),
-    extras_require={"test": _reqs("test.txt")},
+    # optional: Weights & Biases logging (overrides.wandb=true, slbo wandb=true, figure --wandb; vaml_ext/tracking.py)
+    extras_require={"test": _reqs("test.txt"), "wandb": ["wandb>=0.17"]},
     entry_points={
         "console_scripts": ["vaml-patch=vaml_ext.patching.cli:main"],
         # Discovered by the seam that patches/mbrl-lib/0003 adds to mbrl-lib.

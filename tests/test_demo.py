@@ -1,5 +1,6 @@
 """The demo's output: live progress lines, the curve PNG with the stored baseline band."""
 import io
+import math
 import time
 
 import pytest
@@ -8,6 +9,11 @@ from vaml_ext import demo
 from vaml_ext.mbpo.runner import SMOKE_OVERRIDES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _seconds(mmss: str) -> int:
+    m, s = mmss.split(":")
+    return int(m) * 60 + int(s)
 
 
 def test_baseline_band_is_the_stored_curves_of_the_same_setting():
@@ -44,14 +50,18 @@ def test_progress_lines_steps_return_and_eta(tmp_path):
     assert "ETA ? | setting up / exploring" in stream.getvalue()
     (run / "va_model.csv").write_text("env_step,val_mse\n199,0.1\n")
     st.poll()
+    assert st.steps == 200 and math.isnan(st.eta())  # one observation: no pace yet
     st.first = (st.first[0] - 10.0, st.first[1])  # pretend the first step was seen 10 s ago
     (run / "returns.csv").write_text("env_steps,return,wall_time_s\n200,12.0,5\n400,31.5,9\n")
     disp.refresh(force=True)
     last = stream.getvalue().splitlines()[-1]
-    # 400 steps done, 200 of them in ~10 s since the first was seen -> ~30 s for the remaining 600
+    # 200 steps in 10 s between the first and the last observation -> 30 s for the remaining 600
     assert last.startswith("[mle] 400/1,000 env steps ( 40%) | return 31.5 (best 31.5) |") and "running" in last
-    eta = last.split("ETA ")[1].split(" ")[0]
-    assert 25 <= int(eta.split(":")[0]) * 60 + int(eta.split(":")[1]) <= 31, last
+    assert 29 <= _seconds(last.split("ETA ")[1].split(" ")[0]) <= 30, last
+    st.first, st.last = [(t - 12.0, n) for t, n in (st.first, st.last)]  # 12 s on, no new step: counts down
+    assert 17.5 <= st.eta() <= 18.5
+    disp.refresh()  # nothing changed and the heartbeat interval has not passed: no new line
+    assert stream.getvalue().splitlines()[-1] == last
     st.end = (0, 12.0)
     disp.finished(st)
     assert stream.getvalue().splitlines()[-1].endswith("ETA 0:00 | done")

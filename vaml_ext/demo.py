@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 from vaml_ext.mbpo.runner import REGRESSIONS
 
@@ -79,9 +80,12 @@ class RunState:
     def __init__(self, loss: str, run_dir: Path, total: int):
         self.loss, self.run_dir, self.total = loss, run_dir, total
         self.steps, self.ret, self.best = 0, float("nan"), float("nan")
-        self.t0 = None          # run started
-        self.first = None       # (time, steps) at the first loop step seen: ETA excludes setup and exploration
-        self.end = None         # (return code, seconds) once finished
+        self.t0: Optional[float] = None  # run started
+        #: (time, steps) when loop steps were first / last seen to advance: the pace between
+        #: them (setup and the initial exploration excluded) gives the ETA
+        self.first: Optional[Tuple[float, int]] = None
+        self.last: Optional[Tuple[float, int]] = None
+        self.end: Optional[Tuple[int, float]] = None  # (return code, seconds) once finished
 
     def poll(self) -> bool:
         """Re-read the run's files; True when something changed."""
@@ -94,6 +98,8 @@ class RunState:
             self.best = max(r["return"] for r in evals)
         if steps and self.first is None:
             self.first = (time.perf_counter(), steps)
+        if steps > self.steps:
+            self.last = (time.perf_counter(), steps)
         self.steps = min(steps, self.total)
         return bool(changed)
 
@@ -104,10 +110,11 @@ class RunState:
     def eta(self) -> float:
         if self.end:
             return 0.0
-        if self.first is None or self.steps <= self.first[1]:
+        if self.first is None or self.last is None or self.last[1] <= self.first[1]:
             return float("nan")
-        rate = (self.steps - self.first[1]) / (time.perf_counter() - self.first[0])
-        return (self.total - self.steps) / rate
+        seconds_per_step = (self.last[0] - self.first[0]) / (self.last[1] - self.first[1])
+        # progress arrives in chunks (one model training / evaluation), so count down in between
+        return max(0.0, (self.total - self.steps) * seconds_per_step - (time.perf_counter() - self.last[0]))
 
     def phase(self) -> str:
         if self.t0 is None:
@@ -124,9 +131,9 @@ class RunState:
 
 class Display:
     """One live display for all runs: tqdm bars on a terminal, plain lines otherwise (a new
-    line per run when its step count or return changes, at most every ``interval`` s)."""
+    line per run when its step count or return changes, else one every ``interval`` s)."""
 
-    def __init__(self, states, stream=None, tty=None, interval: float = 15.0):
+    def __init__(self, states, stream=None, tty=None, interval: float = 60.0):
         self.states = states
         self.stream = stream or sys.stderr
         self.tty = getattr(self.stream, "isatty", lambda: False)() if tty is None else tty
@@ -159,8 +166,7 @@ class Display:
                 ret = "-" if not math.isfinite(s.ret) else f"{s.ret:.1f}"
                 bar.set_postfix_str(f"return {ret} | ETA {_fmt(s.eta())} | {s.phase()}", refresh=False)
                 bar.refresh()
-            elif force or (s.t0 is not None and not s.end and (changed or now - self._last[s.loss] >= self.interval)
-                           and now - self._last[s.loss] >= min(self.interval, 2.0)):
+            elif force or (s.t0 is not None and not s.end and (changed or now - self._last[s.loss] >= self.interval)):
                 self._last[s.loss] = now
                 print(s.line(), file=self.stream, flush=True)
 
@@ -200,9 +206,9 @@ def run_one(state: RunState, cmd, log_path: Path, display: Display) -> dict:
     with open(log_path, "w") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
-        state.t0 = time.perf_counter()
+        state.t0 = t0 = time.perf_counter()
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env_vars).returncode
-    state.end = (rc, time.perf_counter() - state.t0)
+    state.end = (rc, time.perf_counter() - t0)
     display.finished(state)
     return {"loss": state.loss, "dir": state.run_dir, "seconds": state.end[1], "rc": rc, "log": log_path,
             "rows": _read(state.run_dir / "returns.csv")}
@@ -223,7 +229,7 @@ def baseline_for(env: str, steps: int, extra, losses, baselines_dir: Path = BASE
             continue
         for loss in losses:
             path = baselines_dir / f"mbpo_{name}_{loss}.csv"
-            curves = {}
+            curves: Dict[int, List[Tuple[int, float]]] = {}
             for r in _read(path):
                 x = int(r["env_step"]) + 1  # mbrl's results.csv counts from 0; returns.csv counts steps done
                 if x <= steps:

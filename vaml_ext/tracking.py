@@ -180,14 +180,10 @@ class WandbRun:
         run_dir = Path(run_dir).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         kw = dict(project=project or "vaml", entity=entity, config=config, dir=str(run_dir),
-                  name=name or os.environ.get("VAML_RUN_TAG") or run_dir.name, group=group, reinit="create_new")
+                  name=name or os.environ.get("VAML_RUN_TAG") or run_dir.name, group=group)
         if mode is not None:
             kw["mode"] = mode
-        try:
-            self.run = wandb.init(**kw)
-        except TypeError:  # older wandb: reinit is a bool
-            kw["reinit"] = True
-            self.run = wandb.init(**kw)
+        self.run = wandb.init(**kw)
         self.run.define_metric("env_step")
         self.run.define_metric("*", step_metric="env_step")
         self._lock = threading.Lock()

@@ -208,8 +208,8 @@ class RunRecorder(Callback):
         from vaml_ext.exp.rundir import read_eval
         from vaml_ext.tracking import finish_run
 
-        finish_run(read_eval(Path(ctx.work_dir)), self.wall_time(), ctx.work_dir, tag=os.environ.get("VAML_RUN_TAG", "mbpo"),
-                   extra={"best_eval_reward": float(ctx.best_eval_reward)})  # two-line summary + done.json
+        finish_run(read_eval(Path(ctx.work_dir)), self.wall_time(), ctx.work_dir,  # two-line summary + done.json
+                   tag=os.environ.get("VAML_RUN_TAG", "mbpo"), extra={"best_eval_reward": float(ctx.best_eval_reward)})
 
     # ---- checkpoint ---------------------------------------------------------------------
     def _save(self, ctx) -> None:

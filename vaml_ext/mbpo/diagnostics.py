@@ -73,7 +73,7 @@ class ValueAwareDiagnostics(Callback):
         self.writer = None
         self.wandb_opts = wandb_opts
         self.wandb = None
-        self.history = []
+        self.history: list = []
         self._t0 = 0.0
 
     def on_train_begin(self, ctx):
