@@ -205,10 +205,9 @@ class RunRecorder(Callback):
         if self.progress is not None:
             extra = f"resumed from env step {self.resumed_from}" if self.resumed_from is not None else ""
             self.progress.close(extra=extra)
-        from vaml_ext.exp.rundir import read_eval
-        from vaml_ext.tracking import finish_run
+        from vaml_ext.tracking import finish_run, read_csv_rows
 
-        finish_run(read_eval(Path(ctx.work_dir)), self.wall_time(), ctx.work_dir,  # two-line summary + done.json
+        finish_run(read_csv_rows(Path(ctx.work_dir) / "returns.csv"), self.wall_time(), ctx.work_dir,  # 2-line summary
                    tag=os.environ.get("VAML_RUN_TAG", "mbpo"), extra={"best_eval_reward": float(ctx.best_eval_reward)})
 
     # ---- checkpoint ---------------------------------------------------------------------
