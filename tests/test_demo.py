@@ -3,7 +3,6 @@ import io
 import math
 import time
 
-
 from vaml_ext import demo
 from vaml_ext.mbpo.runner import SMOKE_OVERRIDES
 
