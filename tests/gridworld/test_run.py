@@ -62,7 +62,12 @@ def test_run_writes_rundir_and_skips_when_done(tmp_path, monkeypatch, capsys):
     assert done == s
     assert done["n_evals"] == 4 and done["env_steps"] == 300 and done["resumed"] is False
     assert done["final_return"] == rows[-1]["return"]
-    assert "done: 300 env steps" in capsys.readouterr().err  # RunProgress summary line
+    err = capsys.readouterr().err
+    assert "done: 300 env steps" in err  # RunProgress summary line
+    # the two-line end-of-run summary (vaml_ext.runlog.tracking), same numbers as done.json
+    assert done["best_return"] == max(r["return"] for r in rows) and done["run_dir"] == str(d.resolve())
+    assert (f"[gridworld5/mle/seed0] finished: final return {done['final_return']:.1f}, best {done['best_return']:.1f}"
+            in err) and f"[gridworld5/mle/seed0] files: {d.resolve()}/ (returns.csv, done.json, run.yaml" in err
 
     before = _files(d)
 

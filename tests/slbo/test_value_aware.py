@@ -242,6 +242,16 @@ def test_every_variant_runs_through_the_patched_tree(tmp_path, variant):
     assert cfg["vaml"]["model_loss"] == variant.replace("_naive", "")
     refits = "[refit]" in out.stdout
     assert refits == (variant in ("ma_l1", "ma_vaml")), out.stdout[-2000:]
+    # the end-of-run summary: two lines on stderr, the same numbers in done.json
+    import csv
+    import json
+
+    with open(log_dir / "progress.csv") as f:
+        last = list(csv.DictReader(f))[-1]
+    done = json.loads((log_dir / "done.json").read_text())
+    assert np.allclose(done["final_return"], float(last["real_return_mean"]), equal_nan=True)
+    assert done["env_steps"] == int(last["n_real_samples"])
+    assert f"finished: final return {done['final_return']:.1f}" in out.stderr and f"files: {log_dir}/" in out.stderr
 
 
 def test_supported_losses_follow_registry_attributes(monkeypatch):

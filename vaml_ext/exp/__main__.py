@@ -85,9 +85,19 @@ def main(argv=None) -> int:
                    help="start the selected unfinished runs over, setting their checkpoints aside (use when a "
                         "run's checkpoints cannot be loaded)")
     p.add_argument("--dry-run", action="store_true", help="print the sweep command and exit")
+    p.add_argument("--wandb", action="store_true",
+                   help="log every run to Weights & Biases (sets VAML_WANDB=1 for the runs; needs `pip install "
+                        "wandb`; WANDB_MODE=offline logs to each run's wandb/ without network)")
     a = p.parse_args(argv)
     if a.jobs < 1:
         p.error("--jobs must be >= 1")
+    from vaml_ext.runlog.tracking import ENV_SWITCH, WandbNotInstalled, require_wandb
+
+    if a.wandb:
+        try:
+            require_wandb("--wandb")
+        except WandbNotInstalled as e:
+            p.error(str(e))
     fig = load_figure(a.figure)
     if a.preset not in (fig.get("presets") or {}):
         p.error(f"--preset {a.preset} is not defined for {a.figure}")
@@ -107,6 +117,8 @@ def main(argv=None) -> int:
         return 0
     t0 = time.time()
     env = dict(os.environ)
+    if a.wandb:
+        env[ENV_SWITCH] = "1"
     env["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH")) if x)
     proc = subprocess.run(cmd, cwd=REPO, env=env)
     wall = time.time() - t0

@@ -39,10 +39,10 @@ def _tag(run) -> str:
 
 
 def _summary(run_dir: Path, wall: float, **extra) -> dict:
-    rows = read_eval(run_dir)
-    out = {"final_return": rows[-1]["return"] if rows else float("nan"),
-           "env_steps": int(rows[-1]["env_steps"]) if rows else 0,
-           "n_evals": len(rows), "wall_time_s": round(rows[-1].get("wall_time_s", wall) if rows else wall, 3)}
+    from vaml_ext.runlog.tracking import summarize
+
+    rows = read_eval(run_dir)  # final/best return, env steps, evaluations, wall-clock, run dir
+    out = summarize(rows, rows[-1].get("wall_time_s", wall) if rows else wall, run_dir)[1]
     out.update(extra)
     return out
 

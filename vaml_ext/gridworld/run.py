@@ -75,9 +75,9 @@ from vaml_ext.runlog.rundir import (
     EvalLog,
     git_provenance,
     read_done,
-    write_done,
     write_run_config,
 )
+from vaml_ext.runlog.tracking import finish_run, log_finished_run
 
 CKPT_DIR = "ckpt"
 TB_DIR = "tb"
@@ -242,13 +242,13 @@ def _run_locked(run_dir: Path, cfg: DynaConfig, size: int, method: str, seed: in
             checkpoint()
     finally:
         tb.close()
-    returns = [r["return"] for r in rows]
-    summary = {"final_return": returns[-1], "best_return": max(returns), "env_steps": trainer.env_steps,
-               "wall_time_s": round(wall(), 3), "n_evals": len(rows), "resumed": n_resumes > 0,
-               "n_resumes": n_resumes, "size": size, "method": method, "seed": seed}
-    write_done(run_dir, summary)
     if prog is not None:
-        prog.close(final_return=summary["final_return"])
+        prog.close(final_return=rows[-1]["return"])
+    # two-line summary + done.json (vaml_ext.runlog.tracking); W&B when $VAML_WANDB=1 (figure --wandb)
+    summary = finish_run(rows, wall(), run_dir, tag=f"gridworld{size}/{method}/seed{seed}", extra={
+        "env_steps": trainer.env_steps, "resumed": n_resumes > 0, "n_resumes": n_resumes, "size": size,
+        "method": method, "seed": seed})
+    log_finished_run({}, run_info, run_dir, rows, "env_steps", summary)
     return summary
 
 

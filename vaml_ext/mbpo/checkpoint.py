@@ -49,7 +49,8 @@ from vaml_ext.runlog.rundir import EvalLog, read_eval
 RESTART_HINT = "re-run with overrides.resume=false"
 #: config keys that may differ between the run that wrote a checkpoint and the one resuming it
 #: (not ``overrides.num_steps``: mbrl sizes the real replay buffer from it)
-RESUME_MUTABLE_KEYS = ("overrides.resume", "overrides.progress_bar", "overrides.checkpoint_every")
+RESUME_MUTABLE_KEYS = ("overrides.resume", "overrides.progress_bar", "overrides.checkpoint_every",
+                       "overrides.wandb", "overrides.wandb_project", "overrides.wandb_entity", "overrides.wandb_mode")
 
 
 def _flat(d, prefix=""):
@@ -215,6 +216,10 @@ class RunRecorder(Callback):
         if self.progress is not None:
             extra = f"resumed from env step {self.resumed_from}" if self.resumed_from is not None else ""
             self.progress.close(extra=extra)
+        from vaml_ext.runlog.tracking import finish_run, read_csv_rows
+
+        finish_run(read_csv_rows(Path(ctx.work_dir) / "returns.csv"), self.wall_time(), ctx.work_dir,  # 2-line summary
+                   tag=os.environ.get("VAML_RUN_TAG", "mbpo"), extra={"best_eval_reward": float(ctx.best_eval_reward)})
         if self.lock is not None:
             self.lock.release()
 

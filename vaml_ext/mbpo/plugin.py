@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 from vaml_ext.losses import DEFAULT_VA_LOSS_COEFF, available_losses, get_loss_class
+from vaml_ext.runlog.tracking import WANDB_DEFAULTS, check_wandb_options
 
 #: Defaults. Paper: va_loss_coeff 0.01, K_interval 5 for MBPO, 5 critic updates per
 #: refit, k = 1 sample. value_refit_batch_size: see exp/mbpo/README.md for the
@@ -40,6 +41,8 @@ config_defaults = {
     "checkpoint_every": 0,
     "resume": True,
     "progress_bar": False,
+    # optional Weights & Biases logging (vaml_ext.runlog.tracking): wandb, wandb_project, wandb_entity, wandb_mode
+    **WANDB_DEFAULTS,
 }
 
 
@@ -127,6 +130,7 @@ def validate_config(cfg) -> None:
     if o.get("va_reduction") not in REDUCTIONS:
         raise ValueError(f"overrides.va_reduction={o.get('va_reduction')!r} is invalid: expected one of "
                          + ", ".join(REDUCTIONS))
+    check_wandb_options(o, prefix="overrides.")
     if is_value_aware(name):
         c = o.get("va_loss_coeff")
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
@@ -145,10 +149,11 @@ def validate_config(cfg) -> None:
 
 def make_callbacks(cfg, ctx):
     from vaml_ext.mbpo.checkpoint import RunRecorder
-    from vaml_ext.mbpo.diagnostics import ValueAwareDiagnostics
+    from vaml_ext.mbpo.diagnostics import ValueAwareDiagnostics, readable_log_formats
     from vaml_ext.mbpo.profile import SacGradClip
     from vaml_ext.mbpo.refit import StaleValueRefit
 
+    readable_log_formats()  # mbrl's console lines labelled with their CSV column names
     o = settings(cfg)
     # mbrl 0.2.0's overrides name the SAC batch size; 0.2.0.dev3's agent holds it (256)
     sac_batch = cfg.overrides.get("sac_batch_size") or getattr(getattr(ctx.agent, "sac_agent", None), "batch_size", 256)
@@ -164,7 +169,7 @@ def make_callbacks(cfg, ctx):
                                     o["value_refit_batch_size"], batch_size=sac_batch,
                                     seed=cfg.seed or 0)
     clip = SacGradClip(o["sac_grad_clip"]) if o["sac_grad_clip"] is not None else None
-    diag = ValueAwareDiagnostics(o["va_value"], refit=refit, num_samples=o["va_samples"])
+    diag = ValueAwareDiagnostics(o["va_value"], refit=refit, num_samples=o["va_samples"], wandb_opts=o)
     stateful = {"diagnostics": diag, **({"refit": refit} if refit is not None else {})}
     # last: it restores a checkpoint after the others have built their objects
     recorder = RunRecorder(o["checkpoint_every"], resume=o["resume"], progress=o["progress_bar"], stateful=stateful)

@@ -9,6 +9,8 @@
   value-aware loss -- :mod:`vaml_ext.slbo.settings`); its flags precede the user's
 * ``env``: a stem of ``configs/envs/*.yml`` (hopper, swimmer, half_cheetah, walker, ant,
   reacher, pendulum, acrobot, cartpole, half_cheetah_short)
+* ``wandb=true`` (with optional ``wandb_project=``, ``wandb_entity=``, ``wandb_mode=offline``):
+  log the run's ``progress.csv`` rows to Weights & Biases (``pip install wandb``);
 * any other ``key=value`` is an upstream flag (``-s key=value``), e.g. ``slbo.n_stages=2``.
 
 It composes upstream's command line ``-c configs/algos/slbo.yml configs/envs/<env>.yml
@@ -71,21 +73,34 @@ def build_argv(argv, tree: Path):
 
 
 def main(argv=None):
+    from vaml_ext.runlog import tracking
+
     tree = patched_tree()
-    args = build_argv(sys.argv[1:] if argv is None else argv, tree)
+    try:
+        wandb_opts, argv = tracking.pop_wandb_args(sys.argv[1:] if argv is None else argv)
+        tracking.check_wandb_options(wandb_opts)
+    except (ValueError, tracking.WandbNotInstalled) as e:
+        raise SystemExit(str(e))
+    args = build_argv(argv, tree)
     sys.path.insert(0, str(tree))
     from slbo.main import cli
     from slbo.utils.flags import FLAGS
 
     if not hasattr(FLAGS, "vaml"):
         raise SystemExit(f"`slbo` was imported from {sys.modules['slbo'].__file__}, not the patched tree {tree}")
-    log_dir = next(a.partition("=")[2] for a in reversed(args) if a.startswith("log_dir="))
+    log_dir = Path(next(a.partition("=")[2] for a in reversed(args) if a.startswith("log_dir=")))
+    tag = os.environ.get("VAML_RUN_TAG") or f"slbo {log_dir}"
     try:
         lock = RunLock(log_dir).acquire()
     except RunInUse as e:
         raise SystemExit(f"slbo: {e}") from None
     try:
-        return cli(args)
+        # W&B (optional): the run's key=value arguments as config, progress.csv rows as they are written
+        with tracking.follow_csv_in_wandb(wandb_opts, {"argv": list(argv)}, log_dir, "progress.csv", "n_real_samples"):
+            out = cli(args)
+        tracking.finish_run(tracking.read_csv_rows(log_dir / "progress.csv"), None, log_dir, tag=tag,
+                            step_key="n_real_samples", return_key="real_return_mean")  # two-line summary + done.json
+        return out
     finally:
         lock.release()
 

@@ -1,0 +1,79 @@
+"""The demo's output: live progress lines, the curve PNG with the stored baseline band."""
+import io
+import math
+import time
+
+from vaml_ext import demo
+from vaml_ext.mbpo.runner import SMOKE_OVERRIDES
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _seconds(mmss: str) -> int:
+    m, s = mmss.split(":")
+    return int(m) * 60 + int(s)
+
+
+def test_baseline_band_is_the_stored_curves_of_the_same_setting():
+    base = demo.baseline_for("mbpo_cartpole", 2000, [], ["mle", "ma_l1"])
+    assert sorted(base) == ["ma_l1", "mle"]
+    for curves in base.values():
+        assert sorted(curves) == [0, 1, 2]  # the seeds stored in tests/baselines/mbpo_cartpole_2k_*.csv
+        assert [x for x, _ in curves[0]] == list(range(200, 2001, 200))  # env steps done, as returns.csv
+    assert [x for x, _ in demo.baseline_for("mbpo_cartpole", 1000, [], ["mle"])["mle"][1]][-1] == 1000
+    # no band when the settings differ from every stored regression
+    assert demo.baseline_for("mbpo_cartpole", 2000, ["overrides.va_loss_coeff=0.02"], ["mle"]) == {}
+    assert demo.baseline_for("mbpo_cartpole", 4000, [], ["mle"]) == {}
+    assert demo.baseline_for("mbpo_inv_pendulum", 1000, [], ["mle"]) == {}
+
+
+def test_curve_png_with_band(tmp_path):
+    runs = [{"loss": "mle", "rows": [{"env_steps": 200, "return": 30.0}, {"env_steps": 400, "return": 80.0}]},
+            {"loss": "ma_l1", "rows": [{"env_steps": 200, "return": 20.0}, {"env_steps": 400, "return": 60.0}]}]
+    base = demo.baseline_for("mbpo_cartpole", 400, [], ["mle", "ma_l1"])
+    png = demo.plot_curves(runs, base, tmp_path / "sub" / "returns.png", "test")
+    data = png.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 10_000
+
+
+def test_progress_lines_steps_return_and_eta(tmp_path):
+    run = tmp_path / "mle"
+    run.mkdir()
+    st = demo.RunState("mle", run, total=1000)
+    stream = io.StringIO()
+    disp = demo.Display([st], stream=stream, tty=False)
+    st.t0 = time.perf_counter()
+    disp.refresh(force=True)
+    assert "[mle] 0/1,000 env steps (  0%) | return - |" in stream.getvalue()
+    assert "ETA ? | setting up / exploring" in stream.getvalue()
+    (run / "va_model.csv").write_text("env_step,val_mse\n199,0.1\n")
+    st.poll()
+    assert st.steps == 200 and math.isnan(st.eta())  # one observation: no pace yet
+    st.first = (st.first[0] - 10.0, st.first[1])  # pretend the first step was seen 10 s ago
+    (run / "returns.csv").write_text("env_steps,return,wall_time_s\n200,12.0,5\n400,31.5,9\n")
+    disp.refresh(force=True)
+    last = stream.getvalue().splitlines()[-1]
+    # 200 steps in 10 s between the first and the last observation -> 30 s for the remaining 600
+    assert last.startswith("[mle] 400/1,000 env steps ( 40%) | return 31.5 (best 31.5) |") and "running" in last
+    assert 29 <= _seconds(last.split("ETA ")[1].split(" ")[0]) <= 30, last
+    st.first, st.last = [(t - 12.0, n) for t, n in (st.first, st.last)]  # 12 s on, no new step: counts down
+    assert 17.5 <= st.eta() <= 18.5
+    disp.refresh()  # nothing changed and the heartbeat interval has not passed: no new line
+    assert stream.getvalue().splitlines()[-1] == last
+    st.end = (0, 12.0)
+    disp.finished(st)
+    assert stream.getvalue().splitlines()[-1].endswith("ETA 0:00 | done")
+
+
+def test_demo_writes_the_curve_png_on_a_tiny_budget(tmp_path, capsys):
+    extra = [o for o in SMOKE_OVERRIDES if "num_steps" not in o]
+    assert demo.main(["--losses", "mle", "--steps", "200", "--jobs", "1", "--out", str(tmp_path), *extra]) == 0
+    out = capsys.readouterr().out
+    png = tmp_path / "returns.png"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert f"Curves: {png} (no stored baseline has these settings" in out
+    assert "[mle] 200/200 env steps (100%)" in out and "| done" in out  # plain progress lines (not a TTY)
+    assert "== MBPO demo summary ==" in out
+    log = (tmp_path / "mle.log").read_text()
+    assert "| results" in log and "episode_reward: " in log and "episode_reward: " not in out  # mbrl's lines: log only
+    assert (tmp_path / "mle" / "done.json").is_file()
