@@ -2,7 +2,7 @@
 #   make demo   -- set up everything, then run the built-in MBPO demo
 #   make test   -- set up everything, then run the test suite (all tiers; README, CI)
 #   make test-fast -- the edit-loop tier: everything not marked `slow` (<= 3 min on 2 cores)
-#   make lint   -- ruff check + mypy vaml_ext;  make format -- ruff format (rewrites files)
+#   make lint   -- ruff check + ruff format --check + mypy vaml_ext;  make format -- ruff format (rewrites files)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -53,6 +53,7 @@ test-fast: install
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy vaml_ext
 
 format: $(STAMP)

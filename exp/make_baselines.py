@@ -16,6 +16,7 @@
     python exp/make_baselines.py --figures fig3 --jobs 4
     python exp/make_baselines.py --mbpo-learning       # + the MBPO learning curves (~50 min, 1 core)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,15 @@ def collect(sweep_dir: Path):
         if not (run_dir / "done.json").is_file():
             raise SystemExit(f"{run_dir} did not finish; not writing a baseline from a partial sweep")
         for r in read_eval(run_dir):
-            rows.append({"env": run["env"], "method": run["method"], "seed": run["seed"],
-                         "env_steps": int(r["env_steps"]), "return": r["return"]})
+            rows.append(
+                {
+                    "env": run["env"],
+                    "method": run["method"],
+                    "seed": run["seed"],
+                    "env_steps": int(r["env_steps"]),
+                    "return": r["return"],
+                }
+            )
     return sorted(rows, key=lambda r: (r["env"], r["method"], r["seed"], r["env_steps"])), sorted(commits), seconds
 
 
@@ -66,8 +74,21 @@ def main(argv=None) -> int:
     for fig in a.figures:
         spec = load_figure(fig)
         seeds = [str(s) for s in spec["seeds"]]  # all 5 paper seeds for the spread
-        cmd = [sys.executable, "-m", "vaml_ext.exp", fig, "--preset", "smoke", "--seeds", *seeds,
-               "--jobs", str(a.jobs), "--out", str(a.work), "--no-aggregate"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "vaml_ext.exp",
+            fig,
+            "--preset",
+            "smoke",
+            "--seeds",
+            *seeds,
+            "--jobs",
+            str(a.jobs),
+            "--out",
+            str(a.work),
+            "--no-aggregate",
+        ]
         t0 = time.time()
         print(f"== {fig}: {' '.join(cmd[1:])}", flush=True)
         subprocess.run(cmd, cwd=REPO, env=env, check=True)
@@ -81,20 +102,32 @@ def main(argv=None) -> int:
             w.writeheader()
             w.writerows(rows)
         prov = git_provenance()
-        meta = {"figure": fig, "preset": "smoke", "seeds": [int(s) for s in seeds],
-                "command": "python -m vaml_ext.exp " + " ".join(cmd[3:-3]) + " --out <work> --no-aggregate",
-                "regenerate": f"python exp/make_baselines.py --figures {fig}",
-                "commit": prov["commit"], "dirty": prov["dirty"], "run_commits": run_commits,
-                "run_seconds_total": round(run_seconds, 1),
-                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "wall_clock_s": round(time.time() - t0, 1), "runs": expected}
+        meta = {
+            "figure": fig,
+            "preset": "smoke",
+            "seeds": [int(s) for s in seeds],
+            "command": "python -m vaml_ext.exp " + " ".join(cmd[3:-3]) + " --out <work> --no-aggregate",
+            "regenerate": f"python exp/make_baselines.py --figures {fig}",
+            "commit": prov["commit"],
+            "dirty": prov["dirty"],
+            "run_commits": run_commits,
+            "run_seconds_total": round(run_seconds, 1),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "wall_clock_s": round(time.time() - t0, 1),
+            "runs": expected,
+        }
         (a.out / f"{fig}.json").write_text(json.dumps(meta, indent=2) + "\n")
-        print(f"   wrote {a.out / (fig + '.csv')} ({len(rows)} rows, {expected} runs, "
-              f"{meta['wall_clock_s'] / 60:.1f} min)", flush=True)
+        print(
+            f"   wrote {a.out / (fig + '.csv')} ({len(rows)} rows, {expected} runs, "
+            f"{meta['wall_clock_s'] / 60:.1f} min)",
+            flush=True,
+        )
     if a.mbpo_learning:
         script = str(REPO / "exp" / "mbpo" / "make_baselines.py")
-        for args in (["--regression", "inv_pendulum_1k", "--methods", "mle"],
-                     ["--regression", "cartpole_2k", "--methods", "mle", "ma_l1"]):
+        for args in (
+            ["--regression", "inv_pendulum_1k", "--methods", "mle"],
+            ["--regression", "cartpole_2k", "--methods", "mle", "ma_l1"],
+        ):
             subprocess.run([sys.executable, script, *args], cwd=REPO, env=env, check=True)
     return 0
 

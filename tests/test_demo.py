@@ -1,4 +1,5 @@
 """The demo's output: live progress lines, the curve PNG with the stored baseline band."""
+
 import io
 import math
 import time
@@ -28,8 +29,10 @@ def test_baseline_band_is_the_stored_curves_of_the_same_setting():
 
 
 def test_curve_png_with_band(tmp_path):
-    runs = [{"loss": "mle", "rows": [{"env_steps": 200, "return": 30.0}, {"env_steps": 400, "return": 80.0}]},
-            {"loss": "ma_l1", "rows": [{"env_steps": 200, "return": 20.0}, {"env_steps": 400, "return": 60.0}]}]
+    runs = [
+        {"loss": "mle", "rows": [{"env_steps": 200, "return": 30.0}, {"env_steps": 400, "return": 80.0}]},
+        {"loss": "ma_l1", "rows": [{"env_steps": 200, "return": 20.0}, {"env_steps": 400, "return": 60.0}]},
+    ]
     base = demo.baseline_for("mbpo_cartpole", 400, [], ["mle", "ma_l1"])
     png = demo.plot_curves(runs, base, tmp_path / "sub" / "returns.png", "test")
     data = png.read_bytes()

@@ -4,6 +4,7 @@ and vaml_ext.runlog is a leaf every layer may use.
 Every module under vaml_ext/ is parsed with ``ast``; module-level *and* function-level
 imports count (a function-level import only hides a cycle, it does not remove it).
 """
+
 from __future__ import annotations
 
 import ast
@@ -70,8 +71,9 @@ def wrong_way_arrows() -> list[str]:
 
 def test_no_import_points_the_wrong_way():
     bad = wrong_way_arrows()
-    assert not bad, "imports against the layering (losses <- mbpo/slbo/gridworld <- exp; runlog a leaf):\n" + \
-        "\n".join(bad)
+    assert not bad, "imports against the layering (losses <- mbpo/slbo/gridworld <- exp; runlog a leaf):\n" + "\n".join(
+        bad
+    )
 
 
 def test_the_checker_sees_function_level_and_relative_imports(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
 """vaml_ext.runlog: the one-writer lock, rotated checkpoints with recovery, failed writes."""
+
 import errno
 import json
 import os
@@ -43,8 +44,10 @@ def test_second_writer_is_refused_at_once_naming_the_holder(tmp_path):
 
 
 def test_dead_holder_is_taken_over_with_a_line(tmp_path, capsys):
-    r = _py(LOCK + f"import os, signal\nRunLock({str(tmp_path)!r}).acquire()\nprint(os.getpid(), flush=True)\n"
-            "os.kill(os.getpid(), signal.SIGKILL)")
+    r = _py(
+        LOCK + f"import os, signal\nRunLock({str(tmp_path)!r}).acquire()\nprint(os.getpid(), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
     assert r.returncode == -9
     dead = int(r.stdout.split()[0])
     with RunLock(tmp_path) as lock:
@@ -58,9 +61,17 @@ def test_requeue_of_the_same_task_waits_for_its_old_incarnation(tmp_path, monkey
     it waits for it instead of failing; another task is refused at once."""
     env = dict(os.environ, SLURM_JOB_ID="4242")
     env.pop("SLURM_ARRAY_JOB_ID", None)
-    old = subprocess.Popen([sys.executable, "-c", LOCK + f"import time\nl = RunLock({str(tmp_path)!r}).acquire()\n"
-                            "print('locked', flush=True)\ntime.sleep(1.5)\n"],
-                           env=dict(env, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, text=True)
+    old = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            LOCK + f"import time\nl = RunLock({str(tmp_path)!r}).acquire()\n"
+            "print('locked', flush=True)\ntime.sleep(1.5)\n",
+        ],
+        env=dict(env, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert old.stdout.readline().strip() == "locked"
         monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
@@ -149,4 +160,8 @@ def test_failed_writes_keep_the_previous_files(tmp_path, monkeypatch):
     assert (tmp_path / "done.json").read_text() == "old\n"
     assert (tmp_path / "returns.csv").read_text() == "a,b\n1,2\n"  # the half-written row was cut back
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
-        "done.json", "latest.pt", "previous.pt", "returns.csv"]  # no temporary files left
+        "done.json",
+        "latest.pt",
+        "previous.pt",
+        "returns.csv",
+    ]  # no temporary files left

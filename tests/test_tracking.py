@@ -1,4 +1,5 @@
 """Run summaries (two lines + done.json) and the optional Weights & Biases logging."""
+
 import json
 import math
 import sys
@@ -10,9 +11,11 @@ from vaml_ext.runlog import tracking
 
 
 def _rows():
-    return [{"env_steps": 200, "return": 10.0, "wall_time_s": 3.0},
-            {"env_steps": 400, "return": 55.5, "wall_time_s": 7.0},
-            {"env_steps": 600, "return": "42.25", "wall_time_s": 12.5}]
+    return [
+        {"env_steps": 200, "return": 10.0, "wall_time_s": 3.0},
+        {"env_steps": 400, "return": 55.5, "wall_time_s": 7.0},
+        {"env_steps": 600, "return": "42.25", "wall_time_s": 12.5},
+    ]
 
 
 def test_summarize_final_best_steps_wall_and_files(tmp_path):
@@ -20,11 +23,20 @@ def test_summarize_final_best_steps_wall_and_files(tmp_path):
     (tmp_path / "tb").mkdir()
     (tmp_path / "model.pth").write_text("")
     lines, d = tracking.summarize(_rows(), None, tmp_path, tag="cartpole/mle")
-    assert d == {"final_return": 42.25, "best_return": 55.5, "best_env_steps": 400, "env_steps": 600,
-                 "n_evals": 3, "wall_time_s": 12.5, "run_dir": str(tmp_path.resolve())}
+    assert d == {
+        "final_return": 42.25,
+        "best_return": 55.5,
+        "best_env_steps": 400,
+        "env_steps": 600,
+        "n_evals": 3,
+        "wall_time_s": 12.5,
+        "run_dir": str(tmp_path.resolve()),
+    }
     assert len(lines) == 2
-    assert lines[0] == ("[cartpole/mle] finished: final return 42.2, best 55.5 at env step 400; 600 env steps, "
-                        "3 evaluations, 0:12 wall-clock")
+    assert lines[0] == (
+        "[cartpole/mle] finished: final return 42.2, best 55.5 at env step 400; 600 env steps, "
+        "3 evaluations, 0:12 wall-clock"
+    )
     assert lines[1] == f"[cartpole/mle] files: {tmp_path.resolve()}/ (returns.csv, done.json, tb/ + 1 more)"
     # an explicit wall-clock wins over the rows'; other column names
     rows = [{"n_real_samples": 4000, "real_return_mean": -3.0}]
@@ -57,8 +69,9 @@ def test_wandb_options_are_validated_with_the_key_named(monkeypatch):
         tracking.check_wandb_options({"wandb": "yes"}, prefix="overrides.")
     with pytest.raises(ValueError, match=r"wandb_mode='offlin' is invalid: expected one of online, offline, disabled"):
         tracking.check_wandb_options({"wandb": False, "wandb_mode": "offlin"})
-    opts, rest = tracking.pop_wandb_args(["variant=mle", "wandb=true", "wandb_mode=offline", "wandb_entity=null",
-                                          "slbo.n_stages=2"])
+    opts, rest = tracking.pop_wandb_args(
+        ["variant=mle", "wandb=true", "wandb_mode=offline", "wandb_entity=null", "slbo.n_stages=2"]
+    )
     assert rest == ["variant=mle", "slbo.n_stages=2"]
     assert opts == {"wandb": True, "wandb_project": "vaml", "wandb_entity": None, "wandb_mode": "offline"}
     with pytest.raises(ValueError, match="wandb='maybe'"):
@@ -97,8 +110,9 @@ def test_wandb_offline_run_holds_config_metrics_and_csv_rows(tmp_path, monkeypat
     csv_path = tmp_path / "progress.csv"
     csv_path.write_text("n_real_samples,real_return_mean,virt_return_mean\n1000,-5.5,3.25\n")
     opts = {"wandb": True, "wandb_project": "vaml-test", "wandb_mode": None}
-    with tracking.follow_csv_in_wandb(opts, {"variant": "ma_l1_marker"}, tmp_path, "progress.csv", "n_real_samples",
-                                      interval=0.05) as run:
+    with tracking.follow_csv_in_wandb(
+        opts, {"variant": "ma_l1_marker"}, tmp_path, "progress.csv", "n_real_samples", interval=0.05
+    ) as run:
         run.log({"va_model/val_mse": 0.5}, env_step=10)
         with open(csv_path, "a") as f:
             f.write("2000,-1.5,4.0\n")

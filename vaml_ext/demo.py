@@ -19,6 +19,7 @@ env steps -- the setting of the MA-L1 learning regression
 ``--jobs`` at a time, one CPU thread each, so the wall-clock ratio compares like with
 like.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,9 @@ DEFAULT_STEPS = 2000
 #: exploration kept). Any other env: a 500-step warm-up and model training capped at 25
 #: epochs per call.
 ENV_OVERRIDES = {
-    "mbpo_cartpole": tuple(o for o in REGRESSIONS["cartpole_2k"][1]
-                           if not o.startswith(("device=", "overrides.num_steps="))),
+    "mbpo_cartpole": tuple(
+        o for o in REGRESSIONS["cartpole_2k"][1] if not o.startswith(("device=", "overrides.num_steps="))
+    ),
 }
 OTHER_OVERRIDES = ("algorithm.initial_exploration_steps=500", "++overrides.num_epochs_train_model=25")
 REPO = Path(__file__).resolve().parents[1]
@@ -125,8 +127,10 @@ class RunState:
 
     def line(self) -> str:
         ret = "-" if not math.isfinite(self.ret) else f"{self.ret:.1f} (best {self.best:.1f})"
-        return (f"[{self.loss}] {self.steps:,}/{self.total:,} env steps ({100 * self.steps / self.total:3.0f}%) | "
-                f"return {ret} | elapsed {_fmt(self.elapsed)} | ETA {_fmt(self.eta())} | {self.phase()}")
+        return (
+            f"[{self.loss}] {self.steps:,}/{self.total:,} env steps ({100 * self.steps / self.total:3.0f}%) | "
+            f"return {ret} | elapsed {_fmt(self.elapsed)} | ETA {_fmt(self.eta())} | {self.phase()}"
+        )
 
 
 class Display:
@@ -146,11 +150,19 @@ class Display:
             from tqdm import tqdm
 
             width = max(len(s.loss) for s in states)
-            self.bars = {s.loss: tqdm(total=s.total, desc=f"{s.loss:<{width}}", position=i, file=self.stream,
-                                      unit="step", dynamic_ncols=True, leave=True,
-                                      bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} env steps "
-                                                 "[{elapsed}] {postfix}")
-                         for i, s in enumerate(states)}
+            self.bars = {
+                s.loss: tqdm(
+                    total=s.total,
+                    desc=f"{s.loss:<{width}}",
+                    position=i,
+                    file=self.stream,
+                    unit="step",
+                    dynamic_ncols=True,
+                    leave=True,
+                    bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} env steps [{elapsed}] {postfix}",
+                )
+                for i, s in enumerate(states)
+            }
 
     def start(self) -> "Display":
         self._thread.start()
@@ -190,16 +202,30 @@ class Display:
 
 # ---- runs -------------------------------------------------------------------------------
 def run_command(loss: str, env: str, steps: int, seed: int, run_dir: Path, extra) -> list:
-    return [sys.executable, "-m", "mbrl.examples.main", "algorithm=mbpo", f"overrides={env}",
-            f"overrides.model_loss={loss}", f"overrides.num_steps={steps}", f"seed={seed}",
-            f"hydra.run.dir={run_dir}", *demo_overrides(env), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "mbrl.examples.main",
+        "algorithm=mbpo",
+        f"overrides={env}",
+        f"overrides.model_loss={loss}",
+        f"overrides.num_steps={steps}",
+        f"seed={seed}",
+        f"hydra.run.dir={run_dir}",
+        *demo_overrides(env),
+        *extra,
+    ]
 
 
 def run_one(state: RunState, cmd, log_path: Path, display: Display) -> dict:
     """Run one MBPO training; mbrl's own console output goes to ``log_path`` only."""
-    env_vars = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-                "PYTHONUNBUFFERED": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "disable"),
-                "VAML_RUN_TAG": f"demo {state.loss}"}
+    env_vars = {
+        **os.environ,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        "PYTHONUNBUFFERED": "1",
+        "MUJOCO_GL": os.environ.get("MUJOCO_GL", "disable"),
+        "VAML_RUN_TAG": f"demo {state.loss}",
+    }
     state.run_dir.mkdir(parents=True, exist_ok=True)
     for name in PROGRESS_FILES:
         (state.run_dir / name).unlink(missing_ok=True)
@@ -210,8 +236,14 @@ def run_one(state: RunState, cmd, log_path: Path, display: Display) -> dict:
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env_vars).returncode
     state.end = (rc, time.perf_counter() - t0)
     display.finished(state)
-    return {"loss": state.loss, "dir": state.run_dir, "seconds": state.end[1], "rc": rc, "log": log_path,
-            "rows": _read(state.run_dir / "returns.csv")}
+    return {
+        "loss": state.loss,
+        "dir": state.run_dir,
+        "seconds": state.end[1],
+        "rc": rc,
+        "log": log_path,
+        "rows": _read(state.run_dir / "returns.csv"),
+    }
 
 
 # ---- curve plot -------------------------------------------------------------------------
@@ -256,10 +288,24 @@ def plot_curves(runs, baseline, path: Path, title: str) -> Path:
             by_x = {x: [y for c in base.values() for xx, y in c if xx == x] for x in xs}
             lo, hi = [min(by_x[x]) for x in xs], [max(by_x[x]) for x in xs]
             mean = [sum(by_x[x]) / len(by_x[x]) for x in xs]
-            ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0,
-                            label=f"{r['loss']}: stored baseline, seeds {','.join(map(str, sorted(base)))} (min-max)")
-            ax.plot(xs, mean, color=color, linestyle="--", linewidth=1, alpha=0.8,
-                    label=f"{r['loss']}: stored baseline mean")
+            ax.fill_between(
+                xs,
+                lo,
+                hi,
+                color=color,
+                alpha=0.15,
+                linewidth=0,
+                label=f"{r['loss']}: stored baseline, seeds {','.join(map(str, sorted(base)))} (min-max)",
+            )
+            ax.plot(
+                xs,
+                mean,
+                color=color,
+                linestyle="--",
+                linewidth=1,
+                alpha=0.8,
+                label=f"{r['loss']}: stored baseline mean",
+            )
         xs = [int(row["env_steps"]) for row in r["rows"]]
         ys = [row["return"] for row in r["rows"]]
         ax.plot(xs, ys, color=color, marker="o", markersize=3, linewidth=2, label=f"{r['loss']}: this run")
@@ -281,8 +327,12 @@ def main(argv=None) -> int:
     p.add_argument("--losses", nargs="+", default=list(DEFAULT_LOSSES))
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="env steps per run")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                   help="runs at a time, one CPU thread each (default: 2 if the machine has 2 cores)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="runs at a time, one CPU thread each (default: 2 if the machine has 2 cores)",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("extra", nargs="*", help="further Hydra overrides, e.g. overrides.va_loss_coeff=0.02")
     a = p.parse_args(argv)
@@ -311,8 +361,10 @@ def main(argv=None) -> int:
     cmds = {s.loss: run_command(s.loss, a.env, a.steps, a.seed, s.run_dir, a.extra) for s in states}
     for s in states:
         print(f"[{s.loss}] {' '.join(cmds[s.loss][1:])}\n{' ' * (len(s.loss) + 3)}log: {out / (s.loss + '.log')}")
-    print(f"progress: env steps after the initial exploration (ETA from the loop's own pace; "
-          f"{a.jobs} run(s) at a time)", flush=True)
+    print(
+        f"progress: env steps after the initial exploration (ETA from the loop's own pace; {a.jobs} run(s) at a time)",
+        flush=True,
+    )
     display = Display(states, stream=sys.stdout).start()
     try:
         with ThreadPoolExecutor(a.jobs) as pool:
@@ -328,15 +380,19 @@ def main(argv=None) -> int:
 
     base = next((r for r in results if r["loss"] == "mle"), results[0])
     print("\n== MBPO demo summary ==")
-    print(f"{'loss':10s} {'final return':>12s} {'last-5 mean':>12s} {'best return':>12s} {'wall-clock s':>12s} "
-          f"{'ratio':>7s}")
+    print(
+        f"{'loss':10s} {'final return':>12s} {'last-5 mean':>12s} {'best return':>12s} {'wall-clock s':>12s} "
+        f"{'ratio':>7s}"
+    )
     for r in results:
         rets = [row["return"] for row in r["rows"]]
         final = rets[-1] if rets else float("nan")
         last5 = sum(rets[-5:]) / len(rets[-5:]) if rets else float("nan")
         best = max(rets) if rets else float("nan")
-        print(f"{r['loss']:10s} {final:12.1f} {last5:12.1f} {best:12.1f} {r['seconds']:12.0f} "
-              f"{r['seconds'] / base['seconds']:7.2f}")
+        print(
+            f"{r['loss']:10s} {final:12.1f} {last5:12.1f} {best:12.1f} {r['seconds']:12.0f} "
+            f"{r['seconds'] / base['seconds']:7.2f}"
+        )
     for r in results:
         curve = " ".join(f"{row['return']:.0f}" for row in r["rows"])
         print(f"  {r['loss']} return per epoch: {curve}")
@@ -348,8 +404,10 @@ def main(argv=None) -> int:
     else:
         note = "no stored baseline has these settings, so no reference band"
     print(f"\nCurves: {png} ({note})")
-    print(f"Results: {out}/<loss>/ (returns.csv, results.csv, va_model.csv, model_train.csv, done.json, tb/, "
-          f".hydra/config.yaml); mbrl's console log: {out}/<loss>.log")
+    print(
+        f"Results: {out}/<loss>/ (returns.csv, results.csv, va_model.csv, model_train.csv, done.json, tb/, "
+        f".hydra/config.yaml); mbrl's console log: {out}/<loss>.log"
+    )
     return 0
 
 

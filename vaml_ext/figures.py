@@ -4,6 +4,7 @@ sweep app, the claims report, the MBPO test settings in :mod:`vaml_ext.mbpo.runn
 
 A leaf module: it imports nothing from ``vaml_ext``, so every layer may use it.
 """
+
 from __future__ import annotations
 
 import functools

@@ -14,6 +14,7 @@ Model training is capped at ``--model-epochs`` epochs per call so every variant 
 the same amount of model work (patience-based early stopping otherwise differs per
 loss and would confound the timing). Results are also written as CSV (``--out``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,10 @@ BUDGETS = {
 
 
 def variants(refit_sizes):
-    out = [("mle", ["overrides.model_loss=mle"]),
-           ("ma_l1 no refit", ["overrides.model_loss=ma_l1", "overrides.value_update_interval=0"])]
+    out = [
+        ("mle", ["overrides.model_loss=mle"]),
+        ("ma_l1 no refit", ["overrides.model_loss=ma_l1", "overrides.value_update_interval=0"]),
+    ]
     for n in refit_sizes:
         out.append((f"ma_l1 refit {n}", ["overrides.model_loss=ma_l1", f"overrides.value_refit_batch_size={n}"]))
     return out
@@ -51,16 +54,28 @@ def variants(refit_sizes):
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+            ).stdout.strip()
+            or "unknown"
+        )
     except OSError:
         return "unknown"
 
 
 def one(env, extra, steps, init, seed, model_epochs, work):
-    cfg = compose(env, ["device=cpu", f"seed={seed}", f"algorithm.initial_exploration_steps={init}",
-                        f"overrides.num_steps={steps}", f"++overrides.num_epochs_train_model={model_epochs}",
-                        *extra])
+    cfg = compose(
+        env,
+        [
+            "device=cpu",
+            f"seed={seed}",
+            f"algorithm.initial_exploration_steps={init}",
+            f"overrides.num_steps={steps}",
+            f"++overrides.num_epochs_train_model={model_epochs}",
+            *extra,
+        ],
+    )
     t0 = time.perf_counter()
     out = run_mbpo(cfg, work, silent=False)  # the diagnostics CSV needs the logger
     total = time.perf_counter() - t0
@@ -75,8 +90,12 @@ def one(env, extra, steps, init, seed, model_epochs, work):
     rets = [r["episode_reward"] for r in out["results"]]
     # mbrl's MBPO loop finishes the epoch it is in, so the real step count can exceed `steps`
     done = int(max((r["env_step"] for r in out["results"]), default=steps - 1)) + 1
-    return {"per_step": total / max(done, steps), "model_call": model_s, "refit_call": refit_s,
-            "final_return": rets[-1] if rets else float("nan")}
+    return {
+        "per_step": total / max(done, steps),
+        "model_call": model_s,
+        "refit_call": refit_s,
+        "final_return": rets[-1] if rets else float("nan"),
+    }
 
 
 def main(argv=None):
@@ -100,26 +119,43 @@ def main(argv=None):
         vs = [(n, [*env_extra, *x]) for n, x in variants(a.refit_sizes)]
         samples = {name: [] for name, _ in vs}
         for rep in range(a.repeats):
-            order = vs[rep % len(vs):] + vs[:rep % len(vs)]  # rotate to spread machine drift
+            order = vs[rep % len(vs) :] + vs[: rep % len(vs)]  # rotate to spread machine drift
             for name, extra in order:
                 print(f"[{env}] repeat {rep + 1}/{a.repeats}: {name} ...", flush=True)
-                r = one(env, extra, steps, init, a.seed, a.model_epochs,
-                        a.out / env / name.replace(" ", "_") / str(rep))
+                r = one(
+                    env, extra, steps, init, a.seed, a.model_epochs, a.out / env / name.replace(" ", "_") / str(rep)
+                )
                 samples[name].append(r)
-                print(f"    {r['per_step'] * 1e3:.1f} ms/env step, model call {r['model_call']:.2f}s "
-                      f"(refit {r['refit_call']:.2f}s), final return {r['final_return']:.1f}", flush=True)
+                print(
+                    f"    {r['per_step'] * 1e3:.1f} ms/env step, model call {r['model_call']:.2f}s "
+                    f"(refit {r['refit_call']:.2f}s), final return {r['final_return']:.1f}",
+                    flush=True,
+                )
         med = {n: {k: statistics.median(s[k] for s in ss) for k in ss[0]} for n, ss in samples.items()}
         base = med["mle"]
         print(f"\n== {env}: {steps} env steps, {a.repeats} repeat(s), medians, commit {commit} ==")
-        print(f"{'variant':22s} {'ms/step':>9s} {'x mle':>6s} {'model s/call':>13s} {'x mle':>6s} "
-              f"{'refit s/call':>13s} {'final ret':>9s}")
+        print(
+            f"{'variant':22s} {'ms/step':>9s} {'x mle':>6s} {'model s/call':>13s} {'x mle':>6s} "
+            f"{'refit s/call':>13s} {'final ret':>9s}"
+        )
         for n, m in med.items():
-            print(f"{n:22s} {m['per_step'] * 1e3:9.1f} {m['per_step'] / base['per_step']:6.2f} "
-                  f"{m['model_call']:13.2f} {m['model_call'] / base['model_call']:6.2f} "
-                  f"{m['refit_call']:13.2f} {m['final_return']:9.1f}")
-            rows.append({"env": env, "variant": n, "commit": commit, "steps": steps, "repeats": a.repeats,
-                         **m, "ratio_per_step": m["per_step"] / base["per_step"],
-                         "ratio_model_call": m["model_call"] / base["model_call"]})
+            print(
+                f"{n:22s} {m['per_step'] * 1e3:9.1f} {m['per_step'] / base['per_step']:6.2f} "
+                f"{m['model_call']:13.2f} {m['model_call'] / base['model_call']:6.2f} "
+                f"{m['refit_call']:13.2f} {m['final_return']:9.1f}"
+            )
+            rows.append(
+                {
+                    "env": env,
+                    "variant": n,
+                    "commit": commit,
+                    "steps": steps,
+                    "repeats": a.repeats,
+                    **m,
+                    "ratio_per_step": m["per_step"] / base["per_step"],
+                    "ratio_model_call": m["model_call"] / base["model_call"],
+                }
+            )
     path = a.out / "bench_overhead.csv"
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -8,6 +8,7 @@ with the exact command, commit, date, overrides and the random-policy return.
     python exp/mbpo/make_baselines.py                                   # inv_pendulum_1k, mle, seeds 0 1 2
     python exp/mbpo/make_baselines.py --regression cartpole_2k --methods mle ma_l1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,11 @@ def main(argv=None):
     env, overrides = REGRESSIONS[a.regression]
     a.out.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                                capture_output=True, text=True).stdout.strip())
+    dirty = bool(
+        subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    )
     for method in a.methods:
         rows, seconds = [], []
         for seed in a.seeds:
@@ -55,8 +59,10 @@ def main(argv=None):
             seconds.append(time.perf_counter() - t0)
             for r in out["results"]:
                 rows.append({"seed": seed, "env_step": int(r["env_step"]), "episode_reward": r["episode_reward"]})
-            print(f"{method} seed {seed}: {[round(r['episode_reward'], 1) for r in out['results']]} "
-                  f"({seconds[-1]:.0f}s)", flush=True)
+            print(
+                f"{method} seed {seed}: {[round(r['episode_reward'], 1) for r in out['results']]} ({seconds[-1]:.0f}s)",
+                flush=True,
+            )
         rnd = random_policy_return(regression_config(a.regression, "mle", 0), episodes=20)
         stem = f"mbpo_{a.regression}_{method}"
         with open(a.out / f"{stem}.csv", "w", newline="") as f:
@@ -64,14 +70,19 @@ def main(argv=None):
             w.writeheader()
             w.writerows(rows)
         meta = {
-            "command": f"python exp/mbpo/make_baselines.py --regression {a.regression} --methods " + " ".join(a.methods)
-                       + " --seeds " + " ".join(map(str, a.seeds)),
+            "command": f"python exp/mbpo/make_baselines.py --regression {a.regression} --methods "
+            + " ".join(a.methods)
+            + " --seeds "
+            + " ".join(map(str, a.seeds)),
             "commit": commit + ("-dirty" if dirty else ""),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "env": env, "method": method, "seeds": a.seeds,
+            "env": env,
+            "method": method,
+            "seeds": a.seeds,
             "regression": a.regression,
             "overrides": list(overrides) + [f"overrides.model_loss={method}"],
-            "random_policy_return": rnd, "seconds_per_run": seconds,
+            "random_policy_return": rnd,
+            "seconds_per_run": seconds,
             "torch": torch.__version__,
         }
         (a.out / f"{stem}.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -19,6 +19,7 @@ not comparable and are not printed.
 
 Finished runs in ``--work`` are reused; curves go to ``<work>/curves.csv``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,14 +87,21 @@ def main(argv=None):
     variants = [(f"refit {n}", [f"overrides.value_refit_batch_size={n}", *a.extra]) for n in a.sizes]
     if a.naive:
         variants.append(("naive", ["overrides.value_update_interval=0", *a.extra]))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
-    print(f"{a.regression} {' '.join(a.extra)}: {len(variants) * len(a.seeds)} runs, {a.jobs} at a time (commit {commit})", flush=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"{a.regression} {' '.join(a.extra)}: {len(variants) * len(a.seeds)} runs, {a.jobs} at a time (commit {commit})",
+        flush=True,
+    )
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = {}
     with ProcessPoolExecutor(a.jobs) as pool:
-        futs = [pool.submit(_one, a.regression, label, extra, seed, str(work))
-                for label, extra in variants for seed in a.seeds]
+        futs = [
+            pool.submit(_one, a.regression, label, extra, seed, str(work))
+            for label, extra in variants
+            for seed in a.seeds
+        ]
         for f in futs:
             label, seed, rows, seconds = f.result()
             curve = [r["episode_reward"] for r in rows]
@@ -116,20 +124,20 @@ def main(argv=None):
     print("|---|" + "---|" * (len(a.seeds) + 3))
 
     def row(label, curves, seconds=None):
-        scores = [statistics.mean(curves[s][-a.last:]) for s in a.seeds if s in curves]
+        scores = [statistics.mean(curves[s][-a.last :]) for s in a.seeds if s in curves]
         if not scores:
             return
         sd = statistics.stdev(scores) if len(scores) > 1 else float("nan")
         sec = f"{statistics.median(seconds):.0f}" if seconds else "-"
-        print(f"| {label} | {' | '.join(f'{x:.1f}' for x in scores)} | {statistics.mean(scores):.1f} | "
-              f"{sd:.1f} | {sec} |")
+        print(
+            f"| {label} | {' | '.join(f'{x:.1f}' for x in scores)} | {statistics.mean(scores):.1f} | {sd:.1f} | {sec} |"
+        )
 
     if not a.extra:
         row("mle (stored)", _stored(a.regression, "mle"))
         row("ma_l1, refit 1000 (stored, default)", _stored(a.regression, "ma_l1"))
     for label, _ in variants:
-        row(f"ma_l1, {label}", {s: results[(label, s)][0] for s in a.seeds},
-            [results[(label, s)][1] for s in a.seeds])
+        row(f"ma_l1, {label}", {s: results[(label, s)][0] for s in a.seeds}, [results[(label, s)][1] for s in a.seeds])
     print(f"curves: {work / 'curves.csv'}")
     return 0
 

@@ -22,6 +22,7 @@ CPU seconds (``getrusage``, whole process incl. start-up) are both printed. On a
 wall-clock mostly measures the load: each run's CPU share (CPU s / wall s) scales its wall-clock
 figures to CPU seconds ("CPU" columns), the ratio to read when runs got different shares.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,23 +46,40 @@ def base_tree(commit: str) -> Path:
     tree = Path(os.environ.get("TMPDIR", "/tmp")) / f"vaml-slbo-base-{sha[:10]}"
     if not (tree / ".git").exists():
         print(f"[bench] git worktree of {sha[:10]} at {tree}", flush=True)
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=REPO, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), sha], cwd=REPO, check=True, capture_output=True
+        )
     if not (tree / "third_party" / "slbo-patched" / "slbo" / "main.py").exists():
         env = dict(os.environ, PYTHONPATH=str(tree))
-        subprocess.run([sys.executable, "-m", "vaml_ext.patching", "--repo", str(tree), "apply", "slbo"], cwd=tree,
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "vaml_ext.patching", "--repo", str(tree), "apply", "slbo"],
+            cwd=tree,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     return tree
 
 
 def run_variant(variant, env_name, args, out_dir: Path, root: Path):
     log_dir = out_dir / variant
-    cmd = [sys.executable, "-m", "vaml_ext.slbo.run", f"variant={variant}", f"env={env_name}", f"seed={args.seed}",
-           f"log_dir={log_dir}", "ckpt.resume=false", f"slbo.n_stages={args.stages}", f"slbo.n_iters={args.n_iters}",
-           f"slbo.n_model_iters={args.model_iters}", f"slbo.n_policy_iters={args.policy_iters}",
-           f"rollout.n_train_samples={args.train_samples}", f"rollout.n_test_samples={args.test_samples}"]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-               PYTHONPATH=str(root))
+    cmd = [
+        sys.executable,
+        "-m",
+        "vaml_ext.slbo.run",
+        f"variant={variant}",
+        f"env={env_name}",
+        f"seed={args.seed}",
+        f"log_dir={log_dir}",
+        "ckpt.resume=false",
+        f"slbo.n_stages={args.stages}",
+        f"slbo.n_iters={args.n_iters}",
+        f"slbo.n_model_iters={args.model_iters}",
+        f"slbo.n_policy_iters={args.policy_iters}",
+        f"rollout.n_train_samples={args.train_samples}",
+        f"rollout.n_test_samples={args.test_samples}",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), PYTHONPATH=str(root))
     env.pop("SLBO_PATCHED", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -79,16 +97,29 @@ def run_variant(variant, env_name, args, out_dir: Path, root: Path):
     full = [f * 1.5 + FULL_ITERS * i for f, i in zip(fixed, it)]
     final = float(rows[-1]["real_return_mean"]) if rows else float("nan")
     share = cpu / wall  # the share of one core the run got: scales its wall-clock to CPU seconds
-    return {"stage": stage, "iter": it, "fixed": fixed, "full": full, "cpu": cpu, "wall": wall, "share": share,
-            "full_cpu": [x * share for x in full], "return": final}
+    return {
+        "stage": stage,
+        "iter": it,
+        "fixed": fixed,
+        "full": full,
+        "cpu": cpu,
+        "wall": wall,
+        "share": share,
+        "full_cpu": [x * share for x in full],
+        "return": final,
+    }
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envs", nargs="+", default=["hopper"])
     p.add_argument("--variants", nargs="+", default=["slbo", "mle", "ma_l1"])
-    p.add_argument("--compare-base", default=None, metavar="COMMIT",
-                   help="also run the code of COMMIT (e.g. 81225a6, before the speed-up) side by side")
+    p.add_argument(
+        "--compare-base",
+        default=None,
+        metavar="COMMIT",
+        help="also run the code of COMMIT (e.g. 81225a6, before the speed-up) side by side",
+    )
     p.add_argument("--stages", type=int, default=1)
     p.add_argument("--n-iters", type=int, default=2)
     p.add_argument("--model-iters", type=int, default=100)
@@ -110,30 +141,40 @@ def main(argv=None):
             for label, root in paths:
                 r = run_variant(v, env_name, args, out_dir / env_name / label.split()[0], root)
                 results[(env_name, v, label)] = r
-                print(f"[bench] {env_name:8s} {v:6s} {label:14s} stage {r['stage'][0]:7.1f} s "
-                      f"({args.n_iters} it: {r['iter'][0]:6.1f} s each, fixed {r['fixed'][0]:5.1f} s) -> full stage "
-                      f"~{r['full'][0]:7.1f} s; process CPU {r['cpu']:7.1f} s of {r['wall']:.1f} s wall (share "
-                      f"{r['share']:.2f}) -> full stage ~{r['full_cpu'][0]:7.1f} CPU s; return {r['return']:.2f}",
-                      flush=True)
+                print(
+                    f"[bench] {env_name:8s} {v:6s} {label:14s} stage {r['stage'][0]:7.1f} s "
+                    f"({args.n_iters} it: {r['iter'][0]:6.1f} s each, fixed {r['fixed'][0]:5.1f} s) -> full stage "
+                    f"~{r['full'][0]:7.1f} s; process CPU {r['cpu']:7.1f} s of {r['wall']:.1f} s wall (share "
+                    f"{r['share']:.2f}) -> full stage ~{r['full_cpu'][0]:7.1f} CPU s; return {r['return']:.2f}",
+                    flush=True,
+                )
 
-    print(f"\n{args.n_iters} iteration(s) of ({args.model_iters} model + {args.policy_iters} TRPO updates), "
-          f"{args.train_samples} real samples, {args.test_samples} test samples, {args.threads} thread(s); "
-          f"full stage = 1.5 x fixed + {FULL_ITERS} x per-iteration; runs in {out_dir}")
-    hdr = ("| env | variant | code | s / iteration | fixed s | full stage s (extrap.) | CPU share | "
-           "full stage CPU s (extrap.) |")
+    print(
+        f"\n{args.n_iters} iteration(s) of ({args.model_iters} model + {args.policy_iters} TRPO updates), "
+        f"{args.train_samples} real samples, {args.test_samples} test samples, {args.threads} thread(s); "
+        f"full stage = 1.5 x fixed + {FULL_ITERS} x per-iteration; runs in {out_dir}"
+    )
+    hdr = (
+        "| env | variant | code | s / iteration | fixed s | full stage s (extrap.) | CPU share | "
+        "full stage CPU s (extrap.) |"
+    )
     if args.compare_base:
         hdr += " speed-up / iteration (wall) | speed-up / full stage (wall) | speed-up / full stage (CPU) |"
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     for (env_name, v, label), r in results.items():
-        line = (f"| {env_name} | {v} | {label} | {statistics.median(r['iter']):.2f} | "
-                f"{statistics.median(r['fixed']):.1f} | {statistics.median(r['full']):.0f} | {r['share']:.2f} | "
-                f"{statistics.median(r['full_cpu']):.0f} |")
+        line = (
+            f"| {env_name} | {v} | {label} | {statistics.median(r['iter']):.2f} | "
+            f"{statistics.median(r['fixed']):.1f} | {statistics.median(r['full']):.0f} | {r['share']:.2f} | "
+            f"{statistics.median(r['full_cpu']):.0f} |"
+        )
         if args.compare_base:
             b = results[(env_name, v, paths[0][0])]
-            line += (f" {statistics.median(b['iter']) / statistics.median(r['iter']):.2f}x |"
-                     f" {statistics.median(b['full']) / statistics.median(r['full']):.2f}x |"
-                     f" {statistics.median(b['full_cpu']) / statistics.median(r['full_cpu']):.2f}x |")
+            line += (
+                f" {statistics.median(b['iter']) / statistics.median(r['iter']):.2f}x |"
+                f" {statistics.median(b['full']) / statistics.median(r['full']):.2f}x |"
+                f" {statistics.median(b['full_cpu']) / statistics.median(r['full_cpu']):.2f}x |"
+            )
         print(line)
 
 

@@ -19,6 +19,7 @@ and ``<out>/diag.csv`` (every iteration of every run).
 upstream's 1e-5 initial scale and ``nmse / nmse_ref`` staying at 1; training shows as weights
 growing and ``nmse`` falling below ``nmse_ref``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,20 @@ REPO = Path(__file__).resolve().parents[2]
 def run_one(variant, env, args, out: Path):
     tag = variant if args.weight_decay is None else f"{variant}_wd{args.weight_decay:g}"
     log_dir = out / env / tag
-    cmd = [sys.executable, "-m", "vaml_ext.slbo.run", f"variant={variant}", f"env={env}", f"seed={args.seed}",
-           "setting=paper", f"log_dir={log_dir}", "ckpt.resume=false", "slbo.n_stages=1",
-           f"slbo.n_iters={args.n_iters}", f"rollout.n_test_samples={args.test_samples}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vaml_ext.slbo.run",
+        f"variant={variant}",
+        f"env={env}",
+        f"seed={args.seed}",
+        "setting=paper",
+        f"log_dir={log_dir}",
+        "ckpt.resume=false",
+        "slbo.n_stages=1",
+        f"slbo.n_iters={args.n_iters}",
+        f"rollout.n_test_samples={args.test_samples}",
+    ]
     if args.weight_decay is not None:
         cmd.append(f"model.weight_decay={args.weight_decay}")
     envvars = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
@@ -58,15 +70,19 @@ def _f(x, nd=3):
 
 
 def table(results):
-    lines = ["| env | variant | iters | VA loss mean\\|A\\| start → end | NMSE start → end (ref end) "
-             "| max \\|W\\| per layer start → end | refits |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| env | variant | iters | VA loss mean\\|A\\| start → end | NMSE start → end (ref end) "
+        "| max \\|W\\| per layer start → end | refits |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for env, tag, rows in results:
         a, b = rows[0], rows[-1]
         layers = sorted(k for k in a if k.startswith("max_abs_w_"))
         w = " ; ".join(f"{_f(a[k], 2)} → {_f(b[k], 2)}" for k in layers)
-        lines.append(f"| {env} | {tag} | {len(rows)} | {_f(a['mean_abs_adv'])} → {_f(b['mean_abs_adv'])} "
-                     f"| {_f(a['nmse'])} → {_f(b['nmse'])} ({_f(b['nmse_ref'])}) | {w} | {b['refits_total']} |")
+        lines.append(
+            f"| {env} | {tag} | {len(rows)} | {_f(a['mean_abs_adv'])} → {_f(b['mean_abs_adv'])} "
+            f"| {_f(a['nmse'])} → {_f(b['nmse'])} ({_f(b['nmse_ref'])}) | {w} | {b['refits_total']} |"
+        )
     return "\n".join(lines)
 
 
@@ -80,8 +96,11 @@ def main(argv=None):
     p.add_argument("--test-samples", type=int, default=2000, help="real steps per policy evaluation")
     p.add_argument("--weight-decay", type=float, default=None, help="model.weight_decay (default: the authors' 1e-5)")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--table-only", action="store_true",
-                   help="no runs: tabulate the iterations the runs under --out have logged so far")
+    p.add_argument(
+        "--table-only",
+        action="store_true",
+        help="no runs: tabulate the iterations the runs under --out have logged so far",
+    )
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.table_only:

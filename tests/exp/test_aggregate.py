@@ -1,5 +1,6 @@
 """Sweep aggregation (issue #6): synthetic sweeps written with the run-directory helpers;
 statistics, PoI, unfinished/empty runs, claim verdicts, report, figures and the CLI."""
+
 import csv
 import os
 import subprocess
@@ -10,8 +11,14 @@ import numpy as np
 import pytest
 
 from vaml_ext.runlog import rundir
-from vaml_ext.exp.aggregate import (AggregateError, aggregate, iqm, iqm_columns, probability_of_improvement,
-                                    rliable_modules)
+from vaml_ext.exp.aggregate import (
+    AggregateError,
+    aggregate,
+    iqm,
+    iqm_columns,
+    probability_of_improvement,
+    rliable_modules,
+)
 from vaml_ext.exp.claims import MIN_SEEDS, CLAIMS, ClaimData, Stat, canonical_env, evaluate_claims, norm_figure
 
 REPS = 200
@@ -20,9 +27,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 def write_run(root, env, method, seed, steps, returns, figure="fig2", done=True, commit="c0ffee"):
     d = Path(root) / env / method / f"seed{seed}"
-    rundir.write_run_config(d, {"figure": figure, "preset": "test", "backend": "synthetic", "env": env,
-                                "method": method, "seed": seed,
-                                "provenance": {"commit": commit, "dirty": False}})
+    rundir.write_run_config(
+        d,
+        {
+            "figure": figure,
+            "preset": "test",
+            "backend": "synthetic",
+            "env": env,
+            "method": method,
+            "seed": seed,
+            "provenance": {"commit": commit, "dirty": False},
+        },
+    )
     log = rundir.EvalLog(d)
     for t, r in zip(steps, returns):
         log.write({"env_steps": t, "return": r, "wall_time_s": 0.1 * t})
@@ -55,7 +71,7 @@ def test_statistics_equal_rliable_metrics():
         assert iqm(x) == pytest.approx(metrics.aggregate_iqm(x), rel=1e-12, abs=1e-12)
         cols = iqm_columns(x)
         for j in range(3):
-            assert cols[j] == pytest.approx(metrics.aggregate_iqm(x[:, j:j + 1]), rel=1e-12, abs=1e-12)
+            assert cols[j] == pytest.approx(metrics.aggregate_iqm(x[:, j : j + 1]), rel=1e-12, abs=1e-12)
         y = np.round(rng.normal(size=(max(1, n - 2), 3)), 1)
         assert probability_of_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y), abs=1e-12)
         assert probability_of_improvement(x, x) == metrics.probability_of_improvement(x, x) == 0.5
@@ -106,8 +122,8 @@ def test_unshared_eval_steps_use_last_eval_at_or_before(tmp_path):
     res = aggregate(tmp_path, reps=REPS, plots=False, log=lambda m: None)
     c = res["curves"].set_index("env_steps")
     assert list(c.index) == [0, 100, 150, 200, 250]
-    assert c.loc[150, "mean"] == pytest.approx((1.0 + 10.0) / 2)   # seed 0's value at 100
-    assert c.loc[200, "mean"] == pytest.approx((2.0 + 10.0) / 2)   # seed 1's value at 150
+    assert c.loc[150, "mean"] == pytest.approx((1.0 + 10.0) / 2)  # seed 0's value at 100
+    assert c.loc[200, "mean"] == pytest.approx((2.0 + 10.0) / 2)  # seed 1's value at 150
     assert c.loc[250, "n_seeds"] == 1 and c.loc[250, "mean"] == pytest.approx(20.0)  # seed 0 stopped at 200
     assert "different evaluation steps" in Path(res["report"]).read_text()
 
@@ -155,8 +171,13 @@ def test_bad_input_fails_clearly(tmp_path):
 
 
 def test_cli_empty_dir_exits_nonzero(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "vaml_ext.exp.aggregate", str(tmp_path), "--reps", "10"],
-                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    p = subprocess.run(
+        [sys.executable, "-m", "vaml_ext.exp.aggregate", str(tmp_path), "--reps", "10"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert p.returncode != 0
     assert "error: no runs under" in p.stderr and "Traceback" not in p.stderr
 
@@ -176,9 +197,9 @@ def test_single_seed_and_single_method_degenerate(tmp_path):
 # ----------------------------------------------------------------------------- claims
 def test_claims_on_constructed_fig2_sweep(tmp_path):
     levels = {  # env: mle, ma_l1, ma_vaml, slbo (final returns; 5 seeds, +-2)
-        "hopper": (100, 200, 300, 150),     # ma_l1 clearly below ma_vaml -> 2a does not hold
-        "swimmer": (100, 300, 100, 150),    # ma_vaml == mle -> 2b inconclusive (CIs overlap)
-        "ant": (100, 200, 250, 150),        # excluded from 2a
+        "hopper": (100, 200, 300, 150),  # ma_l1 clearly below ma_vaml -> 2a does not hold
+        "swimmer": (100, 300, 100, 150),  # ma_vaml == mle -> 2b inconclusive (CIs overlap)
+        "ant": (100, 200, 250, 150),  # excluded from 2a
         "half_cheetah": (100, 200, 150, 150),
     }
     for env, lv in levels.items():
@@ -190,10 +211,10 @@ def test_claims_on_constructed_fig2_sweep(tmp_path):
     assert verdicts["2a"]["verdict"] == "does not hold"
     assert "hopper: ma_l1 200" in verdicts["2a"]["evidence"] and "below" in verdicts["2a"]["evidence"]
     assert verdicts["2b"]["verdict"] == "inconclusive (CIs overlap)"
-    assert verdicts["2c"]["verdict"] == "holds"          # ma_l1 > slbo on swimmer and hopper
+    assert verdicts["2c"]["verdict"] == "holds"  # ma_l1 > slbo on swimmer and hopper
     assert "envs missing" not in verdicts["2c"]["evidence"]
     assert "envs missing: walker, pendulum, acrobot" in verdicts["2b"]["evidence"]
-    assert "halfcheetah" in set(res["final"].env)        # half_cheetah matched case/underscore-insensitively
+    assert "halfcheetah" in set(res["final"].env)  # half_cheetah matched case/underscore-insensitively
 
     report = Path(res["report"]).read_text()
     for c in res["claims"]:
@@ -233,10 +254,18 @@ def verdicts(fig, data):
 
 
 def test_claim_rules_fig3_fig4_and_inconclusive_reasons():
-    d = StubData({("hopper", "mle"): S(10), ("hopper", "ma_l1"): S(10.5), ("hopper", "ma_vaml"): S(20),
-                  ("ant", "mle"): S(10), ("ant", "ma_l1"): S(5), ("ant", "ma_vaml"): S(5, n=MIN_SEEDS - 1)})
+    d = StubData(
+        {
+            ("hopper", "mle"): S(10),
+            ("hopper", "ma_l1"): S(10.5),
+            ("hopper", "ma_vaml"): S(20),
+            ("ant", "mle"): S(10),
+            ("ant", "ma_l1"): S(5),
+            ("ant", "ma_vaml"): S(5, n=MIN_SEEDS - 1),
+        }
+    )
     v = verdicts("fig3", d)
-    assert v["3a"] == "holds"                                   # overlap / above = near-matching
+    assert v["3a"] == "holds"  # overlap / above = near-matching
     assert v["3b"] == "inconclusive (too few seeds (< 3))"
     d.stats[("ant", "ma_vaml")] = S(5)
     assert verdicts("fig3", d)["3b"] == "holds"
@@ -249,11 +278,11 @@ def test_claim_rules_fig3_fig4_and_inconclusive_reasons():
         st[(e, "mle")] = S(10)
         st[(e, "ma_l1_naive")] = S(10)
         st[(e, "ma_l1")] = S(20)
-    st[("pendulum", "ma_l1")] = S(5)                             # excluded by "but Pendulum"
+    st[("pendulum", "ma_l1")] = S(5)  # excluded by "but Pendulum"
     v = verdicts("fig4", StubData(st))
     assert v == {"4a": "holds", "4b": "holds"}
     st[("hopper", "ma_l1_naive")] = S(30)
-    st[("walker", "ma_l1_naive")] = S(30)                       # naive > mle on 2 of 4 envs
+    st[("walker", "ma_l1_naive")] = S(30)  # naive > mle on 2 of 4 envs
     v = verdicts("fig4", StubData(st))
     assert v == {"4a": "does not hold", "4b": "does not hold"}
     assert verdicts("fig4", StubData({("cartpole", "mle"): S(1)}))["4b"] == "inconclusive (env missing)"
@@ -275,7 +304,7 @@ def test_claim_rules_fig1():
     st[("grid16", "mle", "auc", 8000.0)] = S(0.1, w=0.05)
     v = verdicts("fig1", StubData(st, hz))
     assert v == {"1a": "holds", "1b": "holds", "1c": "holds"}
-    st[("grid16", "mle", "auc", 8000.0)] = S(0.8, w=0.05)     # same as grid8 at 8000 steps
+    st[("grid16", "mle", "auc", 8000.0)] = S(0.8, w=0.05)  # same as grid8 at 8000 steps
     assert verdicts("fig1", StubData(st, hz))["1a"] == "inconclusive (CIs overlap)"
 
 

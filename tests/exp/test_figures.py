@@ -1,4 +1,5 @@
 """Each figure's envs, methods and budgets are defined once (exp/conf/figure/fig*.yaml)."""
+
 import pytest
 
 from vaml_ext.exp.claims import FIGURE_ENVS, FIGURE_METHODS, canonical_env

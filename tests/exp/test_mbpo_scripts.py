@@ -1,4 +1,5 @@
 """Input checks of the MBPO experiment scripts and the demo: bad arguments fail before any run."""
+
 import importlib.util
 from pathlib import Path
 
@@ -16,10 +17,13 @@ def _load(name):
     return mod
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--sizes", "0"], "--sizes must be positive"),
-    (["--regression", "nope"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--sizes", "0"], "--sizes must be positive"),
+        (["--regression", "nope"], "invalid choice"),
+    ],
+)
 def test_refit_learning_rejects_bad_input(argv, needle, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         _load("refit_learning").main([*argv, "--work", str(tmp_path)])
@@ -33,12 +37,15 @@ def test_make_baselines_rejects_unknown_regression(tmp_path, capsys):
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--losses", "mle", "nope"], "unknown loss"),
-    (["--steps", "0"], "--steps must be positive"),
-    (["--jobs", "0"], "--jobs must be >= 1"),
-    (["--env", "mbpo_nope"], "valid: mbpo_ant, mbpo_cartpole"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--losses", "mle", "nope"], "unknown loss"),
+        (["--steps", "0"], "--steps must be positive"),
+        (["--jobs", "0"], "--jobs must be >= 1"),
+        (["--env", "mbpo_nope"], "valid: mbpo_ant, mbpo_cartpole"),
+    ],
+)
 def test_demo_rejects_bad_input(argv, needle, tmp_path, capsys):
     from vaml_ext import demo
 
@@ -54,7 +61,11 @@ def test_regression_settings_compose():
         cfg = regression_config(name, "ma_l1", 3)
         assert cfg.seed == 3 and cfg.overrides.model_loss == "ma_l1"
     cfg = regression_config("cartpole_2k", "mle", 0)
-    assert (cfg.overrides.num_steps, cfg.overrides.num_sac_updates_per_step, cfg.overrides.num_epochs_train_model,
-            cfg.algorithm.initial_exploration_steps) == (2000, 10, 20, 5000)
+    assert (
+        cfg.overrides.num_steps,
+        cfg.overrides.num_sac_updates_per_step,
+        cfg.overrides.num_epochs_train_model,
+        cfg.algorithm.initial_exploration_steps,
+    ) == (2000, 10, 20, 5000)
     with pytest.raises(KeyError, match="valid: inv_pendulum_1k"):
         regression_config("nope", "mle", 0)

@@ -1,5 +1,6 @@
 """A sweep whose run directory another process is writing: that run is reported "in use",
 skipped (nothing of the run is written), and counted in the sweep summary."""
+
 import os
 import subprocess
 import sys
@@ -13,14 +14,38 @@ def test_run_in_use_is_skipped_and_counted(tmp_path, capsys):
 
     run_dir = tmp_path / "fig1" / "smoke" / "grid5" / "mle" / "seed0"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
-         f"lock = RunLock({str(run_dir)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
-         "lock.release()\n"],
-        env=dict(os.environ, PYTHONPATH=str(REPO)), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
+            f"lock = RunLock({str(run_dir)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
+            "lock.release()\n",
+        ],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        rc = main(["fig1", "--preset", "smoke", "--envs", "grid5", "--methods", "mle", "--seeds", "0",
-                   "--launcher", "basic", "--no-aggregate", "--out", str(tmp_path)])
+        rc = main(
+            [
+                "fig1",
+                "--preset",
+                "smoke",
+                "--envs",
+                "grid5",
+                "--methods",
+                "mle",
+                "--seeds",
+                "0",
+                "--launcher",
+                "basic",
+                "--no-aggregate",
+                "--out",
+                str(tmp_path),
+            ]
+        )
         out = capsys.readouterr().out
         assert rc == 1
         assert "0/1 runs done, 0 failed, 1 in use by another process, 0 missing" in out

@@ -11,6 +11,7 @@ With Z = 4 an unchanged algorithm fails a figure's ~100 such checks with probabi
 same platform the difference is ~0); ``eps`` (1e-3 relative) absorbs float noise of
 methods whose seeds all agree (sd = 0, e.g. the deterministic 5x5 gridworld).
 """
+
 import csv
 import json
 import math
@@ -48,9 +49,27 @@ def smoke_sweep(request, tmp_path_factory):
     fig = request.param
     out = tmp_path_factory.mktemp(fig)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "vaml_ext.exp", fig, "--preset", "smoke", "--jobs", "2",
-                           "--reps", "500", "--out", str(out)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=1800)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vaml_ext.exp",
+            fig,
+            "--preset",
+            "smoke",
+            "--jobs",
+            "2",
+            "--reps",
+            "500",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     return fig, out / fig / "smoke", proc
 
 
@@ -79,8 +98,10 @@ def test_smoke_curves_match_baseline(smoke_sweep):
     fresh_rows = []
     for run_dir in iter_run_dirs(sweep):
         run = read_run_config(run_dir)
-        fresh_rows += [{"env": run["env"], "method": run["method"], "env_steps": r["env_steps"],
-                        "return": r["return"]} for r in read_eval(run_dir)]
+        fresh_rows += [
+            {"env": run["env"], "method": run["method"], "env_steps": r["env_steps"], "return": r["return"]}
+            for r in read_eval(run_dir)
+        ]
     fresh = _curves(fresh_rows)
     assert set(fresh) == set(base), "the smoke sweep's env x method grid differs from the baseline's"
     bad = []

@@ -4,6 +4,7 @@ The kill test SIGKILLs a whole sweep (Hydra, joblib workers and the runs' proces
 while a run is between checkpoints, re-runs the same command, and checks that finished
 runs are skipped and the interrupted one resumes to exactly the rows of a clean run.
 """
+
 import csv
 import os
 import signal
@@ -37,8 +38,15 @@ def test_every_figure_run_resolves_for_every_preset(fig):
     for preset in PRESETS:
         for env in spec["envs"]:
             for method in spec["methods"]:
-                cfg = _compose([f"figure={fig}", f"preset={preset}", f"env={env}", f"method={method}",
-                                f"seed={seeds_for(spec, preset)[0]}"])
+                cfg = _compose(
+                    [
+                        f"figure={fig}",
+                        f"preset={preset}",
+                        f"env={env}",
+                        f"method={method}",
+                        f"seed={seeds_for(spec, preset)[0]}",
+                    ]
+                )
                 run = resolve_run(cfg)
                 assert (run["figure"], run["env"], run["method"]) == (fig, env, method)
                 assert run["budget"] is not None, (fig, preset, env)
@@ -46,8 +54,15 @@ def test_every_figure_run_resolves_for_every_preset(fig):
 
 def test_paper_env_lists():
     assert load_figure("fig1")["envs"] == ["grid5", "grid8", "grid12", "grid16"]
-    assert set(load_figure("fig3")["envs"]) == {"cartpole", "swimmer", "pusher", "walker", "hopper", "ant",
-                                               "halfcheetah"}
+    assert set(load_figure("fig3")["envs"]) == {
+        "cartpole",
+        "swimmer",
+        "pusher",
+        "walker",
+        "hopper",
+        "ant",
+        "halfcheetah",
+    }
     assert load_figure("fig3")["methods"] == ["mle", "ma_l1", "ma_vaml"]
     assert load_figure("fig4")["methods"] == ["mle", "ma_l1_naive", "ma_l1", "mle_va_slbo"]
     assert {"pendulum", "acrobot", "hopper", "swimmer", "ant", "reacher"} <= set(load_figure("fig2")["envs"])
@@ -67,14 +82,25 @@ def test_mbpo_env_overrides_compose():
     GlobalHydra.instance().clear()
 
 
-@pytest.mark.parametrize("launcher,target", [
-    ("local", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
-    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
-])
+@pytest.mark.parametrize(
+    "launcher,target",
+    [
+        ("local", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+        ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+    ],
+)
 def test_launcher_configs_compose(launcher, target):
-    cfg = _compose(["figure=fig3", "preset=paper", "env=hopper", "method=ma_l1", f"hydra/launcher={launcher}",
-                    "hydra.launcher.partition=learnfair" if launcher == "slurm" else "hydra.launcher.n_jobs=3"],
-                   return_hydra_config=True)
+    cfg = _compose(
+        [
+            "figure=fig3",
+            "preset=paper",
+            "env=hopper",
+            "method=ma_l1",
+            f"hydra/launcher={launcher}",
+            "hydra.launcher.partition=learnfair" if launcher == "slurm" else "hydra.launcher.n_jobs=3",
+        ],
+        return_hydra_config=True,
+    )
     lc = cfg.hydra.launcher
     assert lc._target_ == target
     if launcher == "slurm":
@@ -84,10 +110,15 @@ def test_launcher_configs_compose(launcher, target):
     assert cfg.hydra.sweep.subdir == "hopper/ma_l1/seed0"  # unique per run
 
 
-@pytest.mark.parametrize("key,value,msg", [("env", "humanoid", "env='humanoid' is not in fig3"),
-                                           ("method", "slbo", "method='slbo' is not in fig3"),
-                                           ("preset", "huge", "preset='huge' is not defined"),
-                                           ("seed", "-1", "seed=-1 is invalid")])
+@pytest.mark.parametrize(
+    "key,value,msg",
+    [
+        ("env", "humanoid", "env='humanoid' is not in fig3"),
+        ("method", "slbo", "method='slbo' is not in fig3"),
+        ("preset", "huge", "preset='huge' is not defined"),
+        ("seed", "-1", "seed=-1 is invalid"),
+    ],
+)
 def test_bad_run_names_fail_clearly(key, value, msg):
     base = {"figure": "fig3", "preset": "smoke", "env": "hopper", "method": "mle", "seed": "0"}
     base[key] = value
@@ -116,12 +147,26 @@ def _rows(run_dir):
 @pytest.mark.slow
 def test_sigkill_sweep_then_rerun(tmp_path):
     """kill -9 of the whole sweep mid-run; the same command then skips and resumes."""
-    args = ["fig3", "--preset", "smoke", "--envs", "hopper", "--methods", "mle", "ma_l1", "--seeds", "0",
-            "--jobs", "1", "--no-aggregate"]
+    args = [
+        "fig3",
+        "--preset",
+        "smoke",
+        "--envs",
+        "hopper",
+        "--methods",
+        "mle",
+        "ma_l1",
+        "--seeds",
+        "0",
+        "--jobs",
+        "1",
+        "--no-aggregate",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "vaml_ext.exp", *args, "--out", str(tmp_path / "a")]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     sweep = tmp_path / "a" / "fig3" / "smoke" / "hopper"
     first, second = sweep / "mle" / "seed0", sweep / "ma_l1" / "seed0"
     deadline = time.time() + 400
@@ -145,9 +190,30 @@ def test_sigkill_sweep_then_rerun(tmp_path):
     assert (first / "done.json").stat().st_mtime_ns == done_mtime
     assert "resumed from" in (second / "stdout.log").read_text()
     # the resumed run equals an uninterrupted one
-    clean = subprocess.run([sys.executable, "-m", "vaml_ext.exp", "fig3", "--preset", "smoke", "--envs", "hopper",
-                            "--methods", "ma_l1", "--seeds", "0", "--no-aggregate", "--out", str(tmp_path / "b")],
-                           cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    clean = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vaml_ext.exp",
+            "fig3",
+            "--preset",
+            "smoke",
+            "--envs",
+            "hopper",
+            "--methods",
+            "ma_l1",
+            "--seeds",
+            "0",
+            "--no-aggregate",
+            "--out",
+            str(tmp_path / "b"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert clean.returncode == 0, clean.stderr[-2000:]
     ref = tmp_path / "b" / "fig3" / "smoke" / "hopper" / "ma_l1" / "seed0"
     assert _rows(second) == _rows(ref) and len(_rows(ref)) == 2
@@ -160,8 +226,17 @@ def test_failed_run_is_recorded_and_does_not_raise(tmp_path):
 
     from vaml_ext.exp.run import run_one
 
-    cfg = _compose(["figure=fig3", "preset=smoke", "env=cartpole", "method=mle", "seed=0", "progress=false",
-                    "figure.presets.smoke.budget.default=['overrides.num_value_updates=-1']"])
+    cfg = _compose(
+        [
+            "figure=fig3",
+            "preset=smoke",
+            "env=cartpole",
+            "method=mle",
+            "seed=0",
+            "progress=false",
+            "figure.presets.smoke.budget.default=['overrides.num_value_updates=-1']",
+        ]
+    )
     out = run_one(cfg, tmp_path)
     assert out["status"] == "failed" and out["returncode"] != 0
     info = json.loads((tmp_path / "failed.json").read_text())

@@ -1,4 +1,5 @@
 """Dyna loop (Algorithm 2), the 5×5 learning test and the sweep CLI."""
+
 import csv
 
 import numpy as np
@@ -77,7 +78,12 @@ def test_model_update_leaves_value_and_policy_untouched():
     for i in range(64):
         a = torch.randint(0, 4, (len(methods),), generator=g)
         s2 = spec.next_state[env_s, a]
-        buf.add(model.row_index(env_s, a), s2, torch.full_like(s2, i % 16 + 1), torch.full_like(s2, i % 16 == 15, dtype=torch.bool))
+        buf.add(
+            model.row_index(env_s, a),
+            s2,
+            torch.full_like(s2, i % 16 + 1),
+            torch.full_like(s2, i % 16 == 15, dtype=torch.bool),
+        )
         env_s = torch.where(torch.tensor(i % 16 == 15), torch.zeros_like(s2), s2)
     obj = GridObjectives(methods)
     V, pol, logits = agent.V.detach().clone(), agent.policy_logits.detach().clone(), model.logits.detach().clone()
@@ -137,9 +143,15 @@ def test_sweep_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(str(tmp_path / "nope.yaml"))
     bad = tmp_path / "bad.yaml"
-    for text, msg in [("methods: [mle, ma_l3]", "methods"), ("sizes: [5, 2]", "grid size"),
-                      ("env_steps: {5: 100}\nsizes: [5, 8]", "no entry for size"), ("foo: 1", "unknown config key"),
-                      ("dyna: {model_lr: abc}", "model_lr"), ("seeds: 0", "seeds"), ("[1, 2]", "mapping")]:
+    for text, msg in [
+        ("methods: [mle, ma_l3]", "methods"),
+        ("sizes: [5, 2]", "grid size"),
+        ("env_steps: {5: 100}\nsizes: [5, 8]", "no entry for size"),
+        ("foo: 1", "unknown config key"),
+        ("dyna: {model_lr: abc}", "model_lr"),
+        ("seeds: 0", "seeds"),
+        ("[1, 2]", "mapping"),
+    ]:
         bad.write_text(text)
         with pytest.raises(ConfigError, match=msg):
             load_config(str(bad))
@@ -155,8 +167,10 @@ def test_default_config_is_the_full_figure():
 
 def test_tiny_sweep_writes_outputs(tmp_path, capsys):
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text("methods: [mle, ma_l1]\nsizes: [5]\nseeds: 2\nworkers: 1\nenv_steps: 200\neval_every: 100\n"
-                   "dyna: {model_updates_per_iter: 4, policy_updates_per_iter: 4}\n")
+    cfg.write_text(
+        "methods: [mle, ma_l1]\nsizes: [5]\nseeds: 2\nworkers: 1\nenv_steps: 200\neval_every: 100\n"
+        "dyna: {model_updates_per_iter: 4, policy_updates_per_iter: 4}\n"
+    )
     assert main(["--config", str(cfg), "--out", str(tmp_path / "out")]) == 0
     out = tmp_path / "out"
     rows = list(csv.DictReader(open(out / "curves.csv")))

@@ -1,5 +1,6 @@
 """Gridworld dynamics and reward: walls, deterministic moves, goal bonus, absorption,
 time limit, and equality of the minigrid wrapper with the batched tensor version."""
+
 import math
 
 import numpy as np
@@ -22,8 +23,7 @@ def test_transition_table_is_the_walled_room(size):
         if s == spec.goal:
             assert spec.next_state[s].tolist() == [s] * 4  # absorbing
             continue
-        expect = {N: (x, max(y - 1, 0)), S_: (x, min(y + 1, n - 1)),
-                  E: (min(x + 1, n - 1), y), W: (max(x - 1, 0), y)}
+        expect = {N: (x, max(y - 1, 0)), S_: (x, min(y + 1, n - 1)), E: (min(x + 1, n - 1), y), W: (max(x - 1, 0), y)}
         for a, (x2, y2) in expect.items():
             assert spec.next_state[s, a].item() == y2 * n + x2, (s, ACTIONS[a])
 

@@ -1,6 +1,7 @@
 """Gridworld runs under operator errors: two writers, unreadable checkpoints, full disks,
 and SIGKILL at random moments. Every recovered run must end with the rows of an
 uninterrupted run (wall-clock column aside)."""
+
 import csv
 import errno
 import multiprocessing
@@ -25,13 +26,27 @@ from vaml_ext.runlog.rundir import EVAL_FILE
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[2]
-DYNA = dict(real_steps_per_iter=50, model_updates_per_iter=5, policy_updates_per_iter=3, batch_size=64,
-            value_update_interval=2, eval_greedy=False, eval_episodes=2)
+DYNA = dict(
+    real_steps_per_iter=50,
+    model_updates_per_iter=5,
+    policy_updates_per_iter=3,
+    batch_size=64,
+    value_update_interval=2,
+    eval_greedy=False,
+    eval_episodes=2,
+)
 RUN = dict(size=5, method="ma_l1", seed=1, eval_every=50, dyna=DYNA, progress=False)
 STEPS = 600  # 12 iterations, 13 evaluations
 #: the kill trials' run: cheaper iterations (one policy update, two model updates)
-KILL_DYNA = dict(real_steps_per_iter=25, model_updates_per_iter=2, policy_updates_per_iter=1, batch_size=32,
-                 value_update_interval=2, eval_greedy=False, eval_episodes=1)
+KILL_DYNA = dict(
+    real_steps_per_iter=25,
+    model_updates_per_iter=2,
+    policy_updates_per_iter=1,
+    batch_size=32,
+    value_update_interval=2,
+    eval_greedy=False,
+    eval_episodes=1,
+)
 KILL_RUN = dict(size=5, method="ma_l1", seed=1, eval_every=50, dyna=KILL_DYNA, progress=False)
 KILL_STEPS = 300  # 12 iterations, 7 evaluations and checkpoints
 
@@ -239,6 +254,8 @@ def test_sigkill_at_random_moments_then_restart(tmp_path, capsys):
             assert f"previous holder pid {p.pid} on host" in capsys.readouterr().err
             takeovers += 1
     with capsys.disabled():
-        print(f"\n{N_TRIALS} trials, {killed} killed mid-run, {takeovers} locks taken over, "
-              f"uninterrupted run {duration:.2f} s, kill-time seed {seed}")
+        print(
+            f"\n{N_TRIALS} trials, {killed} killed mid-run, {takeovers} locks taken over, "
+            f"uninterrupted run {duration:.2f} s, kill-time seed {seed}"
+        )
     assert killed >= N_TRIALS // 2, f"too few kills landed mid-run ({killed}); seed {seed}"

@@ -1,5 +1,6 @@
 """The five gridworld objectives against hand-computed values on a 3-state MDP, plus
 properties on random categorical models (paper Eq. 8-10)."""
+
 import math
 
 import pytest
@@ -40,8 +41,16 @@ HAND = {
 
 def chain_spec() -> GridSpec:
     nxt = torch.tensor([[0, 0, 1, 0], [1, 1, 2, 0], [2, 2, 2, 2]])
-    return GridSpec(size=0, n_states=3, start=0, goal=2, max_steps=10, next_state=nxt,
-                    dist=torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64), d0=2.0)
+    return GridSpec(
+        size=0,
+        n_states=3,
+        start=0,
+        goal=2,
+        max_steps=10,
+        next_state=nxt,
+        dist=torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64),
+        d0=2.0,
+    )
 
 
 def chain_inputs():
@@ -67,8 +76,9 @@ def test_hand_computed_advantages():
     # the same numbers from the explicit U rows of the comment above
     U = torch.tensor([[0.1, 0.55, 1.455], [-0.15, 0.3, 1.16]], dtype=torch.float64)
     rows = probs[0, batch["rows"][0]]
-    torch.testing.assert_close(transition_advantage(rows, U, batch["s_next"][0]),
-                               torch.tensor([A1, A2], dtype=torch.float64))
+    torch.testing.assert_close(
+        transition_advantage(rows, U, batch["s_next"][0]), torch.tensor([A1, A2], dtype=torch.float64)
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -100,8 +110,7 @@ def test_batched_runs_are_independent_sums():
     two = lambda x: torch.cat([x, x], 0)  # noqa: E731
     lp = torch.log_softmax(two(logits.detach()), -1)
     obj = GridObjectives(["ma_direct_l1", "mle"], va_loss_coeff=1.0, gamma=GAMMA)
-    loss = obj(spec, lp, two(V.detach()), {k: two(v) for k, v in batch.items()},
-               {k: two(v) for k, v in traj.items()})
+    loss = obj(spec, lp, two(V.detach()), {k: two(v) for k, v in batch.items()}, {k: two(v) for k, v in traj.items()})
     assert loss.item() == pytest.approx(HAND["ma_direct_l1"] + HAND["mle"], abs=1e-9)
 
 
@@ -145,8 +154,9 @@ def test_factorised_advantage_equals_explicit_sum(seed):
     S = spec.n_states
     s = rows // 4
     cand = torch.arange(S).expand(rows.shape + (S,))
-    U = spec.reward(s.unsqueeze(-1).expand_as(cand), cand, t.unsqueeze(-1).expand_as(cand)) \
-        + gamma * V.gather(1, cand.flatten(1)).reshape(cand.shape) * (cand != spec.goal)
+    U = spec.reward(s.unsqueeze(-1).expand_as(cand), cand, t.unsqueeze(-1).expand_as(cand)) + gamma * V.gather(
+        1, cand.flatten(1)
+    ).reshape(cand.shape) * (cand != spec.goal)
     P = probs.gather(1, rows.flatten(1).unsqueeze(-1).expand(-1, -1, S)).reshape(rows.shape + (S,))
     torch.testing.assert_close(adv, transition_advantage(P, U, s_next))
 
@@ -176,7 +186,8 @@ def test_upper_bound_l1_dominates_direct_l1_on_random_models(seed):
     m1 = torch.ones_like(same_sign, dtype=torch.bool)
     t_disc = gamma ** torch.arange(same_sign.shape[-1], dtype=torch.float64)
     assert (t_disc.sum() * bound(advantage=same_sign, mask=t_disc)).item() == pytest.approx(
-        direct(advantage=same_sign, gamma=gamma, mask=m1).item())
+        direct(advantage=same_sign, gamma=gamma, mask=m1).item()
+    )
 
 
 def test_vaml_does_not_upper_bound_direct_l2():

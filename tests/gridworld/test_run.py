@@ -1,4 +1,5 @@
 """One gridworld run in the run-directory format: files, done-skip, SIGKILL resume, truncation."""
+
 import csv
 import json
 import os
@@ -23,8 +24,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Small and quick, but exercising every part of the state: a value-aware method (refit
 # optimiser), a stochastic evaluation (draws from the generator), several iterations.
-DYNA = dict(real_steps_per_iter=50, model_updates_per_iter=5, policy_updates_per_iter=3, batch_size=64,
-            value_update_interval=2, eval_greedy=False, eval_episodes=2)
+DYNA = dict(
+    real_steps_per_iter=50,
+    model_updates_per_iter=5,
+    policy_updates_per_iter=3,
+    batch_size=64,
+    value_update_interval=2,
+    eval_greedy=False,
+    eval_episodes=2,
+)
 RUN = dict(size=5, method="ma_l1", seed=1, eval_every=50, dyna=DYNA)
 LONG = 3000  # env steps of the resume tests: 60 iterations, a few seconds
 
@@ -49,8 +57,15 @@ def uninterrupted(tmp_path_factory):
 @pytest.mark.slow
 def test_run_writes_rundir_and_skips_when_done(tmp_path, monkeypatch, capsys):
     d = tmp_path / "run"
-    s = run_gridworld(d, size=5, method="mle", seed=0, env_steps=300, eval_every=100,
-                      dyna={"model_updates_per_iter": 3, "policy_updates_per_iter": 2})
+    s = run_gridworld(
+        d,
+        size=5,
+        method="mle",
+        seed=0,
+        env_steps=300,
+        eval_every=100,
+        dyna={"model_updates_per_iter": 3, "policy_updates_per_iter": 2},
+    )
     rows = read_eval(d)
     assert [r["env_steps"] for r in rows] == [0, 100, 200, 300]
     assert set(rows[0]) == {"env_steps", "return", "wall_time_s", "iteration", "model_loss", "v_start"}
@@ -66,8 +81,10 @@ def test_run_writes_rundir_and_skips_when_done(tmp_path, monkeypatch, capsys):
     assert "done: 300 env steps" in err  # RunProgress summary line
     # the two-line end-of-run summary (vaml_ext.runlog.tracking), same numbers as done.json
     assert done["best_return"] == max(r["return"] for r in rows) and done["run_dir"] == str(d.resolve())
-    assert (f"[gridworld5/mle/seed0] finished: final return {done['final_return']:.1f}, best {done['best_return']:.1f}"
-            in err) and f"[gridworld5/mle/seed0] files: {d.resolve()}/ (returns.csv, done.json, run.yaml" in err
+    assert (
+        f"[gridworld5/mle/seed0] finished: final return {done['final_return']:.1f}, best {done['best_return']:.1f}"
+        in err
+    ) and f"[gridworld5/mle/seed0] files: {d.resolve()}/ (returns.csv, done.json, run.yaml" in err
 
     before = _files(d)
 
@@ -75,8 +92,18 @@ def test_run_writes_rundir_and_skips_when_done(tmp_path, monkeypatch, capsys):
         raise AssertionError("a finished run must not train again")
 
     monkeypatch.setattr(run_mod, "DynaTrainer", no_training)
-    assert run_gridworld(d, size=5, method="mle", seed=0, env_steps=300, eval_every=100,
-                         dyna={"model_updates_per_iter": 3, "policy_updates_per_iter": 2}) == s
+    assert (
+        run_gridworld(
+            d,
+            size=5,
+            method="mle",
+            seed=0,
+            env_steps=300,
+            eval_every=100,
+            dyna={"model_updates_per_iter": 3, "policy_updates_per_iter": 2},
+        )
+        == s
+    )
     assert _files(d) == before
 
 
@@ -94,18 +121,23 @@ def test_single_run_is_run_dyna_with_a_batch_of_one(tmp_path):
 def test_sigkill_and_resume_gives_the_same_eval_csv(tmp_path, uninterrupted):
     a_dir, a_summary = uninterrupted
     b = tmp_path / "b"
-    code = ("import torch; torch.set_num_threads(1)\n"
-            "from vaml_ext.gridworld.run import run_gridworld\n"
-            f"run_gridworld({str(b)!r}, env_steps={LONG}, progress=False, **{RUN!r})\n")
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "from vaml_ext.gridworld.run import run_gridworld\n"
+        f"run_gridworld({str(b)!r}, env_steps={LONG}, progress=False, **{RUN!r})\n"
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 120
         while True:  # wait for a checkpoint and a few evaluation rows, then kill mid-run
             if proc.poll() is not None:
-                pytest.fail(f"run finished (rc {proc.returncode}) before it could be killed; raise LONG. "
-                            f"stderr: {proc.stderr.read().decode()[-2000:]}")
+                pytest.fail(
+                    f"run finished (rc {proc.returncode}) before it could be killed; raise LONG. "
+                    f"stderr: {proc.stderr.read().decode()[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail("no checkpoint and partial eval.csv within 120 s")
             if (b / "ckpt" / "latest.pt").is_file() and (b / EVAL_FILE).is_file() and len(read_eval(b)) >= 4:
@@ -226,21 +258,24 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
         run_gridworld(d, env_steps=100, progress=False, **dict(RUN, method="mle"))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(method="ma_l3"), "method"),
-    (dict(method="slbo"), "method"),
-    (dict(size=3), "size"),
-    (dict(size=5.5), "size"),
-    (dict(seed=-1), "seed"),
-    (dict(seed=True), "seed"),
-    (dict(env_steps=0), "env_steps"),
-    (dict(env_steps=10.0), "env_steps"),
-    (dict(eval_every=-100), "eval_every"),
-    (dict(dyna={"lr": 0.1}), "unknown dyna option"),
-    (dict(dyna={"model_lr": -1.0}), "model_lr"),
-    (dict(dyna={"env_steps": 5}), "dyna.env_steps"),
-    (dict(dyna=[1, 2]), "dyna"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(method="ma_l3"), "method"),
+        (dict(method="slbo"), "method"),
+        (dict(size=3), "size"),
+        (dict(size=5.5), "size"),
+        (dict(seed=-1), "seed"),
+        (dict(seed=True), "seed"),
+        (dict(env_steps=0), "env_steps"),
+        (dict(env_steps=10.0), "env_steps"),
+        (dict(eval_every=-100), "eval_every"),
+        (dict(dyna={"lr": 0.1}), "unknown dyna option"),
+        (dict(dyna={"model_lr": -1.0}), "model_lr"),
+        (dict(dyna={"env_steps": 5}), "dyna.env_steps"),
+        (dict(dyna=[1, 2]), "dyna"),
+    ],
+)
 def test_invalid_inputs_fail_before_any_work(tmp_path, kwargs, match):
     args = dict(size=5, method="mle", seed=0, env_steps=100, eval_every=50, dyna={}, progress=False)
     args.update(kwargs)

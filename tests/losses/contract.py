@@ -5,6 +5,7 @@ input dict (override it for losses whose ``in_keys`` are not ``advantage``/``nll
 ``tests/losses/test_contract.py`` parametrises it over *every* registered name, so a
 loss registered without passing it fails CI.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Each objective and estimator against closed forms on hand-built cases (paper Eq. 8-10)."""
+
 import math
 
 import pytest

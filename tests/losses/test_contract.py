@@ -1,4 +1,5 @@
 """Every registered model loss passes the shared contract."""
+
 import pytest
 
 from vaml_ext.losses import available_losses

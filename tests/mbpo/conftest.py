@@ -32,11 +32,21 @@ def mbpo_ctx(tmp_path):
     model_env = mbrl.models.ModelEnv(env, dyn, term_fn, None, generator=gen)
     sac_buffer = mbrl.util.ReplayBuffer(1000, obs_shape, act_shape, rng=np.random.default_rng(1))
     s = rb.get_all()
-    sac_buffer.add_batch(s.obs[:100], s.act[:100], s.next_obs[:100], s.rewards[:100],
-                         s.terminateds[:100], s.truncateds[:100])
-    ctx = TrainingContext(cfg=cfg, work_dir=str(tmp_path), env=env, agent=agent, dynamics_model=dyn,
-                          model_env=model_env, replay_buffer=rb, sac_buffer=sac_buffer,
-                          torch_generator=gen, rollout_length=3)
+    sac_buffer.add_batch(
+        s.obs[:100], s.act[:100], s.next_obs[:100], s.rewards[:100], s.terminateds[:100], s.truncateds[:100]
+    )
+    ctx = TrainingContext(
+        cfg=cfg,
+        work_dir=str(tmp_path),
+        env=env,
+        agent=agent,
+        dynamics_model=dyn,
+        model_env=model_env,
+        replay_buffer=rb,
+        sac_buffer=sac_buffer,
+        torch_generator=gen,
+        rollout_length=3,
+    )
     trainer = mbrl.models.ModelTrainer(dyn, optim_lr=1e-3, weight_decay=1e-5)
     ctx.model_trainer = trainer
     return ctx

@@ -1,4 +1,5 @@
 """Agent adapters (pranz24 ``SAC``, Yarats ``SACAgent``) under the value estimators and refits."""
+
 import math
 
 import pytest
@@ -35,8 +36,11 @@ def test_adapter_chosen_from_the_class(mbpo_ctx):
     assert isinstance(adapter_for(mbpo_ctx.agent), Pranz24SAC)
     assert isinstance(adapter_for(mbpo_ctx.agent.sac_agent), Pranz24SAC)
     assert isinstance(adapter_for(make_yarats(4, 1)), YaratsSAC)
-    with pytest.raises(UnknownAgentError, match=r"no value-aware adapter for agent class .*object.*known: "
-                                                r"mbrl\.third_party\.pytorch_sac\.agent\.sac\.SACAgent"):
+    with pytest.raises(
+        UnknownAgentError,
+        match=r"no value-aware adapter for agent class .*object.*known: "
+        r"mbrl\.third_party\.pytorch_sac\.agent\.sac\.SACAgent",
+    ):
         adapter_for(object())
 
 
@@ -51,8 +55,7 @@ def test_yarats_squashed_action_matches_the_actor_distribution():
     x = dist.loc + dist.scale * eps
     torch.testing.assert_close(a, torch.tanh(x))
     # SquashedNormal.log_prob through its cached inverse of the same x
-    torch.testing.assert_close(logp, dist.log_prob(dist.transforms[0](x)).sum(-1, keepdim=True),
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logp, dist.log_prob(dist.transforms[0](x)).sum(-1, keepdim=True), rtol=1e-4, atol=1e-4)
     assert ag.act_dim == 2 and float(ag.alpha()) == pytest.approx(0.1)
 
 

@@ -1,4 +1,5 @@
 """With model_loss=mle, patched MBPO is upstream MBPO: deterministic, and untouched by plugins."""
+
 import json
 import os
 import subprocess
@@ -62,8 +63,9 @@ def test_plugins_do_not_perturb_mle(tmp_path):
     for flag in ("none", ""):
         env = {**os.environ, "MBRL_PLUGINS": flag}
         wd = tmp_path / (flag or "all")
-        proc = subprocess.run([sys.executable, "-c", code, str(wd)], capture_output=True, text=True,
-                              env=env, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(wd)], capture_output=True, text=True, env=env, timeout=600
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         outs.append((proc.stdout.strip().splitlines()[-1], _weights(wd)))
     assert outs[0][0] == outs[1][0]

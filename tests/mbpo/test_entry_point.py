@@ -1,4 +1,5 @@
 """Patched mbrl-lib MBPO runs through upstream's entry point on today's stack."""
+
 import subprocess
 import sys
 
@@ -10,8 +11,15 @@ from vaml_ext.mbpo.runner import MBPO_OVERRIDES, SMOKE_OVERRIDES, compose, read_
 @pytest.mark.slow
 def test_cli_entry_point_runs_one_epoch(tmp_path):
     """`python -m mbrl.examples.main algorithm=mbpo overrides=...` (the README command)."""
-    cmd = [sys.executable, "-m", "mbrl.examples.main", "algorithm=mbpo",
-           "overrides=mbpo_cartpole", f"hydra.run.dir={tmp_path}", *SMOKE_OVERRIDES]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mbrl.examples.main",
+        "algorithm=mbpo",
+        "overrides=mbpo_cartpole",
+        f"hydra.run.dir={tmp_path}",
+        *SMOKE_OVERRIDES,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_results(tmp_path)
@@ -22,8 +30,16 @@ def test_cli_entry_point_runs_one_epoch(tmp_path):
 
 @pytest.mark.slow
 def test_cli_rejects_unknown_model_loss_before_training(tmp_path):
-    cmd = [sys.executable, "-m", "mbrl.examples.main", "algorithm=mbpo", "overrides=mbpo_cartpole",
-           f"hydra.run.dir={tmp_path}", "overrides.model_loss=not_a_loss", *SMOKE_OVERRIDES]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mbrl.examples.main",
+        "algorithm=mbpo",
+        "overrides=mbpo_cartpole",
+        f"hydra.run.dir={tmp_path}",
+        "overrides.model_loss=not_a_loss",
+        *SMOKE_OVERRIDES,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "overrides.model_loss='not_a_loss'" in proc.stderr and "mle" in proc.stderr
@@ -53,16 +69,28 @@ def test_model_loss_key_exists_without_plus():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [
-    ["overrides.model_loss=ma_l1"],
-    ["overrides.model_loss=ma_vaml"],
-    ["overrides.model_loss=ma_l1", "overrides.value_update_interval=0"],
-    ["overrides.model_loss=ma_l1", "overrides.va_value=soft", "overrides.va_samples=2"],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["overrides.model_loss=ma_l1"],
+        ["overrides.model_loss=ma_vaml"],
+        ["overrides.model_loss=ma_l1", "overrides.value_update_interval=0"],
+        ["overrides.model_loss=ma_l1", "overrides.va_value=soft", "overrides.va_samples=2"],
+    ],
+)
 def test_cli_value_aware_variants_on_hopper(extra, tmp_path):
     """Acceptance: `... overrides=mbpo_hopper overrides.model_loss=ma_l1 device=cpu` runs."""
-    cmd = [sys.executable, "-m", "mbrl.examples.main", "algorithm=mbpo", "overrides=mbpo_hopper",
-           "device=cpu", f"hydra.run.dir={tmp_path}", *SMOKE_OVERRIDES, *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mbrl.examples.main",
+        "algorithm=mbpo",
+        "overrides=mbpo_hopper",
+        "device=cpu",
+        f"hydra.run.dir={tmp_path}",
+        *SMOKE_OVERRIDES,
+        *extra,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_results(tmp_path)

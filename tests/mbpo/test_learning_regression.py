@@ -13,6 +13,7 @@ sidecar). Settings: ``REGRESSIONS`` in ``vaml_ext/mbpo/runner.py``.
   **MLE** curve on paper Fig. 3's CartPole (the figure's ``short`` preset, stopped at
   2,000 env steps), where both learn; see :func:`ma_l1_band` for score and tolerance.
 """
+
 import csv
 import json
 import statistics
@@ -34,8 +35,9 @@ def load_curves(regression, method):
         for row in csv.DictReader(f):
             curves.setdefault(int(row["seed"]), []).append((int(row["env_step"]), float(row["episode_reward"])))
     _, overrides = REGRESSIONS[regression]
-    assert set(overrides) <= set(meta["overrides"]) and f"overrides.model_loss={method}" in meta["overrides"], \
+    assert set(overrides) <= set(meta["overrides"]) and f"overrides.model_loss={method}" in meta["overrides"], (
         "baseline was produced with other settings: regenerate it (exp/mbpo/make_baselines.py)"
+    )
     return meta, curves
 
 
@@ -52,14 +54,16 @@ def _run(regression, method, tmp_path, seed=0):
 
 # --------------------------------------------------------------------- inv_pendulum_1k (MLE)
 
+
 def mle_band(scores):
     mu = statistics.mean(scores.values())
     sd = statistics.stdev(scores.values())
     return mu, mu - max(3 * sd, 0.3 * mu)
 
 
-@pytest.mark.parametrize("regression,method", [("inv_pendulum_1k", "mle"), ("cartpole_2k", "mle"),
-                                               ("cartpole_2k", "ma_l1")])
+@pytest.mark.parametrize(
+    "regression,method", [("inv_pendulum_1k", "mle"), ("cartpole_2k", "mle"), ("cartpole_2k", "ma_l1")]
+)
 def test_baseline_files_are_sane(regression, method):
     meta, curves = load_curves(regression, method)
     assert len(curves) >= 3 and meta["commit"] and meta["command"].startswith("python exp/mbpo/make_baselines.py")
@@ -123,12 +127,15 @@ def test_stored_ma_l1_curve_is_comparable_to_mle():
 def test_mbpo_ma_l1_vs_stored_mle_curve(tmp_path):
     _, mle = load_curves("cartpole_2k", "mle")
     _, ma = load_curves("cartpole_2k", "ma_l1")
-    mu_m, mu_a, lower = ma_l1_band({s: last_epochs_score(c, CARTPOLE_EPOCHS) for s, c in mle.items()},
-                                   {s: last_epochs_score(c, CARTPOLE_EPOCHS) for s, c in ma.items()})
+    mu_m, mu_a, lower = ma_l1_band(
+        {s: last_epochs_score(c, CARTPOLE_EPOCHS) for s, c in mle.items()},
+        {s: last_epochs_score(c, CARTPOLE_EPOCHS) for s, c in ma.items()},
+    )
     cfg, curve = _run("cartpole_2k", "ma_l1", tmp_path)
     assert [s for s, _ in curve] == [s for s, _ in mle[0]], "evaluation points differ from the stored curve"
     score = last_epochs_score(curve, CARTPOLE_EPOCHS)
     rnd = random_policy_return(cfg, episodes=20)
     assert score > 2 * rnd, (curve, rnd)
-    assert score >= lower, dict(curve=curve, score=score, mle_mean=mu_m, ma_l1_mean=mu_a, lower=lower,
-                                ratio_to_mle=score / mu_m)
+    assert score >= lower, dict(
+        curve=curve, score=score, mle_mean=mu_m, ma_l1_mean=mu_a, lower=lower, ratio_to_mle=score / mu_m
+    )

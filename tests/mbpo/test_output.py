@@ -1,5 +1,6 @@
 """What an MBPO run shows people: readable console columns, the end-of-run summary and
 done.json, and the optional Weights & Biases logging (offline)."""
+
 import csv
 import json
 
@@ -48,10 +49,28 @@ def test_wandb_offline_logs_config_returns_and_diagnostics(tmp_path, monkeypatch
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = compose("mbpo_cartpole", ["device=cpu", "seed=0", *SMOKE_OVERRIDES, "overrides.model_loss=ma_l1",
-                                    "overrides.wandb=true", "overrides.wandb_project=vaml-test"])
+    cfg = compose(
+        "mbpo_cartpole",
+        [
+            "device=cpu",
+            "seed=0",
+            *SMOKE_OVERRIDES,
+            "overrides.model_loss=ma_l1",
+            "overrides.wandb=true",
+            "overrides.wandb_project=vaml-test",
+        ],
+    )
     run_mbpo(cfg, tmp_path)
     data = wandb_records(tmp_path)
-    for key in ("eval/episode_reward", "va_model/val_mse", "va_model/val_mean_abs_advantage", "va_model/refits",
-                "va_model/model_train_seconds", "env_step", "va_loss_coeff", "vaml-test", "best_eval_reward"):
+    for key in (
+        "eval/episode_reward",
+        "va_model/val_mse",
+        "va_model/val_mean_abs_advantage",
+        "va_model/refits",
+        "va_model/model_train_seconds",
+        "env_step",
+        "va_loss_coeff",
+        "vaml-test",
+        "best_eval_reward",
+    ):
         assert key.encode() in data, key

@@ -1,4 +1,5 @@
 """overrides.profile=paper through upstream's entry point on the default base (mbrl 0.2.0)."""
+
 import csv
 import subprocess
 import sys
@@ -12,9 +13,18 @@ from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, read_results
 def test_cli_paper_profile_on_hopper(tmp_path):
     """The issue's acceptance command (tiny budget) on the default base: the authors' refit
     wipes and refills the SAC buffer, capped at its tiny capacity, and the run completes."""
-    cmd = [sys.executable, "-m", "mbrl.examples.main", "algorithm=mbpo", "overrides=mbpo_hopper",
-           "overrides.model_loss=ma_l1", "overrides.profile=paper", "device=cpu",
-           f"hydra.run.dir={tmp_path}", *SMOKE_OVERRIDES]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mbrl.examples.main",
+        "algorithm=mbpo",
+        "overrides=mbpo_hopper",
+        "overrides.model_loss=ma_l1",
+        "overrides.profile=paper",
+        "device=cpu",
+        f"hydra.run.dir={tmp_path}",
+        *SMOKE_OVERRIDES,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "value_refit_mode=authors: the SAC buffer holds" in proc.stdout

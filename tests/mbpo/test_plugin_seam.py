@@ -1,4 +1,5 @@
 """The callback seam of the plugins patch (mbrl.util.plugins): explicit hook forwarding."""
+
 import pytest
 
 from mbrl.util.plugins import HOOKS, Callback, CallbackList
@@ -26,10 +27,14 @@ def test_every_hook_is_forwarded_to_each_callback_in_order():
     for hook in HOOKS:
         args = ("ctx", 3, 0.5, {"m": 1}, "train") if hook == "on_model_batch" else ("ctx",)
         getattr(cbs, hook)(*args)  # base-class no-ops for the hooks Recorder lacks
-    assert log == [("a", "on_train_begin", "ctx"), ("b", "on_train_begin", "ctx"),
-                   ("a", "on_model_batch", (3, 0.5, {"m": 1}, "train")),
-                   ("b", "on_model_batch", (3, 0.5, {"m": 1}, "train")),
-                   ("a", "on_train_end", "ctx"), ("b", "on_train_end", "ctx")]
+    assert log == [
+        ("a", "on_train_begin", "ctx"),
+        ("b", "on_train_begin", "ctx"),
+        ("a", "on_model_batch", (3, 0.5, {"m": 1}, "train")),
+        ("b", "on_model_batch", (3, 0.5, {"m": 1}, "train")),
+        ("a", "on_train_end", "ctx"),
+        ("b", "on_train_end", "ctx"),
+    ]
     assert len(cbs) == 2
 
 

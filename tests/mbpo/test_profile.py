@@ -1,4 +1,5 @@
 """overrides.profile=paper: what it selects, its validation, the SAC gradient clip seam."""
+
 import copy
 
 import pytest
@@ -33,17 +34,31 @@ def test_paper_profile_callbacks(mbpo_ctx):
     cfg = copy.deepcopy(mbpo_ctx.cfg)
     cfg.overrides.profile = "paper"
     cbs = plugin.make_callbacks(cfg, mbpo_ctx)
-    assert [type(c).__name__ for c in cbs] == ["SacGradClip", "AuthorsValueRefit", "ValueAwareDiagnostics",
-                                                "RunRecorder"]
+    assert [type(c).__name__ for c in cbs] == [
+        "SacGradClip",
+        "AuthorsValueRefit",
+        "ValueAwareDiagnostics",
+        "RunRecorder",
+    ]
     assert cbs[0].max_norm == 2.0 and cbs[1].num_starts == 50000 and cbs[2].value == "q1_indep"
     cfg.overrides.model_loss = "mle"  # no refit for mle (FIDELITY.md); the SAC clip still applies
     assert [type(c).__name__ for c in plugin.make_callbacks(cfg, mbpo_ctx)] == [
-        "SacGradClip", "ValueAwareDiagnostics", "RunRecorder"]
+        "SacGradClip",
+        "ValueAwareDiagnostics",
+        "RunRecorder",
+    ]
 
 
-@pytest.mark.parametrize("key,value", [("va_value", "soft"), ("value_refit_mode", "separate"),
-                                       ("value_refit_batch_size", 2000), ("va_reduction", "mean"),
-                                       ("sac_grad_clip", 1.0)])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("va_value", "soft"),
+        ("value_refit_mode", "separate"),
+        ("value_refit_batch_size", 2000),
+        ("va_reduction", "mean"),
+        ("sac_grad_clip", 1.0),
+    ],
+)
 def test_conflicts_with_the_paper_profile_name_the_key(mbpo_ctx, key, value):
     cfg = copy.deepcopy(mbpo_ctx.cfg)
     cfg.overrides.profile = "paper"
@@ -56,9 +71,14 @@ def test_conflicts_with_the_paper_profile_name_the_key(mbpo_ctx, key, value):
         plugin.validate_config(cfg)
 
 
-@pytest.mark.parametrize("key,value,msg", [("profile", "exact", "overrides.profile='exact'"),
-                                           ("sac_grad_clip", -1.0, "overrides.sac_grad_clip"),
-                                           ("sac_grad_clip", True, "overrides.sac_grad_clip")])
+@pytest.mark.parametrize(
+    "key,value,msg",
+    [
+        ("profile", "exact", "overrides.profile='exact'"),
+        ("sac_grad_clip", -1.0, "overrides.sac_grad_clip"),
+        ("sac_grad_clip", True, "overrides.sac_grad_clip"),
+    ],
+)
 def test_invalid_profile_keys(mbpo_ctx, key, value, msg):
     cfg = copy.deepcopy(mbpo_ctx.cfg)
     OmegaConf.update(cfg, f"overrides.{key}", value)
@@ -71,8 +91,7 @@ def _grad_norms_at_step(ag, kind):
     seen = []
 
     def spy(o, args, kwargs):
-        seen.append(torch.norm(torch.stack([p.grad.norm() for p in module.parameters()
-                                            if p.grad is not None])).item())
+        seen.append(torch.norm(torch.stack([p.grad.norm() for p in module.parameters() if p.grad is not None])).item())
 
     return seen, opt.register_step_pre_hook(spy)
 
@@ -91,8 +110,14 @@ def test_sac_grad_clip_applies_to_the_agents_own_updates(mbpo_ctx, kind):
         agent = make_yarats(4, 1)
         rb = ReplayBuffer((4,), (1,), 200, "cpu")
         s = mbpo_ctx.replay_buffer.get_all()
-        rb.add_batch(s.obs[:100], s.act[:100], s.rewards[:100, None], s.next_obs[:100],
-                     s.terminateds[:100, None], s.terminateds[:100, None])
+        rb.add_batch(
+            s.obs[:100],
+            s.act[:100],
+            s.rewards[:100, None],
+            s.next_obs[:100],
+            s.terminateds[:100, None],
+            s.terminateds[:100, None],
+        )
 
         class _Quiet(Logger):
             def __init__(self):
@@ -109,6 +134,7 @@ def test_sac_grad_clip_applies_to_the_agents_own_updates(mbpo_ctx, kind):
 
         def update():
             agent.update(rb, _Quiet(), 0)
+
     ag = adapter_for(agent)
     clip = SacGradClip(1e-4)
     clip.install(agent)

@@ -1,4 +1,5 @@
 """value_refit_mode=authors (the authors' refit, va_mbpo model_trainer.py l.151-204) on both agents."""
+
 import copy
 
 import numpy as np
@@ -61,8 +62,9 @@ def test_clear_buffer_both_buffer_types(mbpo_ctx):
     assert len(mbpo_ctx.sac_buffer) == 0
     yb = ReplayBuffer((4,), (1,), 50, "cpu")
     z = np.zeros((60, 4), np.float32)
-    yb.add_batch(z, np.zeros((60, 1), np.float32), np.zeros((60, 1), np.float32), z,
-                 np.zeros((60, 1)), np.zeros((60, 1)))
+    yb.add_batch(
+        z, np.zeros((60, 1), np.float32), np.zeros((60, 1), np.float32), z, np.zeros((60, 1)), np.zeros((60, 1))
+    )
     assert len(yb) == 50
     clear_buffer(yb)
     assert len(yb) == 0

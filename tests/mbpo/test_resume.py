@@ -4,6 +4,7 @@ A run that dies right after a checkpoint -- by an exception in-process, or by SI
 a subprocess -- and is started again in the same work dir must produce exactly the
 evaluation rows and the final weights of an uninterrupted run.
 """
+
 import csv
 import os
 import signal
@@ -23,8 +24,14 @@ ENV = "mbpo_inv_pendulum"
 
 
 def overrides(loss, steps=400):
-    return ["device=cpu", "seed=0", *SMOKE_OVERRIDES, f"overrides.model_loss={loss}",
-            "overrides.checkpoint_every=1", f"overrides.num_steps={steps}"]
+    return [
+        "device=cpu",
+        "seed=0",
+        *SMOKE_OVERRIDES,
+        f"overrides.model_loss={loss}",
+        "overrides.checkpoint_every=1",
+        f"overrides.num_steps={steps}",
+    ]
 
 
 def rows(run_dir):
@@ -106,12 +113,15 @@ def test_rows_after_the_checkpoint_are_dropped_on_resume(reference, tmp_path, mo
 @pytest.mark.slow
 def test_sigkill_then_resume(reference, tmp_path):
     """A real `kill -9` while the run is between checkpoints."""
-    code = ("import torch; torch.set_num_threads(1);"
-            "from vaml_ext.mbpo.runner import compose, run_mbpo;"
-            f"run_mbpo(compose({ENV!r}, {overrides('ma_l1', steps=400)!r}), {str(tmp_path)!r})")
+    code = (
+        "import torch; torch.set_num_threads(1);"
+        "from vaml_ext.mbpo.runner import compose, run_mbpo;"
+        f"run_mbpo(compose({ENV!r}, {overrides('ma_l1', steps=400)!r}), {str(tmp_path)!r})"
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     ckpt = tmp_path / "ckpt" / "latest.pt"
     deadline = time.time() + 240
     try:
@@ -158,8 +168,7 @@ def test_returns_csv_without_checkpoints(tmp_path):
     assert not (tmp_path / "ckpt").exists()
 
 
-@pytest.mark.parametrize("bad", ["overrides.checkpoint_every=-1", "overrides.resume=3",
-                                 "overrides.progress_bar=maybe"])
+@pytest.mark.parametrize("bad", ["overrides.checkpoint_every=-1", "overrides.resume=3", "overrides.progress_bar=maybe"])
 def test_invalid_run_management_keys(tmp_path, bad):
     key = bad.split("=")[0]
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
@@ -208,9 +217,18 @@ def test_second_writer_is_refused(tmp_path):
     from vaml_ext.runlog.lock import RunInUse
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
-         f"lock = RunLock({str(tmp_path)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
-         "lock.release()\n"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
+            f"lock = RunLock({str(tmp_path)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
+            "lock.release()\n",
+        ],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunInUse, match=f"in use by pid {holder.pid}"):
@@ -231,11 +249,18 @@ def test_sigkill_at_a_random_moment_then_resume(reference, tmp_path):
     seed = int(os.environ.get("VAML_KILL_SEED", random.SystemRandom().randrange(2**31)))
     delay = random.Random(seed).uniform(0.0, 3.0)
     print(f"kill-time seed {seed}: SIGKILL {delay:.2f} s after the first checkpoint", file=sys.stderr)
-    code = ("import torch; torch.set_num_threads(1);"
-            "from vaml_ext.mbpo.runner import compose, run_mbpo;"
-            f"run_mbpo(compose({ENV!r}, {overrides('mle')!r}), {str(tmp_path)!r})")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = (
+        "import torch; torch.set_num_threads(1);"
+        "from vaml_ext.mbpo.runner import compose, run_mbpo;"
+        f"run_mbpo(compose({ENV!r}, {overrides('mle')!r}), {str(tmp_path)!r})"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 240
         while not (tmp_path / "ckpt" / "latest.pt").is_file():

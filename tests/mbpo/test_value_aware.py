@@ -1,4 +1,5 @@
 """The vaml plugin inside real mbrl-lib MBPO objects: losses, gradients, refit, validation."""
+
 import copy
 import math
 
@@ -121,23 +122,30 @@ def test_naive_ablation_has_no_refit(mbpo_ctx):
     cbs = plugin.make_callbacks(cfg, mbpo_ctx)
     assert [type(c).__name__ for c in cbs] == ["ValueAwareDiagnostics", "RunRecorder"]
     cfg.overrides.value_update_interval = 5
-    assert [type(c).__name__ for c in plugin.make_callbacks(cfg, mbpo_ctx)] == ["StaleValueRefit", "ValueAwareDiagnostics", "RunRecorder"]
+    assert [type(c).__name__ for c in plugin.make_callbacks(cfg, mbpo_ctx)] == [
+        "StaleValueRefit",
+        "ValueAwareDiagnostics",
+        "RunRecorder",
+    ]
     cfg.overrides.model_loss = "mle"
     assert [type(c).__name__ for c in plugin.make_callbacks(cfg, mbpo_ctx)] == ["ValueAwareDiagnostics", "RunRecorder"]
 
 
-@pytest.mark.parametrize("key,value,msg", [
-    ("va_loss_coeff", 0.0, "overrides.va_loss_coeff"),
-    ("va_loss_coeff", -1.0, "overrides.va_loss_coeff"),
-    ("va_loss_coeff", float("nan"), "overrides.va_loss_coeff"),
-    ("value_update_interval", -1, "overrides.value_update_interval"),
-    ("num_value_updates", -2, "overrides.num_value_updates"),
-    ("value_refit_batch_size", 0, "overrides.value_refit_batch_size"),
-    ("va_value", "q9", "overrides.va_value"),
-    ("va_samples", 0, "overrides.va_samples"),
-    ("va_grad_clip", -1.0, "overrides.va_grad_clip"),
-    ("va_reduction", "max", "overrides.va_reduction"),
-])
+@pytest.mark.parametrize(
+    "key,value,msg",
+    [
+        ("va_loss_coeff", 0.0, "overrides.va_loss_coeff"),
+        ("va_loss_coeff", -1.0, "overrides.va_loss_coeff"),
+        ("va_loss_coeff", float("nan"), "overrides.va_loss_coeff"),
+        ("value_update_interval", -1, "overrides.value_update_interval"),
+        ("num_value_updates", -2, "overrides.num_value_updates"),
+        ("value_refit_batch_size", 0, "overrides.value_refit_batch_size"),
+        ("va_value", "q9", "overrides.va_value"),
+        ("va_samples", 0, "overrides.va_samples"),
+        ("va_grad_clip", -1.0, "overrides.va_grad_clip"),
+        ("va_reduction", "max", "overrides.va_reduction"),
+    ],
+)
 def test_invalid_settings_name_the_key(mbpo_ctx, key, value, msg):
     cfg = copy.deepcopy(mbpo_ctx.cfg)
     OmegaConf.update(cfg, f"overrides.{key}", value)

@@ -1,4 +1,5 @@
 """vaml-patch on throw-away upstreams: apply / check / diff / refresh and every error path."""
+
 import hashlib
 import subprocess
 import sys
@@ -95,7 +96,9 @@ def test_check_and_diff_show_only_the_series(demo):
 def test_patch_that_no_longer_applies_names_patch_and_leaves_tree(demo):
     root, spec = demo
     # Upstream moves on: the first patch's context is gone.
-    (root / "upstream_src" / "pkg" / "mod.py").write_text("def f():\n    return 'changed'\n\n\ndef g():\n    return 2\n")
+    (root / "upstream_src" / "pkg" / "mod.py").write_text(
+        "def f():\n    return 'changed'\n\n\ndef g():\n    return 2\n"
+    )
     before = (spec.dest / "pkg/mod.py").read_text()
     with pytest.raises(PatchApplyError) as err:
         check(spec, root, log=_quiet)
@@ -152,7 +155,9 @@ def make_sdist(where: Path, name="toypkg", version="1.0") -> Path:
     top = where / f"{name}-{version}"
     (top / name).mkdir(parents=True)
     (top / name / "__init__.py").write_text("VALUE = 1\n")
-    (top / "setup.py").write_text(f"from setuptools import setup\nsetup(name='{name}', version='{version}', packages=['{name}'])\n")
+    (top / "setup.py").write_text(
+        f"from setuptools import setup\nsetup(name='{name}', version='{version}', packages=['{name}'])\n"
+    )
     (top / "PKG-INFO").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     index = where / "index" / name
     index.mkdir(parents=True)
@@ -168,13 +173,15 @@ def sdist_repo(tmp_path, sha):
     pdir = root / "patches" / "toy"
     pdir.mkdir(parents=True)
     (root / "vaml_ext").mkdir()
-    (pdir / "upstream.toml").write_text(textwrap.dedent(f"""
+    (pdir / "upstream.toml").write_text(
+        textwrap.dedent(f"""
         kind = "pypi-sdist"
         package = "toypkg"
         version = "1.0"
         sha256 = "{sha}"
         dest = "third_party/toy"
-    """))
+    """)
+    )
     (pdir / "series").write_text("")
     return root
 
@@ -231,8 +238,12 @@ def test_cli_exit_codes(tmp_path, capsys):
 # ---------------------------------------------------------------- the real series
 def test_real_mbrl_series_applies(repo_root):
     """`vaml-patch check` on the shipped series (uses the cached, verified sdist)."""
-    proc = subprocess.run([sys.executable, "-m", "vaml_ext.patching", "--repo", str(repo_root), "check"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vaml_ext.patching", "--repo", str(repo_root), "check"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "all 3 patches apply cleanly" in proc.stderr or "patches apply cleanly" in proc.stderr
 

@@ -1,4 +1,5 @@
 """Shared setup for the SLBO-port tests: import the pristine port, one torch thread."""
+
 import os
 import sys
 from pathlib import Path
@@ -27,5 +28,6 @@ def run_slbo(args, cwd, pythonpath, timeout=600):
     import subprocess
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(pythonpath), str(REPO)]), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "slbo.main", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "slbo.main", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )

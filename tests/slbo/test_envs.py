@@ -1,4 +1,5 @@
 """Every env's ``mb_step`` reproduces its own reward/termination (upstream's ``verify()``)."""
+
 import numpy as np
 import pytest
 

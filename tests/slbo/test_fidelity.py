@@ -1,5 +1,6 @@
 """SLBO as the authors ran it (setting=paper), their MLE (mle_va_slbo), the value-fit clip,
 the per-iteration diagnostics and the refit in tiny real runs (patches 0003-0006)."""
+
 import csv
 import os
 import subprocess
@@ -47,7 +48,7 @@ def _parts(seed=0):
 
 # -- setting=paper ----------------------------------------------------------------------
 def _sets(argv):
-    return argv[argv.index("-s") + 1:]
+    return argv[argv.index("-s") + 1 :]
 
 
 def test_paper_setting_is_the_authors_configs():
@@ -63,8 +64,14 @@ def test_paper_setting_is_the_authors_configs():
     # upstream (the default) adds nothing
     up = build_argv(["variant=ma_l1", "env=hopper"], TREE)
     assert not any(x.startswith(("runner.max_steps", "vaml.vf_grad_clip")) for x in _sets(up))
-    assert "/runs/slbo/paper/hopper/ma_l1/" in [x for x in _sets(build_argv(
-        ["variant=ma_l1", "env=hopper", "setting=paper"], TREE)) if x.startswith("log_dir=")][0]
+    assert (
+        "/runs/slbo/paper/hopper/ma_l1/"
+        in [
+            x
+            for x in _sets(build_argv(["variant=ma_l1", "env=hopper", "setting=paper"], TREE))
+            if x.startswith("log_dir=")
+        ][0]
+    )
 
 
 def test_bad_setting_names_the_valid_ones():
@@ -84,8 +91,11 @@ def test_mle_va_slbo_reproduces_the_authors_computation():
         out = model(torch.tensor(s, dtype=torch.float32), torch.tensor(a, dtype=torch.float32)).double().numpy()
     want = (((s + out) - ns) ** 2).sum(1).mean()  # va_slbo mle_loss.py l.61-64: s + model(s, a), summed dims
     assert got == pytest.approx(want, rel=1e-4)
-    ours = float(make_model_loss("mle", model, norms, DS, DA, MSELoss(), 2, vfn=vfn)
-                 .training_loss(S, NS, A, np.ones((2, 128))).detach())
+    ours = float(
+        make_model_loss("mle", model, norms, DS, DA, MSELoss(), 2, vfn=vfn)
+        .training_loss(S, NS, A, np.ones((2, 128)))
+        .detach()
+    )
     assert abs(ours - got) > 0.1 * got  # a different quantity from our (correct) mle
 
 
@@ -151,15 +161,31 @@ def patched_tree(tmp_path_factory):
 
 def _run(tree, tmp_path, args):
     env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-m", "vaml_ext.slbo.run", *args], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "vaml_ext.slbo.run", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out
 
 
-SMOKE = ["slbo.n_stages=1", "slbo.n_iters=2", "slbo.n_model_iters=5", "slbo.n_policy_iters=1",
-         "rollout.n_train_samples=200", "rollout.n_test_samples=200", "plan.max_steps=25", "runner.max_steps=25",
-         "plan.n_trpo_samples=200", "vaml.value_update_interval=5", "vaml.n_refit_samples=200"]
+SMOKE = [
+    "slbo.n_stages=1",
+    "slbo.n_iters=2",
+    "slbo.n_model_iters=5",
+    "slbo.n_policy_iters=1",
+    "rollout.n_train_samples=200",
+    "rollout.n_test_samples=200",
+    "plan.max_steps=25",
+    "runner.max_steps=25",
+    "plan.n_trpo_samples=200",
+    "vaml.value_update_interval=5",
+    "vaml.n_refit_samples=200",
+]
 
 
 @pytest.mark.parametrize("variant,refits", [("ma_l1", 2), ("ma_l1_naive", 0)])
@@ -179,11 +205,25 @@ def test_smoke_budget_refits_once_per_iteration(patched_tree, tmp_path, variant,
 def test_paper_setting_runs_with_the_authors_settings(patched_tree, tmp_path):
     """Acceptance: ``variant=ma_l1 env=hopper setting=paper`` at tiny sample counts."""
     log_dir = tmp_path / "run"
-    _run(patched_tree, tmp_path, ["variant=ma_l1", "env=hopper", "setting=paper", "seed=2", f"log_dir={log_dir}",
-                                  "slbo.n_stages=1", "slbo.n_iters=1", "slbo.n_model_iters=5",
-                                  "slbo.n_policy_iters=1", "rollout.n_train_samples=200",
-                                  "rollout.n_test_samples=200", "vaml.value_update_interval=5",
-                                  "vaml.n_refit_samples=400"])
+    _run(
+        patched_tree,
+        tmp_path,
+        [
+            "variant=ma_l1",
+            "env=hopper",
+            "setting=paper",
+            "seed=2",
+            f"log_dir={log_dir}",
+            "slbo.n_stages=1",
+            "slbo.n_iters=1",
+            "slbo.n_model_iters=5",
+            "slbo.n_policy_iters=1",
+            "rollout.n_train_samples=200",
+            "rollout.n_test_samples=200",
+            "vaml.value_update_interval=5",
+            "vaml.n_refit_samples=400",
+        ],
+    )
     cfg = yaml.safe_load((log_dir / "config.yml").read_text())
     assert cfg["runner"]["max_steps"] == cfg["plan"]["max_steps"] == 1000 and cfg["plan"]["n_envs"] == 4
     assert cfg["vaml"]["vf_grad_clip"] == 2.0 and cfg["model"]["multi_step"] == 1

@@ -1,4 +1,5 @@
 """The entry point: run directory contents, resume after a kill, and a short learning test."""
+
 import csv
 import os
 import signal
@@ -12,9 +13,17 @@ import yaml
 
 from tests.slbo.conftest import REPO, SLBO_SRC, run_slbo
 
-SMOKE = ["slbo.n_iters=2", "slbo.n_model_iters=10", "slbo.n_policy_iters=1", "rollout.n_train_samples=500",
-         "rollout.n_test_samples=400", "plan.max_steps=50", "runner.max_steps=50", "plan.n_trpo_samples=400",
-         "rollout.max_buf_size=5000"]
+SMOKE = [
+    "slbo.n_iters=2",
+    "slbo.n_model_iters=10",
+    "slbo.n_policy_iters=1",
+    "rollout.n_train_samples=500",
+    "rollout.n_test_samples=400",
+    "plan.max_steps=50",
+    "runner.max_steps=50",
+    "plan.n_trpo_samples=400",
+    "rollout.max_buf_size=5000",
+]
 
 
 def _rows(log_dir):
@@ -25,8 +34,16 @@ def _rows(log_dir):
 @pytest.mark.slow
 def test_run_dir_contents_and_resume(tmp_path):
     log_dir = tmp_path / "run"
-    args = ["-c", "configs/algos/slbo.yml", "configs/envs/pendulum.yml", "-s", f"log_dir={log_dir}", "seed=3",
-            "slbo.n_stages=1", *SMOKE]
+    args = [
+        "-c",
+        "configs/algos/slbo.yml",
+        "configs/envs/pendulum.yml",
+        "-s",
+        f"log_dir={log_dir}",
+        "seed=3",
+        "slbo.n_stages=1",
+        *SMOKE,
+    ]
     out = run_slbo(args, SLBO_SRC, SLBO_SRC)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for name in ["config.yml", "diff.patch", "log.txt", "progress.csv", "ckpt/latest.pt", "stage-0.pt", "final.pt"]:
@@ -52,11 +69,25 @@ def test_run_dir_contents_and_resume(tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumes_from_last_stage(tmp_path):
     log_dir = tmp_path / "run"
-    args = ["-c", "configs/algos/slbo.yml", "configs/envs/cartpole.yml", "-s", f"log_dir={log_dir}", "seed=4",
-            "slbo.n_stages=30", *SMOKE]
+    args = [
+        "-c",
+        "configs/algos/slbo.yml",
+        "configs/envs/cartpole.yml",
+        "-s",
+        f"log_dir={log_dir}",
+        "seed=4",
+        "slbo.n_stages=30",
+        *SMOKE,
+    ]
     env = dict(os.environ, PYTHONPATH=f"{SLBO_SRC}{os.pathsep}{REPO}", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "slbo.main", *args], cwd=SLBO_SRC, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slbo.main", *args],
+        cwd=SLBO_SRC,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     latest = log_dir / "ckpt" / "latest.pt"
     deadline = time.time() + 240
     while time.time() < deadline and not latest.exists():
@@ -66,6 +97,7 @@ def test_killed_run_resumes_from_last_stage(tmp_path):
     proc.wait()
     assert latest.exists(), "no checkpoint was written before the kill"
     import torch
+
     done_stage = torch.load(latest, weights_only=False)["stage"]
     assert done_stage < 29
     args[args.index("slbo.n_stages=30")] = f"slbo.n_stages={done_stage + 2}"
@@ -85,21 +117,34 @@ def test_slbo_beats_random_policy_on_cartpole(tmp_path):
     from slbo.utils.runner import Runner
 
     np.random.seed(0)
-    runner = Runner(BatchedEnv([make_env("ContinuousCartPole-v1") for _ in range(4)]), max_steps=200,
-                    rescale_action=True)
+    runner = Runner(
+        BatchedEnv([make_env("ContinuousCartPole-v1") for _ in range(4)]), max_steps=200, rescale_action=True
+    )
     _, infos = runner.run(UniformPolicy(1), 2000)
     random_return = float(np.mean([i["return"] for i in infos]))
 
     log_dir = tmp_path / "learn"
-    args = ["-c", "configs/algos/slbo.yml", "configs/envs/cartpole.yml", "-s", f"log_dir={log_dir}", "seed=1",
-            "slbo.n_stages=2", "slbo.n_iters=4", "slbo.n_model_iters=100", "slbo.n_policy_iters=5",
-            "rollout.n_train_samples=1000", "rollout.n_test_samples=2000", "plan.max_steps=200",
-            "runner.max_steps=200", "plan.n_trpo_samples=2000"]
+    args = [
+        "-c",
+        "configs/algos/slbo.yml",
+        "configs/envs/cartpole.yml",
+        "-s",
+        f"log_dir={log_dir}",
+        "seed=1",
+        "slbo.n_stages=2",
+        "slbo.n_iters=4",
+        "slbo.n_model_iters=100",
+        "slbo.n_policy_iters=5",
+        "rollout.n_train_samples=1000",
+        "rollout.n_test_samples=2000",
+        "plan.max_steps=200",
+        "runner.max_steps=200",
+        "plan.n_trpo_samples=2000",
+    ]
     out = run_slbo(args, SLBO_SRC, SLBO_SRC)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     rows = _rows(log_dir)
     final = float(rows[-1]["real_return_mean"])
-    print(f"random policy {random_return:.1f}; SLBO per stage "
-          f"{[round(float(r['real_return_mean']), 1) for r in rows]}")
+    print(f"random policy {random_return:.1f}; SLBO per stage {[round(float(r['real_return_mean']), 1) for r in rows]}")
     assert random_return < 40
     assert final > 3 * random_return and final >= 100

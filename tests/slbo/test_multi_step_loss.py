@@ -1,4 +1,5 @@
 """SLBO's multi-step loss equals a hand computation; the model's forward is upstream's."""
+
 import numpy as np
 import pytest
 import torch
@@ -50,8 +51,11 @@ def test_two_step_loss_matches_hand_computation(crit_name):
     got = loss_mod.get_loss(states, next_states, actions, masks)
 
     sd = np.maximum(norms.diff.op_std.numpy().astype(np.float64), 1e-6)
-    reduce = {"L2": lambda e: np.sqrt((e ** 2).mean(1)), "MSE": lambda e: (e ** 2).mean(1),
-              "L1": lambda e: np.abs(e).mean(1)}[crit_name]
+    reduce = {
+        "L2": lambda e: np.sqrt((e**2).mean(1)),
+        "MSE": lambda e: (e**2).mean(1),
+        "L1": lambda e: np.abs(e).mean(1),
+    }[crit_name]
     # step 0 from the real state
     pred1 = _np_model(model, norms, states[0], actions[0])
     e0 = ((pred1 - states[0]) - (next_states[0] - states[0])) / sd

@@ -1,5 +1,6 @@
 """SLBO runs through vaml_ext.slbo.run (patched tree, patches/slbo/0003): one writer per
 log_dir, and an unreadable ckpt/latest.pt recovered from ckpt/previous.pt."""
+
 import csv
 import os
 import subprocess
@@ -9,9 +10,19 @@ import pytest
 
 from tests.slbo.conftest import REPO
 
-ARGS = ["variant=mle", "env=pendulum", "seed=5", "slbo.n_iters=1", "slbo.n_model_iters=10",
-        "slbo.n_policy_iters=1", "rollout.n_train_samples=200", "rollout.n_test_samples=200",
-        "plan.max_steps=50", "runner.max_steps=50", "plan.n_trpo_samples=200"]
+ARGS = [
+    "variant=mle",
+    "env=pendulum",
+    "seed=5",
+    "slbo.n_iters=1",
+    "slbo.n_model_iters=10",
+    "slbo.n_policy_iters=1",
+    "rollout.n_train_samples=200",
+    "rollout.n_test_samples=200",
+    "plan.max_steps=50",
+    "runner.max_steps=50",
+    "plan.n_trpo_samples=200",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +37,14 @@ def tree(tmp_path_factory):
 
 def _run(tree, log_dir, *extra):
     env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "vaml_ext.slbo.run", *ARGS, f"log_dir={log_dir}", *extra],
-                          cwd=log_dir.parent, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vaml_ext.slbo.run", *ARGS, f"log_dir={log_dir}", *extra],
+        cwd=log_dir.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _stages(log_dir):
@@ -50,9 +67,18 @@ def test_unreadable_latest_resumes_from_previous_and_second_writer_is_refused(tr
     assert _stages(log_dir) == [0, 1, 2, 3]  # rows after the previous checkpoint were truncated, none doubled
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
-         f"lock = RunLock({str(log_dir)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
-         "lock.release()\n"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
+            f"lock = RunLock({str(log_dir)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
+            "lock.release()\n",
+        ],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         out = _run(tree, log_dir, "slbo.n_stages=4")
@@ -77,9 +103,13 @@ def test_sigkill_at_a_random_moment_then_restart(tree, tmp_path):
     log_dir = tmp_path / "run"
     log_dir.parent.mkdir(exist_ok=True)
     env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "vaml_ext.slbo.run", *ARGS, f"log_dir={log_dir}",
-                             "slbo.n_stages=4"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vaml_ext.slbo.run", *ARGS, f"log_dir={log_dir}", "slbo.n_stages=4"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 300
         while not (log_dir / "ckpt" / "latest.pt").is_file():

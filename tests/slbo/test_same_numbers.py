@@ -13,6 +13,7 @@ the NumPy and torch RNG states after the run. The reference was produced by the 
 Bit-exactness assumes the same CPU kernels (one thread; the reference's machine type):
 the JSON records the torch version and CPU capability it was made with.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,23 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "tests" / "baselines" / "slbo_same_numbers.json"
 VARIANTS = ("slbo", "ma_l1")
-ARGS = ["env=hopper", "seed=7", "slbo.n_stages=1", "slbo.n_iters=2", "slbo.n_model_iters=10",
-        "slbo.n_policy_iters=2", "rollout.n_train_samples=400", "rollout.n_test_samples=400",
-        "plan.max_steps=50", "plan.n_trpo_samples=400", "runner.max_steps=50", "rollout.max_buf_size=5000",
-        "vaml.value_update_interval=5", "vaml.n_refit_samples=400", "ckpt.resume=false"]
+ARGS = [
+    "env=hopper",
+    "seed=7",
+    "slbo.n_stages=1",
+    "slbo.n_iters=2",
+    "slbo.n_model_iters=10",
+    "slbo.n_policy_iters=2",
+    "rollout.n_train_samples=400",
+    "rollout.n_test_samples=400",
+    "plan.max_steps=50",
+    "plan.n_trpo_samples=400",
+    "runner.max_steps=50",
+    "rollout.max_buf_size=5000",
+    "vaml.value_update_interval=5",
+    "vaml.n_refit_samples=400",
+    "ckpt.resume=false",
+]
 LOG_KEYS = ("# Iter", "[TRPO] iter", "Reward on", "[refit]", "episode:")
 
 
@@ -54,17 +68,28 @@ def _tensors(prefix, state, out):
         for i, v in enumerate(state):
             _tensors(f"{prefix}.{i}", v, out)
     elif isinstance(state, torch.Tensor):
-        out[prefix] = {"sha": _digest(state), "sum": float(state.double().sum()),
-                       "norm": float(state.double().norm())}
+        out[prefix] = {"sha": _digest(state), "sum": float(state.double().sum()), "norm": float(state.double().norm())}
     elif isinstance(state, (int, float)):
         out[prefix] = state
 
 
 def fingerprint(log_dir: Path) -> dict:
     with open(log_dir / "progress.csv") as f:
-        returns = [{k: r[k] for k in ("stage", "real_return_mean", "real_return_std", "real_n_episodes",
-                                      "virt_return_mean", "virt_return_std", "virt_n_episodes")}
-                   for r in csv.DictReader(f)]
+        returns = [
+            {
+                k: r[k]
+                for k in (
+                    "stage",
+                    "real_return_mean",
+                    "real_return_std",
+                    "real_n_episodes",
+                    "virt_return_mean",
+                    "virt_return_std",
+                    "virt_n_episodes",
+                )
+            }
+            for r in csv.DictReader(f)
+        ]
     log = [re.sub(r"^\d\d:\d\d:\d\d ", "", ln) for ln in (log_dir / "log.txt").read_text().splitlines()]
     log = [re.sub(r", [\d.]+ s in total", "", ln) for ln in log if any(k in ln for k in LOG_KEYS)]
     weights: dict = {}
@@ -87,10 +112,15 @@ def fingerprint(log_dir: Path) -> dict:
 
 
 def run_variant(variant: str, tree: Path, log_dir: Path) -> dict:
-    env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-m", "vaml_ext.slbo.run", f"variant={variant}", f"log_dir={log_dir}",
-                          *ARGS], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-m", "vaml_ext.slbo.run", f"variant={variant}", f"log_dir={log_dir}", *ARGS],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{variant} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     return fingerprint(log_dir)
@@ -131,8 +161,7 @@ def test_same_numbers_as_reference(tmp_path, variant):
     if variant == "ma_l1":
         assert sum("[refit]" in ln for ln in new["log"]) >= 1
     diffs = _diff(ref["variants"][variant], new)
-    assert not diffs, (f"{variant} differs from the reference of commit {ref['commit'][:10]}:\n  "
-                       + "\n  ".join(diffs))
+    assert not diffs, f"{variant} differs from the reference of commit {ref['commit'][:10]}:\n  " + "\n  ".join(diffs)
 
 
 def main(argv=None):
@@ -142,15 +171,25 @@ def main(argv=None):
     import tempfile
 
     commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO, text=True).strip()
-    dirty = bool(subprocess.check_output(["git", "status", "--porcelain", "--", "third_party/slbo", "patches/slbo",
-                                          "vaml_ext"], cwd=REPO, text=True).strip())
+    dirty = bool(
+        subprocess.check_output(
+            ["git", "status", "--porcelain", "--", "third_party/slbo", "patches/slbo", "vaml_ext"], cwd=REPO, text=True
+        ).strip()
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tree = build_tree(Path(tmp) / "tree")
         variants = {v: run_variant(v, tree, Path(tmp) / v) for v in VARIANTS}
-    doc = {"command": "python -m tests.slbo.test_same_numbers --write", "commit": commit, "dirty": dirty,
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "torch": torch.__version__, "numpy": np.__version__,
-           "cpu_capability": torch.backends.cpu.get_cpu_capability(), "args": ARGS, "variants": variants}
+    doc = {
+        "command": "python -m tests.slbo.test_same_numbers --write",
+        "commit": commit,
+        "dirty": dirty,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "args": ARGS,
+        "variants": variants,
+    }
     if args.write:
         REFERENCE.write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {REFERENCE}")
@@ -177,8 +216,9 @@ def _vf_setup(seed=0):
     vfn = MLPVFunction(11, [64, 64], norms.state)
     policy = GaussianMLPPolicy(11, 3, [32, 32], norms.state)
     algo = TRPO(11, 3, policy, vfn, max_kl=0.01, n_cg_iters=10, cg_damping=0.1, vf_lr=1e-3, n_vf_iters=2)
-    data = Dataset.fromarrays([rng.randn(1000, 11), rng.randn(1000) * 5],
-                              dtype=[("state", ("f8", 11)), ("return_", "f8")])
+    data = Dataset.fromarrays(
+        [rng.randn(1000, 11), rng.randn(1000) * 5], dtype=[("state", ("f8", 11)), ("return_", "f8")]
+    )
     return algo, data
 
 
@@ -244,9 +284,12 @@ def test_trpo_fisher_vector_product_equals_the_full_forward_one():
             p.add_(0.05 * torch.randn_like(p))
     tangent = rng.randn(sum(p.numel() for p in algo.policy.parameters()))
     fast = algo.get_hessian_vec_prod(states, tangent, actions)
-    mean_kl = algo(states, actions, torch.zeros(400), 0.)[0]  # upstream: the whole surrogate forward
-    full = hessian_vec_prod(mean_kl, list(algo.policy.parameters()),
-                            torch.from_numpy(tangent.astype(np.float32))).double().numpy()
+    mean_kl = algo(states, actions, torch.zeros(400), 0.0)[0]  # upstream: the whole surrogate forward
+    full = (
+        hessian_vec_prod(mean_kl, list(algo.policy.parameters()), torch.from_numpy(tangent.astype(np.float32)))
+        .double()
+        .numpy()
+    )
     assert np.array_equal(fast, full)
 
 

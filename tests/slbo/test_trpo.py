@@ -1,4 +1,5 @@
 """TRPO: conjugate gradient, KL-constrained step, surrogate improvement, value-only vf fit."""
+
 import numpy as np
 import pytest
 import torch
@@ -22,10 +23,20 @@ def test_conj_grad_solves_spd_system():
 
 def _toy(max_kl=0.01, n=2000, dim_state=3, dim_action=2):
     normalizer = GaussianNormalizer("state", [dim_state])
-    policy = GaussianMLPPolicy(dim_state, dim_action, [32, 32], normalizer, init_std=1.)
+    policy = GaussianMLPPolicy(dim_state, dim_action, [32, 32], normalizer, init_std=1.0)
     vfn = MLPVFunction(dim_state, [64, 64], normalizer)
-    algo = TRPO(dim_state, dim_action, policy, vfn, max_kl=max_kl, n_cg_iters=10, ent_coef=0.0,
-                cg_damping=0.1, vf_lr=1e-3, n_vf_iters=5)
+    algo = TRPO(
+        dim_state,
+        dim_action,
+        policy,
+        vfn,
+        max_kl=max_kl,
+        n_cg_iters=10,
+        ent_coef=0.0,
+        cg_damping=0.1,
+        vf_lr=1e-3,
+        n_vf_iters=5,
+    )
     states = np.random.randn(n, dim_state)
     actions = policy.get_actions(states)
     # reward actions close to a state-dependent target: a* = tanh(s[:, :2])
@@ -74,7 +85,7 @@ def test_trpo_value_fit_reduces_vf_loss():
 
 def test_policy_init_matches_upstream():
     normalizer = GaussianNormalizer("state", [5])
-    policy = GaussianMLPPolicy(5, 3, [32, 32], normalizer, init_std=1.)
+    policy = GaussianMLPPolicy(5, 3, [32, 32], normalizer, init_std=1.0)
     w_out = policy.net[-1].weight.detach()
     np.testing.assert_allclose(w_out.norm(dim=1).numpy(), 0.01, rtol=1e-5)  # normc(0.01)
     np.testing.assert_allclose(policy.net[0].weight.detach().norm(dim=1).numpy(), 1.0, rtol=1e-5)

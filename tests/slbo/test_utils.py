@@ -1,4 +1,5 @@
 """Normalisers, the ring-buffer dataset, OU noise, GAE."""
+
 import numpy as np
 
 from slbo.utils.dataset import Dataset
@@ -33,8 +34,9 @@ def _ds(n):
 
 def test_dataset_ring_buffer_and_multi_step_sampling():
     ds = _ds(10)
-    recs = np.rec.fromarrays([np.arange(14.)[:, None].repeat(2, 1), np.zeros(14, bool), np.zeros(14, bool)],
-                             dtype=ds.dtype)
+    recs = np.rec.fromarrays(
+        [np.arange(14.0)[:, None].repeat(2, 1), np.zeros(14, bool), np.zeros(14, bool)], dtype=ds.dtype
+    )
     ds.extend(recs[:7])
     assert len(ds) == 7
     ds.extend(recs[7:])
@@ -62,10 +64,11 @@ def test_iterator_yields_full_minibatches_only():
 
 def test_ou_noise_statistics():
     from gymnasium.spaces import Box
+
     noise = OUNoise(Box(-1, 1, (2,)), theta=0.15, sigma=0.3, shape=(1, 2))
     xs = np.array([noise.next().copy() for _ in range(20000)])[:, 0]
     # stationary std of x_{t+1} = (1-θ) x_t + σ ε:  σ / sqrt(1 - (1-θ)^2)
-    want = 0.3 / np.sqrt(1 - 0.85 ** 2)
+    want = 0.3 / np.sqrt(1 - 0.85**2)
     assert abs(xs[2000:].std() - want) / want < 0.1
     assert abs(xs[2000:].mean()) < 0.15
 
@@ -87,14 +90,24 @@ def test_gae_matches_reference():
 
     runner = Runner(_Env(), max_steps=100, gamma=0.9, lambda_=0.5)
     n = 4
-    ds = Dataset([("state", "f8", (1,)), ("action", "f8", (1,)), ("next_state", "f8", (1,)),
-                  ("reward", "f8"), ("done", "bool"), ("timeout", "bool")], n)
-    s = np.array([1., 2., 3., 4.])
-    ns = np.array([2., 3., 9., 5.])
-    r = np.array([1., 0., 2., 1.])
+    ds = Dataset(
+        [
+            ("state", "f8", (1,)),
+            ("action", "f8", (1,)),
+            ("next_state", "f8", (1,)),
+            ("reward", "f8"),
+            ("done", "bool"),
+            ("timeout", "bool"),
+        ],
+        n,
+    )
+    s = np.array([1.0, 2.0, 3.0, 4.0])
+    ns = np.array([2.0, 3.0, 9.0, 5.0])
+    r = np.array([1.0, 0.0, 2.0, 1.0])
     done = np.array([False, False, True, False])
-    ds.extend(np.rec.fromarrays([s[:, None], np.zeros((n, 1)), ns[:, None], r, done, np.zeros(n, bool)],
-                                dtype=ds.dtype))
+    ds.extend(
+        np.rec.fromarrays([s[:, None], np.zeros((n, 1)), ns[:, None], r, done, np.zeros(n, bool)], dtype=ds.dtype)
+    )
     adv, val = runner.compute_advantage(_V(), ds)
     # hand GAE: V(s)=s, bootstrap V(next record's state) except after done
     g, lam = 0.9, 0.5

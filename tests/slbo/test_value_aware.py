@@ -1,4 +1,5 @@
 """Value-aware SLBO (vaml_ext.slbo) and the patch series against the port."""
+
 import os
 import subprocess
 import sys
@@ -38,8 +39,9 @@ def _components(hidden=(32, 32)):
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.1)
-    algo = TRPO(DS, DA, policy, vfn, max_kl=0.01, n_cg_iters=10, ent_coef=0.005, cg_damping=0.1, vf_lr=1e-3,
-                n_vf_iters=5)
+    algo = TRPO(
+        DS, DA, policy, vfn, max_kl=0.01, n_cg_iters=10, ent_coef=0.005, cg_damping=0.1, vf_lr=1e-3, n_vf_iters=5
+    )
     return env, norms, policy, vfn, model, algo
 
 
@@ -89,8 +91,14 @@ def test_mle_is_single_step_normalised_mse():
     s, ns, a, m = _batch()
     got = float(loss.training_loss(s, ns, a, m).detach())
     with torch.no_grad():
-        pred = model(torch.tensor(s.reshape(-1, DS), dtype=torch.float32),
-                     torch.tensor(a.reshape(-1, DA), dtype=torch.float32)).double().numpy()
+        pred = (
+            model(
+                torch.tensor(s.reshape(-1, DS), dtype=torch.float32),
+                torch.tensor(a.reshape(-1, DA), dtype=torch.float32),
+            )
+            .double()
+            .numpy()
+        )
     sd = np.maximum(norms.diff.op_std.numpy(), 1e-6)
     want = (((pred - ns.reshape(-1, DS)) / sd) ** 2).mean()
     assert got == pytest.approx(want, rel=1e-4)
@@ -168,8 +176,19 @@ def test_unknown_and_unsupported_names():
 def _refit(interval=20, n_samples=400, **kw):
     env, norms, policy, vfn, model, algo = _components()
     loss = make_model_loss(kw.pop("loss", "ma_l1"), model, norms, DS, DA, L2Loss(), 2, vfn=vfn)
-    cb = make_value_refit(loss, policy, vfn, algo, model, make_env, ENV, n_envs=4, max_steps=100,
-                          value_update_interval=interval, n_samples=n_samples)
+    cb = make_value_refit(
+        loss,
+        policy,
+        vfn,
+        algo,
+        model,
+        make_env,
+        ENV,
+        n_envs=4,
+        max_steps=100,
+        value_update_interval=interval,
+        n_samples=n_samples,
+    )
     return cb, (norms, policy, vfn, model, algo)
 
 
@@ -215,7 +234,8 @@ def test_series_applies_and_touches_only_hook_points(tmp_path):
         assert "Why:" in text.split("diff --git", 1)[0], f"{name} has no header saying why it exists"
         touched |= {ln.split(" b/")[-1] for ln in text.splitlines() if ln.startswith("diff --git")}
     assert touched <= {"slbo/main.py", "slbo/utils/flags.py"} | {
-        f"configs/vaml/{v}.yml" for v in ("slbo", "mle", "ma_l1", "ma_vaml", "ma_l1_naive", "mle_va_slbo")}
+        f"configs/vaml/{v}.yml" for v in ("slbo", "mle", "ma_l1", "ma_vaml", "ma_l1_naive", "mle_va_slbo")
+    }
     main_src = (tree / "slbo" / "main.py").read_text()
     assert "make_model_loss" in main_src and "value_refit()" in main_src
     assert "vaml" not in (REPO / "third_party" / "slbo" / "slbo" / "main.py").read_text()
@@ -231,13 +251,30 @@ def test_every_variant_runs_through_the_patched_tree(tmp_path, variant):
     build(load_spec(REPO, "slbo"), REPO, tree, log=lambda *_: None)
     log_dir = tmp_path / "run"
     env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    args = [f"variant={variant}", "env=pendulum", "seed=5", f"log_dir={log_dir}", "slbo.n_stages=1",
-            "slbo.n_iters=1", "slbo.n_model_iters=20", "slbo.n_policy_iters=1", "rollout.n_train_samples=400",
-            "rollout.n_test_samples=400", "vaml.n_refit_samples=400"]
-    out = subprocess.run([sys.executable, "-m", "vaml_ext.slbo.run", *args], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
+    args = [
+        f"variant={variant}",
+        "env=pendulum",
+        "seed=5",
+        f"log_dir={log_dir}",
+        "slbo.n_stages=1",
+        "slbo.n_iters=1",
+        "slbo.n_model_iters=20",
+        "slbo.n_policy_iters=1",
+        "rollout.n_train_samples=400",
+        "rollout.n_test_samples=400",
+        "vaml.n_refit_samples=400",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "vaml_ext.slbo.run", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     import yaml
+
     cfg = yaml.safe_load((log_dir / "config.yml").read_text())
     assert cfg["vaml"]["model_loss"] == variant.replace("_naive", "")
     refits = "[refit]" in out.stdout
@@ -279,7 +316,8 @@ def test_supported_losses_follow_registry_attributes(monkeypatch):
     got = make_model_loss("tmp_combined", model, norms, DS, DA, L2Loss(), 2, vfn=vfn, va_loss_coeff=1.0)
     slbo = make_model_loss("slbo", model, norms, DS, DA, L2Loss(), 2, vfn=vfn)
     ma = make_model_loss("ma_l1", model, norms, DS, DA, L2Loss(), 2, vfn=vfn, va_loss_coeff=1.0)
-    torch.testing.assert_close(got.training_loss(s, ns, a, m),
-                               slbo.training_loss(s, ns, a, m) + ma.training_loss(s, ns, a, m))
+    torch.testing.assert_close(
+        got.training_loss(s, ns, a, m), slbo.training_loss(s, ns, a, m) + ma.training_loss(s, ns, a, m)
+    )
     with pytest.raises(ValueError, match="not supported by SLBO; valid: .*tmp_combined"):
         make_model_loss("tmp_foreign", model, norms, DS, DA, L2Loss(), 2, vfn=vfn)

@@ -19,6 +19,7 @@ set aside), the explicit choice when a run's checkpoints cannot be loaded. Then
 PNGs, CSVs). Exit status: 0 when every run finished, 1 when some failed (the report still
 covers the finished ones).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,45 +50,70 @@ def _subset(kind, chosen, valid):
         return list(valid)
     bad = [c for c in chosen if c not in valid]
     if bad:
-        raise SystemExit(f"--{kind} {' '.join(map(str, bad))}: not in this figure; valid: "
-                         + " ".join(map(str, valid)))
+        raise SystemExit(f"--{kind} {' '.join(map(str, bad))}: not in this figure; valid: " + " ".join(map(str, valid)))
     return list(chosen)
 
 
-def sweep_command(fig: dict, preset: str, envs, methods, seeds, out: Path, launcher: str, jobs: int,
-                  extra=()) -> list:
-    cmd = [sys.executable, "-m", "vaml_ext.exp.run", "-m", f"figure={fig['name']}", f"preset={preset}",
-           f"env={','.join(envs)}", f"method={','.join(methods)}", f"seed={','.join(map(str, seeds))}",
-           f"out_root={out}", f"hydra/launcher={launcher}"]
+def sweep_command(fig: dict, preset: str, envs, methods, seeds, out: Path, launcher: str, jobs: int, extra=()) -> list:
+    cmd = [
+        sys.executable,
+        "-m",
+        "vaml_ext.exp.run",
+        "-m",
+        f"figure={fig['name']}",
+        f"preset={preset}",
+        f"env={','.join(envs)}",
+        f"method={','.join(methods)}",
+        f"seed={','.join(map(str, seeds))}",
+        f"out_root={out}",
+        f"hydra/launcher={launcher}",
+    ]
     if launcher == "local":
         cmd.append(f"hydra.launcher.n_jobs={jobs}")
     return cmd + list(extra)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vaml_ext.exp", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m vaml_ext.exp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("figure", help="fig1 | fig2 | fig3 | fig4 (exp/conf/figure/<name>.yaml)")
     p.add_argument("--preset", choices=PRESETS, default="smoke")
     p.add_argument("--jobs", type=int, default=2, help="parallel runs with the local launcher (default 2)")
-    p.add_argument("--launcher", choices=("local", "slurm", "basic"), default="local",
-                   help="local = hydra-joblib-launcher, slurm = hydra-submitit-launcher, basic = sequential")
-    p.add_argument("--launcher-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra Hydra override, e.g. hydra.launcher.partition=gpu (repeatable)")
+    p.add_argument(
+        "--launcher",
+        choices=("local", "slurm", "basic"),
+        default="local",
+        help="local = hydra-joblib-launcher, slurm = hydra-submitit-launcher, basic = sequential",
+    )
+    p.add_argument(
+        "--launcher-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Hydra override, e.g. hydra.launcher.partition=gpu (repeatable)",
+    )
     p.add_argument("--out", type=Path, default=REPO / "exp" / "results", help="results root (default exp/results)")
     p.add_argument("--envs", nargs="+", help="subset of the figure's envs")
     p.add_argument("--methods", nargs="+", help="subset of the figure's methods")
-    p.add_argument("--seeds", nargs="+", type=int,
-                   help="seeds to run, from the figure's 5 (default: the preset's; smoke runs 2)")
+    p.add_argument(
+        "--seeds", nargs="+", type=int, help="seeds to run, from the figure's 5 (default: the preset's; smoke runs 2)"
+    )
     p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions for the CIs")
     p.add_argument("--no-aggregate", action="store_true")
-    p.add_argument("--restart", action="store_true",
-                   help="start the selected unfinished runs over, setting their checkpoints aside (use when a "
-                        "run's checkpoints cannot be loaded)")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start the selected unfinished runs over, setting their checkpoints aside (use when a "
+        "run's checkpoints cannot be loaded)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the sweep command and exit")
-    p.add_argument("--wandb", action="store_true",
-                   help="log every run to Weights & Biases (sets VAML_WANDB=1 for the runs; needs `pip install "
-                        "wandb`; WANDB_MODE=offline logs to each run's wandb/ without network)")
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help="log every run to Weights & Biases (sets VAML_WANDB=1 for the runs; needs `pip install "
+        "wandb`; WANDB_MODE=offline logs to each run's wandb/ without network)",
+    )
     a = p.parse_args(argv)
     if a.jobs < 1:
         p.error("--jobs must be >= 1")
@@ -103,15 +129,30 @@ def main(argv=None) -> int:
         p.error(f"--preset {a.preset} is not defined for {a.figure}")
     envs = _subset("envs", a.envs, fig["envs"])
     methods = _subset("methods", a.methods, fig["methods"])
-    seeds = seeds_for(fig, a.preset) if not a.seeds else _subset(
-        "seeds", a.seeds, sorted(set(fig["seeds"]) | set(seeds_for(fig, a.preset))))
+    seeds = (
+        seeds_for(fig, a.preset)
+        if not a.seeds
+        else _subset("seeds", a.seeds, sorted(set(fig["seeds"]) | set(seeds_for(fig, a.preset))))
+    )
     out = a.out.resolve()
     sweep_dir = out / fig["name"] / a.preset
-    cmd = sweep_command(fig, a.preset, envs, methods, seeds, out, a.launcher, a.jobs,
-                        [*a.launcher_arg, *(["restart=true"] if a.restart else [])])
+    cmd = sweep_command(
+        fig,
+        a.preset,
+        envs,
+        methods,
+        seeds,
+        out,
+        a.launcher,
+        a.jobs,
+        [*a.launcher_arg, *(["restart=true"] if a.restart else [])],
+    )
     n = len(envs) * len(methods) * len(seeds)
-    print(f"{fig['name']} ({fig.get('title', '')}), preset {a.preset}: {len(envs)} envs x {len(methods)} methods x "
-          f"{len(seeds)} seeds = {n} runs -> {sweep_dir}", flush=True)
+    print(
+        f"{fig['name']} ({fig.get('title', '')}), preset {a.preset}: {len(envs)} envs x {len(methods)} methods x "
+        f"{len(seeds)} seeds = {n} runs -> {sweep_dir}",
+        flush=True,
+    )
     print("sweep: " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)
     if a.dry_run:
         return 0
@@ -127,9 +168,11 @@ def main(argv=None) -> int:
     in_use = {r: h for r in runs if r not in done and (h := holder_if_locked(r)) is not None}
     failed = [r for r in runs if (r / FAILED_FILE).is_file() and r not in in_use]
     missing = [r for r in runs if r not in done and r not in failed and r not in in_use]
-    print(f"\nsweep finished in {wall / 60:.1f} min: {len(done)}/{n} runs done, {len(failed)} failed, "
-          f"{len(in_use)} in use by another process, {len(missing)} missing (Hydra exit {proc.returncode})",
-          flush=True)
+    print(
+        f"\nsweep finished in {wall / 60:.1f} min: {len(done)}/{n} runs done, {len(failed)} failed, "
+        f"{len(in_use)} in use by another process, {len(missing)} missing (Hydra exit {proc.returncode})",
+        flush=True,
+    )
     for r, h in in_use.items():
         print(f"  IN USE {r.relative_to(sweep_dir)} by {describe(h)}: skipped")
     for r in failed:

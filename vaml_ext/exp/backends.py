@@ -12,6 +12,7 @@ process and writes ``done.json``. Every backend writes ``returns.csv``, ``tb/`` 
   run directory (checkpoint every stage); its ``progress.csv`` is converted to
   ``returns.csv`` (``env_steps`` = real samples collected before the evaluation).
 """
+
 from __future__ import annotations
 
 import csv
@@ -52,17 +53,32 @@ def run_gridworld_backend(run_dir: Path, run: dict) -> dict:
     from vaml_ext.gridworld.run import run_gridworld
 
     b, s = run["budget"], run["settings"]
-    return run_gridworld(run_dir, size=s["size"], method=run["method"], seed=run["seed"],
-                         env_steps=b["env_steps"], eval_every=b["eval_every"], dyna=s["dyna"],
-                         progress=_progress_enabled(), restart=_restart())
+    return run_gridworld(
+        run_dir,
+        size=s["size"],
+        method=run["method"],
+        seed=run["seed"],
+        env_steps=b["env_steps"],
+        eval_every=b["eval_every"],
+        dyna=s["dyna"],
+        progress=_progress_enabled(),
+        restart=_restart(),
+    )
 
 
 # ---- MBPO -------------------------------------------------------------------------------
 def mbpo_overrides(run: dict) -> list:
     s = run["settings"]
-    return ["device=cpu", f"seed={run['seed']}", *s["env"].get("extra", []), *s["method"], *(run["budget"] or []),
-            "overrides.checkpoint_every=1", f"overrides.progress_bar={'true' if _progress_enabled() else 'false'}",
-            *(["overrides.resume=false"] if _restart() else [])]
+    return [
+        "device=cpu",
+        f"seed={run['seed']}",
+        *s["env"].get("extra", []),
+        *s["method"],
+        *(run["budget"] or []),
+        "overrides.checkpoint_every=1",
+        f"overrides.progress_bar={'true' if _progress_enabled() else 'false'}",
+        *(["overrides.resume=false"] if _restart() else []),
+    ]
 
 
 def run_mbpo_backend(run_dir: Path, run: dict) -> dict:
@@ -88,9 +104,16 @@ def slbo_to_returns(run_dir: Path) -> int:
             rows = list(csv.DictReader(f))
     log = EvalLog(run_dir, extra_fields=("stage", "virt_return", "real_return_std"), keep_until=-1)
     for r in rows:
-        log.write({"env_steps": r["n_real_samples"], "return": r["real_return_mean"],
-                   "wall_time_s": r["wall_time_s"], "stage": r["stage"], "virt_return": r["virt_return_mean"],
-                   "real_return_std": r["real_return_std"]})
+        log.write(
+            {
+                "env_steps": r["n_real_samples"],
+                "return": r["real_return_mean"],
+                "wall_time_s": r["wall_time_s"],
+                "stage": r["stage"],
+                "virt_return": r["virt_return_mean"],
+                "real_return_std": r["real_return_std"],
+            }
+        )
     return len(rows)
 
 
@@ -121,8 +144,14 @@ def _slbo_watch(run_dir: Path, run: dict, stop: threading.Event) -> None:
 def run_slbo_backend(run_dir: Path, run: dict) -> dict:
     from vaml_ext.slbo import run as slbo_run
 
-    args = [f"variant={run['method']}", f"env={run['env']}", f"seed={run['seed']}", f"log_dir={run_dir}",
-            *(run["budget"] or []), *(["ckpt.resume=False"] if _restart() else [])]
+    args = [
+        f"variant={run['method']}",
+        f"env={run['env']}",
+        f"seed={run['seed']}",
+        f"log_dir={run_dir}",
+        *(run["budget"] or []),
+        *(["ckpt.resume=False"] if _restart() else []),
+    ]
     stop = threading.Event()
     watcher = threading.Thread(target=_slbo_watch, args=(Path(run_dir), run, stop), daemon=True)
     if _progress_enabled():

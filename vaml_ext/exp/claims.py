@@ -30,6 +30,7 @@ curve divided by its length); "MLE's sample efficiency drops as N grows" compare
 consecutive sizes at the same horizon (the smaller size's last common grid point), so the
 larger room's bigger budget does not enter.
 """
+
 from __future__ import annotations
 
 import re
@@ -78,6 +79,7 @@ def norm_figure(fig) -> Optional[str]:
 @dataclass(frozen=True)
 class Stat:
     """IQM over seeds with its 95% CI, plus the seed count (and the mean, for reports)."""
+
     iqm: float
     lo: float
     hi: float
@@ -96,8 +98,9 @@ class ClaimData:
 
     envs: Sequence[str] = ()
 
-    def stat(self, env: str, method: str, metric: str = "final",
-             horizon: Optional[float] = None) -> Optional[Stat]:  # pragma: no cover
+    def stat(
+        self, env: str, method: str, metric: str = "final", horizon: Optional[float] = None
+    ) -> Optional[Stat]:  # pragma: no cover
         raise NotImplementedError
 
     def horizon(self, env: str, methods: Sequence[str]) -> Optional[float]:  # pragma: no cover
@@ -122,15 +125,15 @@ _REASON = {"overlap": "CIs overlap", "few": f"too few seeds (< {MIN_SEEDS})", "m
 @dataclass
 class Check:
     """One comparison inside a claim: supported / contradicted / undecided, and why."""
+
     label: str
-    outcome: str          # compare()'s result
+    outcome: str  # compare()'s result
     support: bool
     contradict: bool
     evidence: str
 
 
-def _pair(data: ClaimData, env: str, a: str, b: str, metric: str, kind: str,
-          horizon: Optional[float] = None) -> Check:
+def _pair(data: ClaimData, env: str, a: str, b: str, metric: str, kind: str, horizon: Optional[float] = None) -> Check:
     """``kind``: ``ge`` (A ≥ / beats / ≫ B), ``near`` (A near-matches B), ``poor`` (A below B)."""
     if metric == "auc" and horizon is None:
         horizon = data.horizon(env, [a, b])
@@ -139,8 +142,7 @@ def _pair(data: ClaimData, env: str, a: str, b: str, metric: str, kind: str,
     support = {"ge": out == "above", "near": out in ("above", "overlap"), "poor": out == "below"}[kind]
     contradict = {"ge": out == "below", "near": out == "below", "poor": out == "above"}[kind]
     h = f" @{horizon:g} steps" if metric == "auc" and horizon is not None else ""
-    ev = (f"{env}: {a} {sa.fmt() if sa else 'n/a'} vs {b} {sb.fmt() if sb else 'n/a'}"
-          f" [{metric}{h}; {out}]")
+    ev = f"{env}: {a} {sa.fmt() if sa else 'n/a'} vs {b} {sb.fmt() if sb else 'n/a'} [{metric}{h}; {out}]"
     return Check(f"{env}:{a}/{b}", out, support, contradict, ev)
 
 
@@ -158,8 +160,9 @@ def combine(checks: List[Check], missing_envs: Sequence[str] = ()) -> Tuple[str,
     return f"inconclusive ({' / '.join(reasons)})", evidence
 
 
-def _envs(data: ClaimData, wanted: Optional[Sequence[str]] = None, exclude: Sequence[str] = (),
-          figure: Optional[str] = None) -> Tuple[List[str], List[str]]:
+def _envs(
+    data: ClaimData, wanted: Optional[Sequence[str]] = None, exclude: Sequence[str] = (), figure: Optional[str] = None
+) -> Tuple[List[str], List[str]]:
     """(envs present to evaluate, named envs missing). ``wanted=None``: every env present
     (the figure's expected envs that are absent are reported missing)."""
     present = [e for e in data.envs if e not in exclude]
@@ -169,8 +172,15 @@ def _envs(data: ClaimData, wanted: Optional[Sequence[str]] = None, exclude: Sequ
     return [e for e in wanted if e in data.envs], [e for e in wanted if e not in data.envs]
 
 
-def ordering(a: Union[str, Sequence[str]], b: str, envs: Optional[Sequence[str]] = None, exclude: Sequence[str] = (),
-             metric: str = "final", kind: str = "ge", figure: Optional[str] = None):
+def ordering(
+    a: Union[str, Sequence[str]],
+    b: str,
+    envs: Optional[Sequence[str]] = None,
+    exclude: Sequence[str] = (),
+    metric: str = "final",
+    kind: str = "ge",
+    figure: Optional[str] = None,
+):
     """Claim "``a`` (kind) ``b`` on ``envs`` (all present but ``exclude`` if None)". ``a``
     may be a tuple of methods: each is checked."""
     methods = a if isinstance(a, (tuple, list)) else (a,)
@@ -179,17 +189,25 @@ def ordering(a: Union[str, Sequence[str]], b: str, envs: Optional[Sequence[str]]
         todo, missing = _envs(data, envs, exclude, figure)
         checks = [_pair(data, e, m, b, metric, kind) for e in todo for m in methods]
         return combine(checks, missing)
+
     return evaluate
 
 
-def pairs(pairs_: Sequence[Tuple[str, str]], envs: Optional[Sequence[str]] = None,
-          metric: str = "final", kind: str = "ge", figure: Optional[str] = None):
+def pairs(
+    pairs_: Sequence[Tuple[str, str]],
+    envs: Optional[Sequence[str]] = None,
+    metric: str = "final",
+    kind: str = "ge",
+    figure: Optional[str] = None,
+):
     """Several ``(a, b)`` ordering pairs on every env present (a method with no data makes
     the claim inconclusive: method missing)."""
+
     def evaluate(data: ClaimData):
         todo, missing = _envs(data, envs, (), figure)
         checks = [_pair(data, e, a, b, metric, kind) for e in todo for a, b in pairs_]
         return combine(checks, missing)
+
     return evaluate
 
 
@@ -200,7 +218,8 @@ def mle_efficiency_drops(data: ClaimData):
     missing = [e for e in FIGURE_ENVS["fig1"] if e not in data.envs]
     if len(sizes) < 2:
         return "inconclusive (env missing)", f"needs >= 2 grid sizes, sweep has {sizes or 'none'}" + (
-            f"; envs missing: {', '.join(missing)}" if missing else "")
+            f"; envs missing: {', '.join(missing)}" if missing else ""
+        )
     checks = []
     for small, big in zip(sizes, sizes[1:]):
         hs, hb = data.horizon(small, ["mle"]), data.horizon(big, ["mle"])
@@ -210,16 +229,23 @@ def mle_efficiency_drops(data: ClaimData):
         h = min(hs, hb)
         s, b = data.stat(small, "mle", "auc", h), data.stat(big, "mle", "auc", h)
         out = compare(s, b)
-        checks.append(Check(f"{small}>{big}", out, out == "above", out == "below",
-                            f"mle auc@{h:g} steps: {small} {s.fmt() if s else 'n/a'} vs "
-                            f"{big} {b.fmt() if b else 'n/a'} [{out}]"))
+        checks.append(
+            Check(
+                f"{small}>{big}",
+                out,
+                out == "above",
+                out == "below",
+                f"mle auc@{h:g} steps: {small} {s.fmt() if s else 'n/a'} vs {big} {b.fmt() if b else 'n/a'} [{out}]",
+            )
+        )
     return combine(checks, missing)
 
 
 def rarely_beats(a: str, b: str, figure: str, max_fraction: float = 1 / 3, metric: str = "final"):
-    """"``a`` rarely beats ``b``": ``a``'s CI lies above ``b``'s on fewer than
+    """ "``a`` rarely beats ``b``": ``a``'s CI lies above ``b``'s on fewer than
     ``max_fraction`` of the envs present. Overlapping CIs count as "does not beat" here
     (no detectable improvement); envs with too few seeds are undecided."""
+
     def evaluate(data: ClaimData):
         todo, missing = _envs(data, None, (), figure)
         checks = [_pair(data, e, a, b, metric, "ge") for e in todo]
@@ -230,13 +256,17 @@ def rarely_beats(a: str, b: str, figure: str, max_fraction: float = 1 / 3, metri
         n = len(checks)
         beats = sum(c.outcome == "above" for c in checks)
         undecided = sum(c.outcome == "few" for c in checks)
-        evidence = (f"{a} above {b} on {beats}/{n} envs (limit: < {max_fraction:.2g} of envs); "
-                    + "; ".join(c.evidence for c in checks) + miss)
+        evidence = (
+            f"{a} above {b} on {beats}/{n} envs (limit: < {max_fraction:.2g} of envs); "
+            + "; ".join(c.evidence for c in checks)
+            + miss
+        )
         if beats >= max_fraction * n:
             return "does not hold", evidence
         if beats + undecided >= max_fraction * n:
             return f"inconclusive ({_REASON['few']})", evidence
         return "holds", evidence
+
     return evaluate
 
 
@@ -244,45 +274,84 @@ def rarely_beats(a: str, b: str, figure: str, max_fraction: float = 1 / 3, metri
 class Claim:
     figure: str
     id: str
-    text: str                                    # the paper's claim (paper §5)
-    rule: str                                    # how we test it, in words
+    text: str  # the paper's claim (paper §5)
+    rule: str  # how we test it, in words
     evaluate: Callable[[ClaimData], Tuple[str, str]]
 
 
 VA_FIG1 = ("ma_direct_l1", "ma_direct_l2", "ma_l1", "ma_vaml")
 
 CLAIMS: List[Claim] = [
-    Claim("fig1", "1a", "MLE's sample efficiency drops as the grid size N grows",
-          "MLE AUC (same env-step horizon) of each size CI-above the next larger size",
-          mle_efficiency_drops),
-    Claim("fig1", "1b", "At 16×16 every value-aware method beats MLE",
-          "on grid16, AUC of each of ma_direct_l1, ma_direct_l2, ma_l1, ma_vaml CI-above mle",
-          ordering(VA_FIG1, "mle", envs=["grid16"], metric="auc")),
-    Claim("fig1", "1c", "The upper bounds (MA-L1, MA-VAML) converge faster than the direct forms",
-          "AUC of ma_l1 CI-above ma_direct_l1 and ma_vaml CI-above ma_direct_l2, every size",
-          pairs([("ma_l1", "ma_direct_l1"), ("ma_vaml", "ma_direct_l2")], metric="auc", figure="fig1")),
-    Claim("fig2", "2a", "MA-L1 ≥ MA-VAML everywhere but Ant",
-          "final IQM of ma_l1 CI-above ma_vaml on every env but ant",
-          ordering("ma_l1", "ma_vaml", exclude=["ant"], figure="fig2")),
-    Claim("fig2", "2b", "Value-aware ≫ MLE except on Reacher",
-          "final IQM of ma_l1 and of ma_vaml CI-above mle on every env but reacher",
-          ordering(("ma_l1", "ma_vaml"), "mle", exclude=["reacher"], figure="fig2")),
-    Claim("fig2", "2c", "MA-L1 ≥ SLBO on Swimmer and Hopper",
-          "final IQM of ma_l1 CI-above slbo on swimmer and hopper",
-          ordering("ma_l1", "slbo", envs=["swimmer", "hopper"])),
-    Claim("fig3", "3a", "Value-aware near-matches MLE on CartPole, Swimmer, Pusher, Walker, Hopper",
-          "final IQM CI of ma_l1 and of ma_vaml overlaps or lies above mle's on those envs",
-          ordering(("ma_l1", "ma_vaml"), "mle", envs=["cartpole", "swimmer", "pusher", "walker", "hopper"],
-                   kind="near")),
-    Claim("fig3", "3b", "Value-aware is poor (vs MLE) on Ant and HalfCheetah",
-          "final IQM CI of ma_l1 and of ma_vaml lies below mle's on ant and halfcheetah",
-          ordering(("ma_l1", "ma_vaml"), "mle", envs=["ant", "halfcheetah"], kind="poor")),
-    Claim("fig4", "4a", "MA-L1 beats MA-L1 Naive everywhere but Pendulum and Acrobot",
-          "final IQM of ma_l1 CI-above ma_l1_naive on every env but pendulum and acrobot",
-          ordering("ma_l1", "ma_l1_naive", exclude=["pendulum", "acrobot"], figure="fig4")),
-    Claim("fig4", "4b", "MA-L1 Naive rarely beats MLE",
-          "ma_l1_naive final IQM CI-above mle's on fewer than 1/3 of the envs",
-          rarely_beats("ma_l1_naive", "mle", figure="fig4")),
+    Claim(
+        "fig1",
+        "1a",
+        "MLE's sample efficiency drops as the grid size N grows",
+        "MLE AUC (same env-step horizon) of each size CI-above the next larger size",
+        mle_efficiency_drops,
+    ),
+    Claim(
+        "fig1",
+        "1b",
+        "At 16×16 every value-aware method beats MLE",
+        "on grid16, AUC of each of ma_direct_l1, ma_direct_l2, ma_l1, ma_vaml CI-above mle",
+        ordering(VA_FIG1, "mle", envs=["grid16"], metric="auc"),
+    ),
+    Claim(
+        "fig1",
+        "1c",
+        "The upper bounds (MA-L1, MA-VAML) converge faster than the direct forms",
+        "AUC of ma_l1 CI-above ma_direct_l1 and ma_vaml CI-above ma_direct_l2, every size",
+        pairs([("ma_l1", "ma_direct_l1"), ("ma_vaml", "ma_direct_l2")], metric="auc", figure="fig1"),
+    ),
+    Claim(
+        "fig2",
+        "2a",
+        "MA-L1 ≥ MA-VAML everywhere but Ant",
+        "final IQM of ma_l1 CI-above ma_vaml on every env but ant",
+        ordering("ma_l1", "ma_vaml", exclude=["ant"], figure="fig2"),
+    ),
+    Claim(
+        "fig2",
+        "2b",
+        "Value-aware ≫ MLE except on Reacher",
+        "final IQM of ma_l1 and of ma_vaml CI-above mle on every env but reacher",
+        ordering(("ma_l1", "ma_vaml"), "mle", exclude=["reacher"], figure="fig2"),
+    ),
+    Claim(
+        "fig2",
+        "2c",
+        "MA-L1 ≥ SLBO on Swimmer and Hopper",
+        "final IQM of ma_l1 CI-above slbo on swimmer and hopper",
+        ordering("ma_l1", "slbo", envs=["swimmer", "hopper"]),
+    ),
+    Claim(
+        "fig3",
+        "3a",
+        "Value-aware near-matches MLE on CartPole, Swimmer, Pusher, Walker, Hopper",
+        "final IQM CI of ma_l1 and of ma_vaml overlaps or lies above mle's on those envs",
+        ordering(("ma_l1", "ma_vaml"), "mle", envs=["cartpole", "swimmer", "pusher", "walker", "hopper"], kind="near"),
+    ),
+    Claim(
+        "fig3",
+        "3b",
+        "Value-aware is poor (vs MLE) on Ant and HalfCheetah",
+        "final IQM CI of ma_l1 and of ma_vaml lies below mle's on ant and halfcheetah",
+        ordering(("ma_l1", "ma_vaml"), "mle", envs=["ant", "halfcheetah"], kind="poor"),
+    ),
+    Claim(
+        "fig4",
+        "4a",
+        "MA-L1 beats MA-L1 Naive everywhere but Pendulum and Acrobot",
+        "final IQM of ma_l1 CI-above ma_l1_naive on every env but pendulum and acrobot",
+        ordering("ma_l1", "ma_l1_naive", exclude=["pendulum", "acrobot"], figure="fig4"),
+    ),
+    Claim(
+        "fig4",
+        "4b",
+        "MA-L1 Naive rarely beats MLE",
+        "ma_l1_naive final IQM CI-above mle's on fewer than 1/3 of the envs",
+        rarely_beats("ma_l1_naive", "mle", figure="fig4"),
+    ),
 ]
 
 
@@ -294,6 +363,7 @@ def evaluate_claims(figure: Optional[str], data: ClaimData) -> List[dict]:
     out = []
     for c in claims_for(figure):
         verdict, evidence = c.evaluate(data)
-        out.append({"figure": c.figure, "id": c.id, "claim": c.text, "rule": c.rule,
-                    "verdict": verdict, "evidence": evidence})
+        out.append(
+            {"figure": c.figure, "id": c.id, "claim": c.text, "rule": c.rule, "verdict": verdict, "evidence": evidence}
+        )
     return out

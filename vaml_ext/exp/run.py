@@ -20,6 +20,7 @@ skipped, and a failed run writes ``failed.json`` and is reported without stoppin
 rest of the sweep. ``restart=true`` starts unfinished runs over (their checkpoints are
 set aside, not deleted) -- the explicit choice when no checkpoint of a run can be loaded.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -71,8 +72,15 @@ def resolve_run(cfg: DictConfig) -> dict:
         raise RunConfigError(f"method={method!r} is not in {fig['name']}; valid: {', '.join(fig['methods'])}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise RunConfigError(f"seed={seed!r} is invalid: expected an integer >= 0")
-    out = {"figure": fig["name"], "preset": preset, "backend": fig["backend"], "env": env,
-           "method": method, "seed": seed, "budget": budget_for(fig, preset, env)}
+    out = {
+        "figure": fig["name"],
+        "preset": preset,
+        "backend": fig["backend"],
+        "env": env,
+        "method": method,
+        "seed": seed,
+        "budget": budget_for(fig, preset, env),
+    }
     if fig["backend"] == "mbpo":
         out["settings"] = {"env": fig["env_settings"][env], "method": fig["method_settings"][method]}
     elif fig["backend"] == "gridworld":
@@ -110,8 +118,9 @@ def _run_in_process(run_dir: Path, cfg: DictConfig, tag: str, log) -> int:
     from vaml_ext.exp import backends
 
     saved = {k: os.environ.get(k) for k in ("VAML_PROGRESS", "VAML_RUN_TAG", "VAML_RESTART")}
-    os.environ.update(VAML_PROGRESS="1" if cfg.progress else "0", VAML_RUN_TAG=tag,
-                      VAML_RESTART="1" if cfg.get("restart") else "0")
+    os.environ.update(
+        VAML_PROGRESS="1" if cfg.progress else "0", VAML_RUN_TAG=tag, VAML_RESTART="1" if cfg.get("restart") else "0"
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(int(cfg.seed))  # defensive: the run must not depend on what ran before in this process
@@ -157,8 +166,10 @@ def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
     if (run_dir / "run.yaml").is_file():
         old = {k: v for k, v in read_run_config(run_dir).items() if k not in ("provenance", "resumes")}
         if old != run:
-            raise RunConfigError(f"{run_dir} holds a run with a different config; "
-                                 f"remove it or choose another out_root (old: {old}, new: {run})")
+            raise RunConfigError(
+                f"{run_dir} holds a run with a different config; "
+                f"remove it or choose another out_root (old: {old}, new: {run})"
+            )
         prev = read_run_config(run_dir)
         run["provenance"] = prev.get("provenance")
         run["resumes"] = list(prev.get("resumes") or []) + [git_provenance()]
@@ -167,9 +178,17 @@ def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
         run["provenance"] = git_provenance()
     write_run_config(run_dir, run)
     (run_dir / FAILED_FILE).unlink(missing_ok=True)
-    env = child_env(run_dir, dict(os.environ, OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads),
-                                  VAML_PROGRESS="1" if cfg.progress else "0", VAML_RUN_TAG=tag,
-                                  VAML_RESTART="1" if cfg.get("restart") else "0"))
+    env = child_env(
+        run_dir,
+        dict(
+            os.environ,
+            OMP_NUM_THREADS=str(cfg.threads),
+            MKL_NUM_THREADS=str(cfg.threads),
+            VAML_PROGRESS="1" if cfg.progress else "0",
+            VAML_RUN_TAG=tag,
+            VAML_RESTART="1" if cfg.get("restart") else "0",
+        ),
+    )
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     t0 = time.time()
     with open(run_dir / "stdout.log", "a") as log:
@@ -178,8 +197,14 @@ def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
         if run["backend"] in IN_PROCESS:
             returncode = _run_in_process(run_dir, cfg, tag, log)
         else:
-            returncode = subprocess.run([sys.executable, "-m", "vaml_ext.exp.backends", str(run_dir)], cwd=REPO,
-                                        env=env, stdout=log, stderr=None, preexec_fn=_die_with_parent).returncode
+            returncode = subprocess.run(
+                [sys.executable, "-m", "vaml_ext.exp.backends", str(run_dir)],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=None,
+                preexec_fn=_die_with_parent,
+            ).returncode
     if returncode != 0 or not is_done(run_dir):
         tail = (run_dir / "stdout.log").read_text()[-2000:]
         info = {"returncode": returncode, "seconds": round(time.time() - t0, 1), "log_tail": tail}

@@ -10,6 +10,7 @@
 Importing this package registers no new loss: every objective is a registry entry of
 :mod:`vaml_ext.losses` (``mle``, ``ma_direct_l1``, ``ma_direct_l2``, ``ma_l1``, ``ma_vaml``).
 """
+
 from vaml_ext.gridworld.env import ACTIONS, BatchedGridworld, CardinalEmptyRoom, GridSpec, grid_spec
 from vaml_ext.gridworld.model import TabularCategoricalModel
 from vaml_ext.gridworld.objectives import METHOD_LABELS, METHODS, GridObjectives, transition_advantage

@@ -8,6 +8,7 @@ the value-aware model losses); all runs live in ``[runs, ...]`` tensors. One upd
 environments per run in the model, GAE(λ) advantages, the policy-gradient loss with an
 entropy bonus and the squared value error.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional

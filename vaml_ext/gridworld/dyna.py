@@ -19,6 +19,7 @@ Per iteration (Algorithm 2):
 3. policy update step -- ``policy_updates_per_iter`` A2C updates in the model
    (lines 13-16).
 """
+
 from __future__ import annotations
 
 import time
@@ -73,15 +74,32 @@ class DynaConfig:
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise ValueError(f"dyna.{f.name} must be a number, got {v!r}")
                 setattr(self, f.name, float(v))
-        positive = ["env_steps", "real_steps_per_iter", "model_updates_per_iter", "batch_size", "traj_batch",
-                    "refit_envs", "refit_steps", "refit_updates", "policy_updates_per_iter", "model_envs",
-                    "rollout_steps", "eval_every", "eval_episodes", "model_lr", "va_loss_coeff",
-                    "policy_lr", "value_lr"]
+        positive = [
+            "env_steps",
+            "real_steps_per_iter",
+            "model_updates_per_iter",
+            "batch_size",
+            "traj_batch",
+            "refit_envs",
+            "refit_steps",
+            "refit_updates",
+            "policy_updates_per_iter",
+            "model_envs",
+            "rollout_steps",
+            "eval_every",
+            "eval_episodes",
+            "model_lr",
+            "va_loss_coeff",
+            "policy_lr",
+            "value_lr",
+        ]
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"dyna.{name} must be > 0, got {getattr(self, name)!r}")
         if self.value_update_interval < 0:
-            raise ValueError(f"dyna.value_update_interval must be >= 0 (0 = no refit), got {self.value_update_interval}")
+            raise ValueError(
+                f"dyna.value_update_interval must be >= 0 (0 = no refit), got {self.value_update_interval}"
+            )
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"dyna.{name} must lie in [0, 1], got {getattr(self, name)}")
@@ -190,8 +208,9 @@ class DynaTrainer:
     are scheduled every ``cfg.eval_every`` env steps (:meth:`due_evaluations`).
     """
 
-    def __init__(self, size: int, methods: Sequence[str], cfg: DynaConfig, base_seed: int = 0,
-                 spec: Optional[GridSpec] = None):
+    def __init__(
+        self, size: int, methods: Sequence[str], cfg: DynaConfig, base_seed: int = 0, spec: Optional[GridSpec] = None
+    ):
         if not methods:
             raise ValueError("methods must be non-empty")
         self.cfg = cfg
@@ -249,7 +268,9 @@ class DynaTrainer:
         loss_sum = torch.zeros(())
         for k in range(cfg.model_updates_per_iter):
             batch = buffer.sample(cfg.batch_size, gen)
-            traj = buffer.sample_episodes(cfg.traj_batch, spec.max_steps, gen) if objectives.needs_trajectories else None
+            traj = (
+                buffer.sample_episodes(cfg.traj_batch, spec.max_steps, gen) if objectives.needs_trajectories else None
+            )
             loss = objectives(spec, model.logits, agent.V, batch, traj)
             model_opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -286,8 +307,12 @@ class DynaTrainer:
             "value_opt": self.agent.value_opt.state_dict(),
             "refit_opt": self.agent.refit_opt.state_dict(),
             "env": {"state": self.env.state.clone(), "t": self.env.t.clone()},
-            "buffer": dict({k: getattr(b, k)[:, :b.size].clone() for k in self._BUFFER_KEYS},
-                           size=b.size, ep=b._ep.clone(), new_ep=b._new_ep.clone()),
+            "buffer": dict(
+                {k: getattr(b, k)[:, : b.size].clone() for k in self._BUFFER_KEYS},
+                size=b.size,
+                ep=b._ep.clone(),
+                new_ep=b._new_ep.clone(),
+            ),
             "imag_s": self.imag_s.clone(),
             "imag_t": self.imag_t.clone(),
             "it": self.it,
@@ -298,8 +323,10 @@ class DynaTrainer:
 
     def load_state_dict(self, state: dict) -> None:
         if state["methods"] != self.methods or state["size"] != self.spec.size or state["cfg"] != self.cfg.to_dict():
-            raise ValueError("checkpoint is of a different run (methods, grid size or Dyna config differ): "
-                             f"{state['methods']}, {state['size']}, {state['cfg']}")
+            raise ValueError(
+                "checkpoint is of a different run (methods, grid size or Dyna config differ): "
+                f"{state['methods']}, {state['size']}, {state['cfg']}"
+            )
         self.gen.set_state(state["gen"])
         self.model.load_state_dict(state["model"])
         self.model_opt.load_state_dict(state["model_opt"])
@@ -313,7 +340,7 @@ class DynaTrainer:
         b.size = int(sb["size"])
         for k in self._BUFFER_KEYS:
             getattr(b, k).zero_()
-            getattr(b, k)[:, :b.size] = sb[k]
+            getattr(b, k)[:, : b.size] = sb[k]
         b._ep, b._new_ep = sb["ep"].clone(), sb["new_ep"].clone()
         self.imag_s, self.imag_t = state["imag_s"].clone(), state["imag_t"].clone()
         self.it, self.env_steps, self.next_eval = int(state["it"]), int(state["env_steps"]), int(state["next_eval"])
@@ -356,10 +383,17 @@ def run_dyna(
             record(tr.env_steps)
         it = tr.it - 1
         if progress is not None and ((it + 1) % max(1, n_iters // 10) == 0 or it + 1 == n_iters):
-            progress(f"N={tr.spec.size:2d} steps {tr.env_steps:6d}/{cfg.env_steps} "
-                     f"mean return {sum(result.returns[-1]) / R:.3f} ({time.perf_counter() - t0:.0f}s)")
+            progress(
+                f"N={tr.spec.size:2d} steps {tr.env_steps:6d}/{cfg.env_steps} "
+                f"mean return {sum(result.returns[-1]) / R:.3f} ({time.perf_counter() - t0:.0f}s)"
+            )
     result.wall_s = time.perf_counter() - t0
     if keep_state:
-        result.state = {"spec": tr.spec, "model": tr.model, "agent": tr.agent, "buffer": tr.buffer,
-                        "objectives": tr.objectives}
+        result.state = {
+            "spec": tr.spec,
+            "model": tr.model,
+            "agent": tr.agent,
+            "buffer": tr.buffer,
+            "objectives": tr.objectives,
+        }
     return result

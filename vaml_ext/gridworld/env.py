@@ -31,6 +31,7 @@ Two implementations of the same MDP:
   stepped as batched tensors so many runs × environments advance in one call. The tests
   check that both give identical trajectories and rewards.
 """
+
 from __future__ import annotations
 
 import math

@@ -11,6 +11,7 @@ comparison, and lets many independent runs (methods × seeds) live in one
 runs do not interact). Logits start at 0: an untrained row predicts the uniform
 distribution over all cells.
 """
+
 from __future__ import annotations
 
 from typing import Optional

@@ -21,6 +21,7 @@ cancels inside ``A`` and the expectation over all cells factorises into one
 ``[S·A, S] × [S]`` product per run (:func:`grid_advantage`); the tests check it
 against the direct per-row sum (:func:`transition_advantage`).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence
@@ -157,11 +158,12 @@ class GridObjectives:
         return total
 
 
-def row_advantage(spec: GridSpec, probs: torch.Tensor, h: torch.Tensor, s_next: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def row_advantage(
+    spec: GridSpec, probs: torch.Tensor, h: torch.Tensor, s_next: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     """Exact model advantage from the predicted rows ``probs[runs, M, S]`` of ``M`` real
     transitions (``s_next``, ``t``: ``[runs, M]``; ``h`` from :func:`next_state_values`)."""
     bonus = goal_bonus(t.to(probs.dtype), spec.max_steps)
     expected = expected_value_categorical(probs, h.unsqueeze(1)) + probs[..., spec.goal] * bonus
     real = h.gather(1, s_next) + (s_next == spec.goal).to(probs.dtype) * bonus
     return model_advantage(real, expected)
-

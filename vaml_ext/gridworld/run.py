@@ -50,6 +50,7 @@ values, same text, nothing lost or duplicated); only ``wall_time_s`` differs, an
 the killed process spent after its last checkpoint is not counted. If ``done.json``
 exists the run is not repeated: its summary is returned.
 """
+
 from __future__ import annotations
 
 import csv
@@ -130,16 +131,29 @@ def _resume_eval_log(run_dir: Path, ckpt_steps: int, rows: list) -> EvalLog:
     except (ValueError, KeyError, TypeError, csv.Error):
         ok = False
     if not ok:
-        warnings.warn(f"{Path(run_dir) / EVAL_FILE} did not match checkpoint {ckpt_steps} env steps; "
-                      "rewritten from the checkpoint's copy of its rows", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"{Path(run_dir) / EVAL_FILE} did not match checkpoint {ckpt_steps} env steps; "
+            "rewritten from the checkpoint's copy of its rows",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         log = EvalLog(run_dir, EXTRA_FIELDS)
         for r in rows:
             log.write(r)
     return log
 
 
-def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, eval_every: int,
-                  dyna: Optional[dict] = None, progress: bool = True, restart: bool = False) -> dict:
+def run_gridworld(
+    run_dir,
+    size: int,
+    method: str,
+    seed: int,
+    env_steps: int,
+    eval_every: int,
+    dyna: Optional[dict] = None,
+    progress: bool = True,
+    restart: bool = False,
+) -> dict:
     """Train one ``method``/``seed`` on the ``size``×``size`` room for ``env_steps`` real
     env steps, evaluating every ``eval_every`` (and at 0); ``dyna`` holds the other
     :class:`~vaml_ext.gridworld.dyna.DynaConfig` options. Resumes from its checkpoint
@@ -163,19 +177,37 @@ def run_gridworld(run_dir, size: int, method: str, seed: int, env_steps: int, ev
         return _run_locked(run_dir, cfg, size, method, seed, env_steps, eval_every, progress, restart)
 
 
-def _run_locked(run_dir: Path, cfg: DynaConfig, size: int, method: str, seed: int, env_steps: int,
-                eval_every: int, progress: bool, restart: bool) -> dict:
-    run_info = {"backend": "gridworld", "env": f"gridworld{size}", "size": size, "method": method,
-                "seed": seed, "budget": {"env_steps": int(env_steps), "eval_every": int(eval_every)},
-                "dyna": cfg.to_dict()}
-    store = CheckpointStore(run_dir / CKPT_DIR, restart_hint="call run_gridworld(..., restart=True) "
-                            "(figure sweeps: --restart)")
+def _run_locked(
+    run_dir: Path,
+    cfg: DynaConfig,
+    size: int,
+    method: str,
+    seed: int,
+    env_steps: int,
+    eval_every: int,
+    progress: bool,
+    restart: bool,
+) -> dict:
+    run_info = {
+        "backend": "gridworld",
+        "env": f"gridworld{size}",
+        "size": size,
+        "method": method,
+        "seed": seed,
+        "budget": {"env_steps": int(env_steps), "eval_every": int(eval_every)},
+        "dyna": cfg.to_dict(),
+    }
+    store = CheckpointStore(
+        run_dir / CKPT_DIR, restart_hint="call run_gridworld(..., restart=True) (figure sweeps: --restart)"
+    )
     if restart:
         store.set_aside_all()
     ckpt_path, ckpt = store.load(lambda p: torch.load(p, map_location="cpu", weights_only=True))
     if ckpt is not None and (ckpt.get("format") != CKPT_FORMAT or ckpt.get("run") != run_info):
-        raise ValueError(f"run_dir {str(run_dir)!r} holds a checkpoint of a different run "
-                         f"({ckpt.get('run')}); use another run_dir or delete {ckpt_path}")
+        raise ValueError(
+            f"run_dir {str(run_dir)!r} holds a checkpoint of a different run "
+            f"({ckpt.get('run')}); use another run_dir or delete {ckpt_path}"
+        )
 
     (run_dir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     if not (run_dir / "run.yaml").is_file():
@@ -197,8 +229,9 @@ def _run_locked(run_dir: Path, cfg: DynaConfig, size: int, method: str, seed: in
     tb = SummaryWriter(str(run_dir / TB_DIR), purge_step=trainer.env_steps + 1 if ckpt is not None else 0)
     prog = None
     if progress:
-        prog = RunProgress(total_steps=cfg.env_steps, desc=f"gridworld{size}/{method}/seed{seed}",
-                           initial=trainer.env_steps)
+        prog = RunProgress(
+            total_steps=cfg.env_steps, desc=f"gridworld{size}/{method}/seed{seed}", initial=trainer.env_steps
+        )
     t_start = time.perf_counter()
 
     def wall() -> float:
@@ -206,9 +239,14 @@ def _run_locked(run_dir: Path, cfg: DynaConfig, size: int, method: str, seed: in
 
     def evaluate_and_log() -> None:
         ret = float(trainer.evaluate()[0])
-        row = {"env_steps": trainer.env_steps, "return": ret, "wall_time_s": round(wall(), 3),
-               "iteration": trainer.it, "model_loss": "" if trainer.it == 0 else trainer.model_loss,
-               "v_start": float(trainer.agent.V.detach()[0, trainer.spec.start])}
+        row = {
+            "env_steps": trainer.env_steps,
+            "return": ret,
+            "wall_time_s": round(wall(), 3),
+            "iteration": trainer.it,
+            "model_loss": "" if trainer.it == 0 else trainer.model_loss,
+            "v_start": float(trainer.agent.V.detach()[0, trainer.spec.start]),
+        }
         log.write(row)
         rows.append(row)
         tb.add_scalar("eval/return", ret, trainer.env_steps)
@@ -220,8 +258,17 @@ def _run_locked(run_dir: Path, cfg: DynaConfig, size: int, method: str, seed: in
 
     def checkpoint() -> None:
         tb.flush()
-        store.save({"format": CKPT_FORMAT, "run": run_info, "trainer": trainer.state_dict(),
-                    "rng": capture_rng(), "rows": rows, "wall_time_s": wall(), "n_resumes": n_resumes})
+        store.save(
+            {
+                "format": CKPT_FORMAT,
+                "run": run_info,
+                "trainer": trainer.state_dict(),
+                "rng": capture_rng(),
+                "rows": rows,
+                "wall_time_s": wall(),
+                "n_resumes": n_resumes,
+            }
+        )
 
     try:
         if ckpt is None:
@@ -245,9 +292,20 @@ def _run_locked(run_dir: Path, cfg: DynaConfig, size: int, method: str, seed: in
     if prog is not None:
         prog.close(final_return=rows[-1]["return"])
     # two-line summary + done.json (vaml_ext.runlog.tracking); W&B when $VAML_WANDB=1 (figure --wandb)
-    summary = finish_run(rows, wall(), run_dir, tag=f"gridworld{size}/{method}/seed{seed}", extra={
-        "env_steps": trainer.env_steps, "resumed": n_resumes > 0, "n_resumes": n_resumes, "size": size,
-        "method": method, "seed": seed})
+    summary = finish_run(
+        rows,
+        wall(),
+        run_dir,
+        tag=f"gridworld{size}/{method}/seed{seed}",
+        extra={
+            "env_steps": trainer.env_steps,
+            "resumed": n_resumes > 0,
+            "n_resumes": n_resumes,
+            "size": size,
+            "method": method,
+            "seed": seed,
+        },
+    )
     log_finished_run({}, run_info, run_dir, rows, "env_steps", summary)
     return summary
 

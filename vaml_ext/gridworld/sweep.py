@@ -14,6 +14,7 @@ Writes into ``--out``:
 All runs of one size train together as batched tensors (:func:`~vaml_ext.gridworld.dyna.run_dyna`);
 sizes run in ``--workers`` processes. The sweep's wall-clock is printed at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,7 +75,9 @@ def load_config(path: Optional[str], overrides: Optional[dict] = None) -> dict:
     seeds = cfg.get("seeds", 5)
     seeds = list(range(seeds)) if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise ConfigError(f"seeds must be a positive count or a list of non-negative integers; got {cfg.get('seeds')!r}")
+        raise ConfigError(
+            f"seeds must be a positive count or a list of non-negative integers; got {cfg.get('seeds')!r}"
+        )
 
     def per_size(key, default):
         val = cfg.get(key, default)
@@ -105,8 +108,16 @@ def load_config(path: Optional[str], overrides: Optional[dict] = None) -> dict:
     base_seed = cfg.get("base_seed", 0)
     if not isinstance(base_seed, int) or isinstance(base_seed, bool):
         raise ConfigError(f"base_seed must be an integer, got {base_seed!r}")
-    return {"methods": methods, "sizes": sizes, "seeds": seeds, "base_seed": base_seed,
-            "env_steps": env_steps, "eval_every": eval_every, "workers": workers, "dyna": dyna}
+    return {
+        "methods": methods,
+        "sizes": sizes,
+        "seeds": seeds,
+        "base_seed": base_seed,
+        "env_steps": env_steps,
+        "eval_every": eval_every,
+        "workers": workers,
+        "dyna": dyna,
+    }
 
 
 def _run_size(size: int, cfg: dict, threads: int = 1) -> dict:
@@ -119,10 +130,16 @@ def _run_size(size: int, cfg: dict, threads: int = 1) -> dict:
     dyna = DynaConfig.from_dict(dict(cfg["dyna"], env_steps=cfg["env_steps"][size], eval_every=cfg["eval_every"][size]))
     methods = [m for m in cfg["methods"] for _ in cfg["seeds"]]
     seeds = [s for _ in cfg["methods"] for s in cfg["seeds"]]
-    res = run_dyna(size, methods, seeds, dyna, base_seed=cfg["base_seed"],
-                   progress=lambda msg: print(msg, flush=True))
-    return {"size": size, "methods": methods, "seeds": seeds, "steps": res.steps, "returns": res.returns,
-            "wall_s": res.wall_s, "cpu_s": time.process_time() - cpu0}
+    res = run_dyna(size, methods, seeds, dyna, base_seed=cfg["base_seed"], progress=lambda msg: print(msg, flush=True))
+    return {
+        "size": size,
+        "methods": methods,
+        "seeds": seeds,
+        "steps": res.steps,
+        "returns": res.returns,
+        "wall_s": res.wall_s,
+        "cpu_s": time.process_time() - cpu0,
+    }
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -153,8 +170,12 @@ def steps_to_goal(rows: List[dict], budgets: Dict[int, int]) -> Dict[int, Dict[s
             pts = sorted(by_seed[seed])
             firsts.append(first_exceed([p[0] for p in pts], [p[1] for p in pts]))
         vals = [math.inf if f is None else float(f) for f in firsts]
-        out.setdefault(size, {})[method] = {"per_seed": firsts, "median": _median(vals),
-                                            "solved": sum(f is not None for f in firsts), "budget": budgets[size]}
+        out.setdefault(size, {})[method] = {
+            "per_seed": firsts,
+            "median": _median(vals),
+            "solved": sum(f is not None for f in firsts),
+            "budget": budgets[size],
+        }
     return out
 
 
@@ -165,21 +186,31 @@ def qualitative_checks(table: Dict[int, Dict[str, dict]]) -> List[tuple]:
     if "mle" in table[sizes[0]]:
         med = [table[s]["mle"]["median"] for s in sizes]
         mono = all(b >= a for a, b in zip(med, med[1:])) and med[-1] > med[0]
-        checks.append(("MLE's steps-to-goal grows with grid size", mono,
-                       ", ".join(f"{s}: {_fmt(m)}" for s, m in zip(sizes, med))))
+        checks.append(
+            ("MLE's steps-to-goal grows with grid size", mono, ", ".join(f"{s}: {_fmt(m)}" for s, m in zip(sizes, med)))
+        )
         big = sizes[-1]
         for m in table[big]:
             if m == "mle":
                 continue
             a, b = table[big][m]["median"], table[big]["mle"]["median"]
-            checks.append((f"{big}x{big}: {METHOD_LABELS[m]} reaches return > 1 in fewer env steps than MLE (median)",
-                           a < b, f"{_fmt(a)} vs {_fmt(b)}"))
+            checks.append(
+                (
+                    f"{big}x{big}: {METHOD_LABELS[m]} reaches return > 1 in fewer env steps than MLE (median)",
+                    a < b,
+                    f"{_fmt(a)} vs {_fmt(b)}",
+                )
+            )
     for ub, dr in (("ma_l1", "ma_direct_l1"), ("ma_vaml", "ma_direct_l2")):
         if ub in table[sizes[0]] and dr in table[sizes[0]]:
             wins = [s for s in sizes if table[s][ub]["median"] <= table[s][dr]["median"]]
-            checks.append((f"{METHOD_LABELS[ub]} converges no slower than {METHOD_LABELS[dr]} (median, per size)",
-                           len(wins) == len(sizes),
-                           "; ".join(f"{s}: {_fmt(table[s][ub]['median'])} vs {_fmt(table[s][dr]['median'])}" for s in sizes)))
+            checks.append(
+                (
+                    f"{METHOD_LABELS[ub]} converges no slower than {METHOD_LABELS[dr]} (median, per size)",
+                    len(wins) == len(sizes),
+                    "; ".join(f"{s}: {_fmt(table[s][ub]['median'])} vs {_fmt(table[s][dr]['median'])}" for s in sizes),
+                )
+            )
     return checks
 
 
@@ -189,8 +220,11 @@ def _fmt(x: float) -> str:
 
 def markdown_table(table: Dict[int, Dict[str, dict]], methods: List[str], wall_s: Optional[float] = None) -> str:
     sizes = sorted(table)
-    lines = ["Env steps until the greedy policy's return first exceeds 1 (goal reached): median over seeds "
-             "(seeds that reached it / all; `never` = not within the budget).", ""]
+    lines = [
+        "Env steps until the greedy policy's return first exceeds 1 (goal reached): median over seeds "
+        "(seeds that reached it / all; `never` = not within the budget).",
+        "",
+    ]
     lines.append("| method | " + " | ".join(f"{s}x{s} (budget {table[s][methods[0]]['budget']})" for s in sizes) + " |")
     lines.append("|---|" + "---|" * len(sizes))
     for m in methods:
@@ -246,8 +280,10 @@ def run_sweep(cfg: dict, out: Path, log=print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     n_runs = len(cfg["methods"]) * len(cfg["seeds"])
-    log(f"gridworld sweep: {len(cfg['methods'])} methods x {len(cfg['sizes'])} sizes x {len(cfg['seeds'])} seeds "
-        f"= {n_runs * len(cfg['sizes'])} runs, {cfg['workers']} worker(s), output {out}")
+    log(
+        f"gridworld sweep: {len(cfg['methods'])} methods x {len(cfg['sizes'])} sizes x {len(cfg['seeds'])} seeds "
+        f"= {n_runs * len(cfg['sizes'])} runs, {cfg['workers']} worker(s), output {out}"
+    )
     order = sorted(cfg["sizes"], key=lambda s: -s * s * cfg["env_steps"][s])  # longest first
     results = {}
     if cfg["workers"] == 1 or len(order) == 1:
@@ -277,17 +313,29 @@ def run_sweep(cfg: dict, out: Path, log=print) -> dict:
     (out / "steps_to_goal.md").write_text(md)
     plot(rows, cfg["methods"], out / "fig1.png")
     cpu = sum(r["cpu_s"] for r in results.values())
-    summary = {"config": cfg, "wall_clock_s": wall, "per_size_wall_s": {s: results[s]["wall_s"] for s in results},
-               "training_cpu_s": cpu, "load_avg_at_end": os.getloadavg(),
-               "steps_to_goal": {s: {m: {k: (None if isinstance(v, float) and math.isinf(v) else v)
-                                         for k, v in e.items()} for m, e in t.items()} for s, t in table.items()},
-               "checks": [{"claim": c, "holds": ok, "evidence": ev} for c, ok, ev in qualitative_checks(table)]}
+    summary = {
+        "config": cfg,
+        "wall_clock_s": wall,
+        "per_size_wall_s": {s: results[s]["wall_s"] for s in results},
+        "training_cpu_s": cpu,
+        "load_avg_at_end": os.getloadavg(),
+        "steps_to_goal": {
+            s: {
+                m: {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in e.items()}
+                for m, e in t.items()
+            }
+            for s, t in table.items()
+        },
+        "checks": [{"claim": c, "holds": ok, "evidence": ev} for c, ok, ev in qualitative_checks(table)],
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     log(md)
     log(f"wrote {out / 'curves.csv'}, {out / 'fig1.png'}, {out / 'steps_to_goal.md'}")
     load = os.getloadavg()[0]
-    log(f"sweep wall-clock: {wall:.1f} s ({wall / 60:.1f} min) on {os.cpu_count()} CPU core(s); "
-        f"training CPU time {cpu:.0f} s over all workers; 1-min load average at the end {load:.1f}")
+    log(
+        f"sweep wall-clock: {wall:.1f} s ({wall / 60:.1f} min) on {os.cpu_count()} CPU core(s); "
+        f"training CPU time {cpu:.0f} s over all workers; 1-min load average at the end {load:.1f}"
+    )
     return summary
 
 
@@ -301,8 +349,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--methods", nargs="+", help="registry names; overrides the config")
     args = ap.parse_args(argv)
     try:
-        cfg = load_config(args.config, {"workers": args.workers, "sizes": args.sizes, "seeds": args.seeds,
-                                        "methods": args.methods})
+        cfg = load_config(
+            args.config, {"workers": args.workers, "sizes": args.sizes, "seeds": args.seeds, "methods": args.methods}
+        )
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
 """Shared model-loss registry and value estimators (see :mod:`.registry`, :mod:`.base`)."""
+
 from vaml_ext.losses.base import ModelLoss
 from vaml_ext.losses.estimators import (
     expected_value_categorical,

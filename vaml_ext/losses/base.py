@@ -8,6 +8,7 @@ models and value functions -- e.g. the model advantage ``A`` of Eq. (9)-(10) thr
 implementation of each objective for all three consumers and makes every loss testable
 against closed forms on hand-built tensors.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,10 +56,7 @@ class ModelLoss(nn.Module):
             raise ValueError(f"{self.name}: coefficient must be a number, got {coeff!r}")
         if not math.isfinite(coeff) or coeff <= 0:
             key = "va_loss_coeff" if self.value_aware else "coeff"
-            raise ValueError(
-                f"{key}={coeff!r} is invalid for model_loss={self.name!r}: "
-                "it must be a finite number > 0"
-            )
+            raise ValueError(f"{key}={coeff!r} is invalid for model_loss={self.name!r}: it must be a finite number > 0")
         self.coeff = coeff
 
     @property
@@ -77,13 +75,10 @@ class ModelLoss(nn.Module):
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         missing = [k for k in self.in_keys if inputs.get(k) is None]
         if missing:
-            raise KeyError(
-                f"model loss {self.name!r} needs inputs {list(self.in_keys)}; "
-                f"missing {missing}"
-            )
-        return self.coeff * self._loss(**{k: inputs[k] for k in self.in_keys}, **{
-            k: v for k, v in inputs.items() if k not in self.in_keys
-        })
+            raise KeyError(f"model loss {self.name!r} needs inputs {list(self.in_keys)}; missing {missing}")
+        return self.coeff * self._loss(
+            **{k: inputs[k] for k in self.in_keys}, **{k: v for k, v in inputs.items() if k not in self.in_keys}
+        )
 
     def _loss(self, *args: Any, **inputs: Any) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

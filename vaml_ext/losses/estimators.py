@@ -7,6 +7,7 @@ itself. In every case gradients flow to the *model* output only: the value funct
 must be evaluated with its parameters frozen (use :func:`frozen` or pass values
 computed under ``torch.no_grad``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,9 +44,7 @@ def expected_value_gaussian(
     """
     if num_samples < 1:
         raise ValueError(f"va_samples={num_samples} must be >= 1")
-    eps = torch.randn(
-        (num_samples,) + tuple(mean.shape), generator=generator, device=mean.device, dtype=mean.dtype
-    )
+    eps = torch.randn((num_samples,) + tuple(mean.shape), generator=generator, device=mean.device, dtype=mean.dtype)
     samples = mean.unsqueeze(0) + std.unsqueeze(0) * eps  # [k, B, d]
     vals = value_fn(samples.reshape(-1, mean.shape[-1])).reshape(num_samples, -1)
     return vals.mean(0)

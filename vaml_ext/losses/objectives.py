@@ -6,6 +6,7 @@ carry gradients to the model parameters φ only: the value function is evaluated
 under ``torch.no_grad`` / with detached parameters by the estimators in
 :mod:`vaml_ext.losses.estimators`.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -96,7 +97,9 @@ class MADirectL1Loss(ModelLoss):
     in_keys = ("advantage",)
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
-    def _loss(self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+    def _loss(
+        self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_
+    ) -> torch.Tensor:
         return self.reduce(_discounted_traj_sums(advantage, gamma, mask)).abs()
 
 
@@ -109,5 +112,7 @@ class MADirectL2Loss(ModelLoss):
     in_keys = ("advantage",)
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
-    def _loss(self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+    def _loss(
+        self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_
+    ) -> torch.Tensor:
         return self.reduce(_discounted_traj_sums(advantage, gamma, mask)).pow(2)

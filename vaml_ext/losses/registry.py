@@ -6,6 +6,7 @@ is reported before any training starts. The built-in losses register themselves 
 :mod:`vaml_ext.losses.objectives`, which the package ``__init__`` imports, so this
 module imports no loss module (no import cycle).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Dict, List, Type, TypeVar
@@ -70,4 +71,3 @@ def get_loss_class(name: str, key: str = "model_loss") -> Type["ModelLoss"]:
 def make_loss(name: str, key: str = "model_loss", **kwargs):
     """Instantiate the loss registered under ``name`` with ``kwargs``."""
     return get_loss_class(name, key)(**kwargs)
-

@@ -20,6 +20,7 @@ Anything else fails with :class:`UnknownAgentError` naming both known classes.
 ``adapter_for`` accepts mbrl's planning wrapper (``mbrl.planning.SACAgent``, which
 holds the SAC object as ``.sac_agent``) or the SAC object itself.
 """
+
 from __future__ import annotations
 
 import math
@@ -314,5 +315,6 @@ def adapter_for(agent) -> AgentAdapter:
             return adapter(sac)
     raise UnknownAgentError(
         f"no value-aware adapter for agent class {_qualname(type(sac))}; known: "
-        + ", ".join(sorted(_BY_CLASS)) + " (vaml_ext/mbpo/agents.py)"
+        + ", ".join(sorted(_BY_CLASS))
+        + " (vaml_ext/mbpo/agents.py)"
     )

@@ -30,6 +30,7 @@ state exposed by ``patches/mbrl-lib/0004``:
 Upstream's MBPO loop calls ``env.reset()`` at the start of every epoch, so a checkpoint
 at an evaluation (epoch end) needs no mid-episode environment state.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,15 @@ from vaml_ext.runlog.rundir import EvalLog, read_eval
 RESTART_HINT = "re-run with overrides.resume=false"
 #: config keys that may differ between the run that wrote a checkpoint and the one resuming it
 #: (not ``overrides.num_steps``: mbrl sizes the real replay buffer from it)
-RESUME_MUTABLE_KEYS = ("overrides.resume", "overrides.progress_bar", "overrides.checkpoint_every",
-                       "overrides.wandb", "overrides.wandb_project", "overrides.wandb_entity", "overrides.wandb_mode")
+RESUME_MUTABLE_KEYS = (
+    "overrides.resume",
+    "overrides.progress_bar",
+    "overrides.checkpoint_every",
+    "overrides.wandb",
+    "overrides.wandb_project",
+    "overrides.wandb_entity",
+    "overrides.wandb_mode",
+)
 
 
 def _flat(d, prefix=""):
@@ -104,11 +112,15 @@ def _set_gen_state(gen: np.random.Generator, state) -> None:
 def _buffer_state(buf) -> dict:
     n = buf.num_stored
     return {
-        "capacity": buf.capacity, "cur_idx": buf.cur_idx, "num_stored": n,
-        "obs_shape": buf.obs.shape[1:], "act_shape": buf.action.shape[1:],
+        "capacity": buf.capacity,
+        "cur_idx": buf.cur_idx,
+        "num_stored": n,
+        "obs_shape": buf.obs.shape[1:],
+        "act_shape": buf.action.shape[1:],
         "dtypes": (buf.obs.dtype, buf.action.dtype, buf.reward.dtype),
-        "arrays": {k: getattr(buf, k)[:n].copy()
-                   for k in ("obs", "next_obs", "action", "reward", "terminated", "truncated")},
+        "arrays": {
+            k: getattr(buf, k)[:n].copy() for k in ("obs", "next_obs", "action", "reward", "terminated", "truncated")
+        },
         "trajectory_indices": buf.trajectory_indices,
         "start_last_trajectory": buf._start_last_trajectory,
         "rng": _gen_state(buf.rng),
@@ -117,8 +129,10 @@ def _buffer_state(buf) -> dict:
 
 def _load_buffer_state(buf, st: dict) -> None:
     if buf.capacity != st["capacity"] or buf.obs.shape[1:] != tuple(st["obs_shape"]):
-        raise RuntimeError(f"checkpointed replay buffer (capacity {st['capacity']}, obs {st['obs_shape']}) "
-                           f"does not fit this run's buffer (capacity {buf.capacity}, obs {buf.obs.shape[1:]})")
+        raise RuntimeError(
+            f"checkpointed replay buffer (capacity {st['capacity']}, obs {st['obs_shape']}) "
+            f"does not fit this run's buffer (capacity {buf.capacity}, obs {buf.obs.shape[1:]})"
+        )
     n = st["num_stored"]
     for k, v in st["arrays"].items():
         getattr(buf, k)[:n] = v
@@ -132,18 +146,26 @@ def _new_buffer(st: dict):
     import mbrl.util
 
     obs_t, act_t, rew_t = st["dtypes"]
-    buf = mbrl.util.ReplayBuffer(st["capacity"], tuple(st["obs_shape"]), tuple(st["act_shape"]),
-                                 obs_type=obs_t, action_type=act_t, reward_type=rew_t,
-                                 rng=np.random.default_rng())
+    buf = mbrl.util.ReplayBuffer(
+        st["capacity"],
+        tuple(st["obs_shape"]),
+        tuple(st["act_shape"]),
+        obs_type=obs_t,
+        action_type=act_t,
+        reward_type=rew_t,
+        rng=np.random.default_rng(),
+    )
     _load_buffer_state(buf, st)
     return buf
 
 
 def _env_state(env) -> dict:
     u = env.unwrapped
-    return {"np_random": _gen_state(u.np_random),
-            "action_space": _gen_state(env.action_space.np_random),
-            "observation_space": _gen_state(env.observation_space.np_random)}
+    return {
+        "np_random": _gen_state(u.np_random),
+        "action_space": _gen_state(env.action_space.np_random),
+        "observation_space": _gen_state(env.observation_space.np_random),
+    }
 
 
 def _load_env_state(env, st: dict) -> None:
@@ -187,15 +209,22 @@ class RunRecorder(Callback):
                     keep_until = self._restore(ctx, path, st)
             else:
                 store.set_aside_all()
-        self.eval_log = EvalLog(ctx.work_dir, extra_fields=("epoch", "rollout_length", "updates_made"),
-                                keep_until=keep_until)
+        self.eval_log = EvalLog(
+            ctx.work_dir, extra_fields=("epoch", "rollout_length", "updates_made"), keep_until=keep_until
+        )
         if keep_until is not None and ctx.logger is not None:
             import mbrl.constants
 
             for r in read_eval(Path(ctx.work_dir)):  # refill mbrl's results.csv (opened with "w")
-                ctx.logger.log_data(mbrl.constants.RESULTS_LOG_NAME, {
-                    "epoch": int(r["epoch"]), "env_step": int(r["env_steps"]) - 1,
-                    "episode_reward": r["return"], "rollout_length": int(r["rollout_length"])})
+                ctx.logger.log_data(
+                    mbrl.constants.RESULTS_LOG_NAME,
+                    {
+                        "epoch": int(r["epoch"]),
+                        "env_step": int(r["env_steps"]) - 1,
+                        "episode_reward": r["return"],
+                        "rollout_length": int(r["rollout_length"]),
+                    },
+                )
         if self.progress_enabled:
             o = ctx.cfg.overrides
             desc = os.environ.get("VAML_RUN_TAG") or f"{o.env} {o.get('model_loss', 'mle')} seed{ctx.cfg.seed}"
@@ -204,9 +233,16 @@ class RunRecorder(Callback):
     def on_epoch_end(self, ctx):
         ret = float(ctx.extras.get("eval_reward", float("nan")))
         steps = int(ctx.env_steps) + 1
-        self.eval_log.write({"env_steps": steps, "return": ret, "wall_time_s": round(self.wall_time(), 3),
-                             "epoch": ctx.epoch, "rollout_length": ctx.rollout_length,
-                             "updates_made": ctx.updates_made})
+        self.eval_log.write(
+            {
+                "env_steps": steps,
+                "return": ret,
+                "wall_time_s": round(self.wall_time(), 3),
+                "epoch": ctx.epoch,
+                "rollout_length": ctx.rollout_length,
+                "updates_made": ctx.updates_made,
+            }
+        )
         if self.every > 0 and (ctx.epoch + 1) % self.every == 0:
             self._save(ctx)
         if self.progress is not None:
@@ -218,8 +254,13 @@ class RunRecorder(Callback):
             self.progress.close(extra=extra)
         from vaml_ext.runlog.tracking import finish_run, read_csv_rows
 
-        finish_run(read_csv_rows(Path(ctx.work_dir) / "returns.csv"), self.wall_time(), ctx.work_dir,  # 2-line summary
-                   tag=os.environ.get("VAML_RUN_TAG", "mbpo"), extra={"best_eval_reward": float(ctx.best_eval_reward)})
+        finish_run(
+            read_csv_rows(Path(ctx.work_dir) / "returns.csv"),
+            self.wall_time(),
+            ctx.work_dir,  # 2-line summary
+            tag=os.environ.get("VAML_RUN_TAG", "mbpo"),
+            extra={"best_eval_reward": float(ctx.best_eval_reward)},
+        )
         if self.lock is not None:
             self.lock.release()
 
@@ -232,8 +273,12 @@ class RunRecorder(Callback):
         state = {
             "format": 1,
             "config": OmegaConf.to_container(ctx.cfg, resolve=True),
-            "loop": {"env_steps": int(ctx.env_steps), "epoch": int(ctx.epoch),
-                     "updates_made": int(ctx.updates_made), "best_eval_reward": float(ctx.best_eval_reward)},
+            "loop": {
+                "env_steps": int(ctx.env_steps),
+                "epoch": int(ctx.epoch),
+                "updates_made": int(ctx.updates_made),
+                "best_eval_reward": float(ctx.best_eval_reward),
+            },
             "wall_time_s": self.wall_time(),
             "agent": _obj_state(ctx.agent.sac_agent),
             "model": dyn.state_dict(),
@@ -247,8 +292,9 @@ class RunRecorder(Callback):
             "rng": capture_rng(),
             "env": _env_state(ctx.env),
             "test_env": _env_state(ctx.test_env),
-            "update_fn": (ctx.model_trainer.update_fn.state_dict()
-                          if hasattr(ctx.model_trainer.update_fn, "state_dict") else None),
+            "update_fn": (
+                ctx.model_trainer.update_fn.state_dict() if hasattr(ctx.model_trainer.update_fn, "state_dict") else None
+            ),
             "plugins": {k: v.state_dict() for k, v in self.stateful.items()},
         }
         self.store(ctx.work_dir).save(state)
@@ -258,13 +304,18 @@ class RunRecorder(Callback):
 
         old = _flat(st["config"])
         new = _flat(OmegaConf.to_container(ctx.cfg, resolve=True))
-        diff = sorted(k for k in set(old) | set(new)
-                      if old.get(k) != new.get(k) and k not in RESUME_MUTABLE_KEYS and not k.startswith("hydra."))
+        diff = sorted(
+            k
+            for k in set(old) | set(new)
+            if old.get(k) != new.get(k) and k not in RESUME_MUTABLE_KEYS and not k.startswith("hydra.")
+        )
         if diff:
             shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:8])
-            raise RuntimeError(f"checkpoint {path} was written by a run with a different config ({shown}"
-                               f"{', ...' if len(diff) > 8 else ''}); use another work dir or "
-                               f"overrides.resume=false to start over")
+            raise RuntimeError(
+                f"checkpoint {path} was written by a run with a different config ({shown}"
+                f"{', ...' if len(diff) > 8 else ''}); use another work dir or "
+                f"overrides.resume=false to start over"
+            )
         _load_obj_state(ctx.agent.sac_agent, st["agent"])
         dyn = ctx.dynamics_model
         dyn.load_state_dict(st["model"])

@@ -13,6 +13,7 @@ Nothing here may change the run: computations are under ``torch.no_grad`` inside
 ``torch.random.fork_rng`` (global RNG restored) with a private generator for model
 samples, so ``model_loss=mle`` runs are bit-identical with and without this plugin.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,13 @@ def _upstream_log_formats():
     import mbrl.models.model_trainer as model_trainer
     import mbrl.util.logger as logger
 
-    return [mbpo.MBPO_LOG_FORMAT, mbrl.constants.EVAL_LOG_FORMAT, model_trainer.MODEL_LOG_FORMAT,
-            logger.SAC_TRAIN_LOG_FORMAT, logger.EVAL_LOG_FORMAT]
+    return [
+        mbpo.MBPO_LOG_FORMAT,
+        mbrl.constants.EVAL_LOG_FORMAT,
+        model_trainer.MODEL_LOG_FORMAT,
+        logger.SAC_TRAIN_LOG_FORMAT,
+        logger.EVAL_LOG_FORMAT,
+    ]
 
 
 def readable_log_formats() -> None:
@@ -62,8 +68,15 @@ def readable_log_formats() -> None:
 
 
 class ValueAwareDiagnostics(Callback):
-    def __init__(self, value: str, refit=None, num_samples: int = 1, max_batches: int = 8,
-                 tensorboard: bool = True, wandb_opts=None):
+    def __init__(
+        self,
+        value: str,
+        refit=None,
+        num_samples: int = 1,
+        max_batches: int = 8,
+        tensorboard: bool = True,
+        wandb_opts=None,
+    ):
         self.value = value
         self.refit = refit
         self.num_samples = num_samples

@@ -25,6 +25,7 @@ The gradient norm is clipped at ``va_grad_clip`` (paper code: 2.0). A non-finite
 raises :class:`NonFiniteModelLoss` before the optimiser step, so the model and the
 last saved checkpoint stay intact.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Tuple
@@ -76,8 +77,7 @@ def value_aware_terms(
         samples = mean.unsqueeze(0)
     else:
         std = torch.exp(0.5 * logvar)
-        eps = torch.randn((num_samples,) + tuple(mean.shape), generator=generator,
-                          device=mean.device, dtype=mean.dtype)
+        eps = torch.randn((num_samples,) + tuple(mean.shape), generator=generator, device=mean.device, dtype=mean.dtype)
         samples = mean.unsqueeze(0) + std.unsqueeze(0) * eps  # [k, E, B, out]
     obs_dim = obs.shape[-1]
     pred_next = obs.unsqueeze(0) + samples[..., :obs_dim]
@@ -93,8 +93,17 @@ def value_aware_terms(
 class ValueAwareModelUpdate:
     """``update(batch, optimizer) -> (loss, meta)`` for ``ModelTrainer(update_fn=...)``."""
 
-    def __init__(self, ctx, loss_name: str, coeff: float, value: str = "q1", num_samples: int = 1,
-                 grad_clip: float | None = 2.0, seed: int = 0, reduction: str = "sum"):
+    def __init__(
+        self,
+        ctx,
+        loss_name: str,
+        coeff: float,
+        value: str = "q1",
+        num_samples: int = 1,
+        grad_clip: float | None = 2.0,
+        seed: int = 0,
+        reduction: str = "sum",
+    ):
         if reduction not in REDUCTIONS:
             raise ValueError(f"overrides.va_reduction={reduction!r} is not one of {', '.join(REDUCTIONS)}")
         self.reduction = reduction
@@ -148,8 +157,11 @@ class ValueAwareModelUpdate:
             )
         loss.backward()
         params = [p for p in dyn.parameters() if p.grad is not None]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip) if self.grad_clip else \
-            torch.norm(torch.stack([p.grad.norm() for p in params]))
+        grad_norm = (
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+            if self.grad_clip
+            else torch.norm(torch.stack([p.grad.norm() for p in params]))
+        )
         optimizer.step()
         self.steps += 1
         return loss.item(), {

@@ -14,6 +14,7 @@ Registers, through the seam added by the ``plugins`` patch of ``patches/mbrl-lib
 
 ``profile=paper`` selects what the authors' code did (:mod:`vaml_ext.mbpo.profile`).
 """
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,13 @@ def _factory(name):
 
         o = settings(ctx.cfg)
         return ValueAwareModelUpdate(
-            ctx, name, coeff=o["va_loss_coeff"], value=o["va_value"], num_samples=o["va_samples"],
-            grad_clip=o["va_grad_clip"], seed=ctx.cfg.seed if ctx.cfg.seed is not None else 0,
+            ctx,
+            name,
+            coeff=o["va_loss_coeff"],
+            value=o["va_value"],
+            num_samples=o["va_samples"],
+            grad_clip=o["va_grad_clip"],
+            seed=ctx.cfg.seed if ctx.cfg.seed is not None else 0,
             reduction=o["va_reduction"],
         )
 
@@ -94,9 +100,10 @@ def validate_config(cfg) -> None:
     o = settings(cfg)  # profile conflicts fail here, naming the key
     name = cfg.overrides.get("model_loss", "mle")
     if name in available_losses() and get_loss_class(name).needs_trajectories:
-        raise ValueError(f"overrides.model_loss={name!r} needs whole trajectories and is only "
-                         "available in the gridworld study; MBPO supports: mle, "
-                         + ", ".join(_per_transition_value_aware()))
+        raise ValueError(
+            f"overrides.model_loss={name!r} needs whole trajectories and is only "
+            "available in the gridworld study; MBPO supports: mle, " + ", ".join(_per_transition_value_aware())
+        )
     _int(o, "value_update_interval", 0)
     _int(o, "num_value_updates", 0)
     _int(o, "value_refit_batch_size", 1)
@@ -105,46 +112,59 @@ def validate_config(cfg) -> None:
         import mbrl
 
         if getattr(mbrl, "__version__", "") == "0.2.0.dev3":
-            raise ValueError("overrides.checkpoint_every > 0: checkpoint/resume is not available on the paper "
-                             "base (mbrl 0.2.0.dev3, patches/mbrl-lib-dev3); use 0")
+            raise ValueError(
+                "overrides.checkpoint_every > 0: checkpoint/resume is not available on the paper "
+                "base (mbrl 0.2.0.dev3, patches/mbrl-lib-dev3); use 0"
+            )
     for key in ("resume", "progress_bar"):
         if not isinstance(o.get(key), bool):
             raise ValueError(f"overrides.{key}={o.get(key)!r} is invalid: expected true or false")
     from vaml_ext.mbpo.values import VALUE_ESTIMATORS
 
     if o.get("va_value") not in VALUE_ESTIMATORS:
-        raise ValueError(f"overrides.va_value={o.get('va_value')!r} is invalid: expected one of "
-                         + ", ".join(VALUE_ESTIMATORS))
+        raise ValueError(
+            f"overrides.va_value={o.get('va_value')!r} is invalid: expected one of " + ", ".join(VALUE_ESTIMATORS)
+        )
     from vaml_ext.mbpo.profile import REFIT_MODES
 
     if o.get("value_refit_mode") not in REFIT_MODES:
-        raise ValueError(f"overrides.value_refit_mode={o.get('value_refit_mode')!r} is invalid: expected one of "
-                         + ", ".join(REFIT_MODES))
+        raise ValueError(
+            f"overrides.value_refit_mode={o.get('value_refit_mode')!r} is invalid: expected one of "
+            + ", ".join(REFIT_MODES)
+        )
     for key in ("va_grad_clip", "sac_grad_clip"):
         clip = o.get(key)
-        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
-                                 or not math.isfinite(clip) or clip <= 0):
+        if clip is not None and (
+            isinstance(clip, bool) or not isinstance(clip, (int, float)) or not math.isfinite(clip) or clip <= 0
+        ):
             raise ValueError(f"overrides.{key}={clip!r} is invalid: expected a number > 0 or null")
     from vaml_ext.mbpo.model_loss import REDUCTIONS
 
     if o.get("va_reduction") not in REDUCTIONS:
-        raise ValueError(f"overrides.va_reduction={o.get('va_reduction')!r} is invalid: expected one of "
-                         + ", ".join(REDUCTIONS))
+        raise ValueError(
+            f"overrides.va_reduction={o.get('va_reduction')!r} is invalid: expected one of " + ", ".join(REDUCTIONS)
+        )
     check_wandb_options(o, prefix="overrides.")
     if is_value_aware(name):
         c = o.get("va_loss_coeff")
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
-            raise ValueError(f"overrides.va_loss_coeff={c!r} is invalid with model_loss={name}: "
-                             "expected a finite number > 0")
+            raise ValueError(
+                f"overrides.va_loss_coeff={c!r} is invalid with model_loss={name}: expected a finite number > 0"
+            )
         if o.get("value_update_interval", 0) > 0 and o.get("num_value_updates", 0) < 1:
             raise ValueError("overrides.num_value_updates must be >= 1 when value_update_interval > 0")
         import mbrl
 
-        if (getattr(mbrl, "__version__", "") == "0.2.0.dev3" and o.get("value_update_interval", 0) > 0
-                and o.get("value_refit_mode") == "separate"):
+        if (
+            getattr(mbrl, "__version__", "") == "0.2.0.dev3"
+            and o.get("value_update_interval", 0) > 0
+            and o.get("value_refit_mode") == "separate"
+        ):
             # the separate D'' (vaml_ext.mbpo.refit) is built on mbrl 0.2.0's ReplayBuffer.add_batch
-            raise ValueError("overrides.value_refit_mode=separate is not available on the paper base "
-                             "(mbrl 0.2.0.dev3); use value_refit_mode=authors or profile=paper")
+            raise ValueError(
+                "overrides.value_refit_mode=separate is not available on the paper base "
+                "(mbrl 0.2.0.dev3); use value_refit_mode=authors or profile=paper"
+            )
 
 
 def make_callbacks(cfg, ctx):
@@ -162,12 +182,17 @@ def make_callbacks(cfg, ctx):
         if o["value_refit_mode"] == "authors":
             from vaml_ext.mbpo.refit_authors import AuthorsValueRefit
 
-            refit = AuthorsValueRefit(o["value_update_interval"], o["num_value_updates"],
-                                      o["value_refit_batch_size"], batch_size=sac_batch)
+            refit = AuthorsValueRefit(
+                o["value_update_interval"], o["num_value_updates"], o["value_refit_batch_size"], batch_size=sac_batch
+            )
         else:
-            refit = StaleValueRefit(o["value_update_interval"], o["num_value_updates"],
-                                    o["value_refit_batch_size"], batch_size=sac_batch,
-                                    seed=cfg.seed or 0)
+            refit = StaleValueRefit(
+                o["value_update_interval"],
+                o["num_value_updates"],
+                o["value_refit_batch_size"],
+                batch_size=sac_batch,
+                seed=cfg.seed or 0,
+            )
     clip = SacGradClip(o["sac_grad_clip"]) if o["sac_grad_clip"] is not None else None
     diag = ValueAwareDiagnostics(o["va_value"], refit=refit, num_samples=o["va_samples"], wandb_opts=o)
     stateful = {"diagnostics": diag, **({"refit": refit} if refit is not None else {})}

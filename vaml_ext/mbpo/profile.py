@@ -24,6 +24,7 @@ the key. Upstream hyper-parameters (the override files) are never changed: the S
 gradient clip is installed on the agent's optimisers through the plugin seam
 (:class:`SacGradClip`).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional

@@ -16,6 +16,7 @@ replay buffer's sampling stream are untouched: start states are drawn with the
 refit's own generator and rollouts use a separate ``ModelEnv`` with its own torch
 generator. ``value_update_interval = 0`` disables the refit ("MA-L1 Naive").
 """
+
 from __future__ import annotations
 
 import math
@@ -48,9 +49,15 @@ class StaleValueRefit(Callback):
 
     # -- checkpoint (vaml_ext.mbpo.checkpoint) -----------------------------------------
     def state_dict(self):
-        return {"rng": self.rng.bit_generator.state, "generator": self.generator.get_state(),
-                "model_steps": self.model_steps, "refits": self.refits, "seconds": self.seconds,
-                "critic_updates": self.critic_updates, "last_buffer_size": self.last_buffer_size}
+        return {
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "model_steps": self.model_steps,
+            "refits": self.refits,
+            "seconds": self.seconds,
+            "critic_updates": self.critic_updates,
+            "last_buffer_size": self.last_buffer_size,
+        }
 
     def load_state_dict(self, st):
         self.rng.bit_generator.state = st["rng"]
@@ -85,8 +92,12 @@ class StaleValueRefit(Callback):
         idx = self.rng.integers(0, n, size=num_starts)
         obs = rb.obs[idx]
         scratch = mbrl.util.ReplayBuffer(
-            num_starts * horizon, rb.obs.shape[1:], rb.action.shape[1:],
-            obs_type=np.float32, action_type=np.float32, reward_type=np.float32,
+            num_starts * horizon,
+            rb.obs.shape[1:],
+            rb.action.shape[1:],
+            obs_type=np.float32,
+            action_type=np.float32,
+            reward_type=np.float32,
             rng=np.random.default_rng(self.rng.integers(1 << 31)),
         )
         assert self.model_env is not None, "on_train_begin builds the refit's model env"
@@ -96,8 +107,14 @@ class StaleValueRefit(Callback):
             action = ctx.agent.act(obs, sample=ctx.cfg.algorithm.sac_samples_action, batched=True)
             next_obs, reward, done, model_state = self.model_env.step(action, model_state, sample=True)
             done = done.reshape(-1).astype(bool)
-            scratch.add_batch(obs[alive], action[alive], next_obs[alive], reward[alive, 0],
-                              done[alive], np.zeros(int(alive.sum()), dtype=bool))
+            scratch.add_batch(
+                obs[alive],
+                action[alive],
+                next_obs[alive],
+                reward[alive, 0],
+                done[alive],
+                np.zeros(int(alive.sum()), dtype=bool),
+            )
             alive &= ~done
             obs = next_obs
             if not alive.any():

@@ -27,6 +27,7 @@ for actions), as the authors' code does; the SAC buffer is *not* restored afterw
 (the loop's next model rollout is added to what the refit left, as in the authors'
 loop, ``mbrl/algorithms/mbpo.py`` l.254).
 """
+
 from __future__ import annotations
 
 import time
@@ -90,15 +91,21 @@ class AuthorsValueRefit(Callback):
     """``value_refit_mode=authors``: wipe-and-refill the agent's SAC buffer, clipped
     critic-only updates, counters restarted per model-training call."""
 
-    def __init__(self, interval: int, num_updates: int, num_starts: int = AUTHORS_REFIT_STARTS,
-                 batch_size: Optional[int] = None, critic_grad_clip: Optional[float] = AUTHORS_CRITIC_GRAD_CLIP):
+    def __init__(
+        self,
+        interval: int,
+        num_updates: int,
+        num_starts: int = AUTHORS_REFIT_STARTS,
+        batch_size: Optional[int] = None,
+        critic_grad_clip: Optional[float] = AUTHORS_CRITIC_GRAD_CLIP,
+    ):
         self.interval = int(interval)
         self.num_updates = int(num_updates)
         self.num_starts = int(num_starts)
         self.batch_size = batch_size
         self.critic_grad_clip = critic_grad_clip
-        self.model_steps = 0     # restarted at each model-training call (l.151)
-        self.critic_steps = 0    # restarted at each model-training call (l.152)
+        self.model_steps = 0  # restarted at each model-training call (l.151)
+        self.critic_steps = 0  # restarted at each model-training call (l.152)
         self.refits = 0
         self.seconds = 0.0
         self.critic_updates = 0  # total, for diagnostics
@@ -144,12 +151,20 @@ class AuthorsValueRefit(Callback):
             m = _members_used(ctx.dynamics_model)
             n = max(m, capacity // m * m)
             if not self.capped:
-                print(f"vaml: value_refit_mode=authors: the SAC buffer holds {capacity} rows, fewer than "
-                      f"the refit's {self.num_starts} start states; using {n}", flush=True)
+                print(
+                    f"vaml: value_refit_mode=authors: the SAC buffer holds {capacity} rows, fewer than "
+                    f"the refit's {self.num_starts} start states; using {n}",
+                    flush=True,
+                )
             self.capped = True
         rollout_model_and_populate_sac_buffer(
-            ctx.model_env, ctx.replay_buffer, ctx.agent, buf, ctx.cfg.algorithm.sac_samples_action,
-            max(1, int(ctx.rollout_length or 1)), n,
+            ctx.model_env,
+            ctx.replay_buffer,
+            ctx.agent,
+            buf,
+            ctx.cfg.algorithm.sac_samples_action,
+            max(1, int(ctx.rollout_length or 1)),
+            n,
         )
         self.last_buffer_size = len(buf)
 

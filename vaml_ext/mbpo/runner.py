@@ -4,6 +4,7 @@ The command-line entry point is upstream's ``python -m mbrl.examples.main``; thi
 module composes the *same* config files through Hydra's compose API, so a run here
 and a run from the CLI with the same overrides are the same run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,12 +22,19 @@ _FIG3 = load_figure("fig3")
 #: model rollouts, SAC updates, evaluation) but finish in seconds: paper Fig. 3's
 #: ``smoke`` preset (exp/conf/figure/fig3.yaml) without its value-refit size, which
 #: the tests leave at the plugin's default.
-SMOKE_OVERRIDES = tuple(o for o in preset_budget(_FIG3, "smoke", "default")
-                        if not o.startswith("overrides.value_refit_batch_size="))
+SMOKE_OVERRIDES = tuple(
+    o for o in preset_budget(_FIG3, "smoke", "default") if not o.startswith("overrides.value_refit_batch_size=")
+)
 
 MBPO_OVERRIDES = (
-    "mbpo_cartpole", "mbpo_inv_pendulum", "mbpo_hopper", "mbpo_walker",
-    "mbpo_halfcheetah", "mbpo_ant", "mbpo_humanoid", "mbpo_pusher",
+    "mbpo_cartpole",
+    "mbpo_inv_pendulum",
+    "mbpo_hopper",
+    "mbpo_walker",
+    "mbpo_halfcheetah",
+    "mbpo_ant",
+    "mbpo_humanoid",
+    "mbpo_pusher",
 )
 
 
@@ -126,17 +134,23 @@ def random_policy_return(cfg, episodes: int = 10, seed: Optional[int] = None) ->
 #:   the value-aware run is compared with the stored MLE curve (paper: "comparable
 #:   but not excess return" on CartPole).
 REGRESSIONS = {
-    "inv_pendulum_1k": ("mbpo_inv_pendulum", (
-        "device=cpu",
-        "algorithm.initial_exploration_steps=250",
-        "++overrides.num_epochs_train_model=10",
-        "overrides.num_steps=1000",
-    )),
-    "cartpole_2k": (_FIG3["env_settings"]["cartpole"]["overrides"], (
-        "device=cpu",
-        *preset_budget(_FIG3, "short", "cartpole"),
-        "overrides.num_steps=2000",
-    )),
+    "inv_pendulum_1k": (
+        "mbpo_inv_pendulum",
+        (
+            "device=cpu",
+            "algorithm.initial_exploration_steps=250",
+            "++overrides.num_epochs_train_model=10",
+            "overrides.num_steps=1000",
+        ),
+    ),
+    "cartpole_2k": (
+        _FIG3["env_settings"]["cartpole"]["overrides"],
+        (
+            "device=cpu",
+            *preset_budget(_FIG3, "short", "cartpole"),
+            "overrides.num_steps=2000",
+        ),
+    ),
 }
 
 

@@ -26,6 +26,7 @@ mbrl 0.2.0.dev3's Yarats ``SACAgent``).
 All run with the agent's parameters frozen (:func:`vaml_ext.losses.frozen`): gradients
 reach the model through ``ŝ`` (and, for ``soft``, through ``a_ŝ``) but never the agent.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Tuple
@@ -46,6 +47,7 @@ def squashed_action(policy, states: torch.Tensor, eps: torch.Tensor):
 
 def q1_estimator(ag: AgentAdapter) -> Estimator:
     """This project's shared-draw (common random numbers) Q1."""
+
     def est(true_next, pred_next, generator=None):
         k, n, d = pred_next.shape
         with torch.no_grad():
@@ -61,11 +63,12 @@ def q1_estimator(ag: AgentAdapter) -> Estimator:
 def q1_indep_estimator(ag: AgentAdapter) -> Estimator:
     """The authors' Q1 with independent draws at ŝ and s' (va_mbpo gaussian_mlp.py
     l.352-374): ``a ~ π(·|ŝ)`` per model sample, ``a' ~ π(·|s')`` per transition."""
+
     def est(true_next, pred_next, generator=None):
         k, n, d = pred_next.shape
         flat = pred_next.reshape(k * n, d)
         a_pred = ag.sample_action(flat.detach(), generator)  # l.353: actor(ŝ).sample(), no gradient
-        a_true = ag.sample_action(true_next, generator)      # l.367: actor(s').sample()
+        a_true = ag.sample_action(true_next, generator)  # l.367: actor(s').sample()
         with torch.no_grad():
             v_true = ag.q1(true_next, a_true)
         v_pred = ag.q1(flat, a_pred).reshape(k, n)
@@ -93,7 +96,9 @@ def soft_estimator(ag: AgentAdapter) -> Estimator:
 
 
 _ESTIMATORS: Dict[str, Callable[[AgentAdapter], Estimator]] = {
-    "q1": q1_estimator, "q1_indep": q1_indep_estimator, "soft": soft_estimator,
+    "q1": q1_estimator,
+    "q1_indep": q1_indep_estimator,
+    "soft": soft_estimator,
 }
 
 
@@ -107,8 +112,11 @@ def make_estimator(name: str, agent) -> Estimator:
     device = ag.device
 
     def est(true_next, pred_next, generator=None):
-        return inner(true_next.to(device=device, dtype=torch.float32),
-                     pred_next.to(device=device, dtype=torch.float32), generator)
+        return inner(
+            true_next.to(device=device, dtype=torch.float32),
+            pred_next.to(device=device, dtype=torch.float32),
+            generator,
+        )
 
     return est
 

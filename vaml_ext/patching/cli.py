@@ -11,6 +11,7 @@ Usage::
 
 Without NAME, ``apply``/``check``/``status`` act on every upstream under ``patches/``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def find_repo_root(start: Optional[Path] = None) -> Path:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="vaml-patch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="vaml-patch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repo", type=Path, default=None, help="repository root (default: auto)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list upstreams")

@@ -9,6 +9,7 @@ workflow: edit the tree, commit one concern per commit, regenerate the series).
 A build always happens in a scratch directory next to ``dest`` and replaces ``dest``
 only once every patch applied, so a failure never leaves a half-patched tree.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,13 @@ def git(cwd: Path, *args: str, check: bool = True, env_extra: Optional[dict] = N
     env.pop("GIT_DIR", None)
     env.pop("GIT_WORK_TREE", None)
     env.pop("GIT_INDEX_FILE", None)
-    proc = subprocess.run(["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", *args],
-                          cwd=cwd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        ["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if check and proc.returncode != 0:
         raise PatchToolError(f"git {' '.join(args)} failed in {cwd}:\n{proc.stderr.strip()}")
     return proc
@@ -60,8 +66,11 @@ def series_digest(spec: UpstreamSpec) -> str:
         # of the state, so editing it makes the built tree stale.
         for f in sorted(spec.source.rglob("*")):
             rel = f.relative_to(spec.source)
-            if f.is_file() and not any(p in ("__pycache__", ".git") or p.endswith(".egg-info") for p in rel.parts) \
-                    and f.suffix != ".pyc":
+            if (
+                f.is_file()
+                and not any(p in ("__pycache__", ".git") or p.endswith(".egg-info") for p in rel.parts)
+                and f.suffix != ".pyc"
+            ):
                 h.update(str(rel).encode() + b"\0" + f.read_bytes() + b"\0")
     for name in spec.series():
         h.update(name.encode() + b"\0" + (spec.patch_dir / name).read_bytes() + b"\0")
@@ -114,8 +123,16 @@ def build(spec: UpstreamSpec, repo_root: Path, into: Path, log: Log = print) -> 
     git(into, "commit", "-q", "--allow-empty", "-m", f"upstream: {spec.describe()}")
     git(into, "tag", "upstream")
     for name in spec.series():
-        proc = git(into, "am", "--quiet", "--keep-cr", "--no-3way", "--whitespace=nowarn",
-                   str(spec.patch_dir / name), check=False)
+        proc = git(
+            into,
+            "am",
+            "--quiet",
+            "--keep-cr",
+            "--no-3way",
+            "--whitespace=nowarn",
+            str(spec.patch_dir / name),
+            check=False,
+        )
         if proc.returncode != 0:
             detail = _hunk_detail(proc.stderr + proc.stdout)
             git(into, "am", "--abort", check=False)
@@ -124,8 +141,11 @@ def build(spec: UpstreamSpec, repo_root: Path, into: Path, log: Log = print) -> 
 
 
 def _hunk_detail(text: str) -> str:
-    keep = [ln for ln in text.splitlines()
-            if re.search(r"(patch failed|does not apply|error:|corrupt|already exists|No such file)", ln)]
+    keep = [
+        ln
+        for ln in text.splitlines()
+        if re.search(r"(patch failed|does not apply|error:|corrupt|already exists|No such file)", ln)
+    ]
     return "\n".join("  " + ln.strip() for ln in (keep or text.strip().splitlines()[-5:]))
 
 
@@ -149,7 +169,8 @@ def apply(spec: UpstreamSpec, repo_root: Path, force: bool = False, log: Log = p
                 f"{dest} has local edits that `apply` would overwrite:\n"
                 + "\n".join("  " + e for e in edits[:20])
                 + "\nCommit them and run `vaml-patch refresh "
-                + spec.key + "` to turn them into patches, or re-run with --force to discard them."
+                + spec.key
+                + "` to turn them into patches, or re-run with --force to discard them."
             )
     tmp = _scratch(dest)
     try:
@@ -197,16 +218,29 @@ def refresh(spec: UpstreamSpec, repo_root: Path, log: Log = print) -> List[str]:
     dest = spec.dest
     if not (dest / ".git").is_dir():
         raise PatchToolError(f"{dest} is not a vaml-patch tree; run `vaml-patch apply {spec.key}` first")
-    status = [s for s in git(dest, "status", "--porcelain", "--untracked-files=all").stdout.splitlines()
-              if not _ignorable(s[3:])]
+    status = [
+        s
+        for s in git(dest, "status", "--porcelain", "--untracked-files=all").stdout.splitlines()
+        if not _ignorable(s[3:])
+    ]
     if status:
         raise LocalEditsError(
             f"{dest} has uncommitted edits; commit each concern separately first:\n"
             + "\n".join("  " + s for s in status[:20])
         )
     with tempfile.TemporaryDirectory() as tmp:
-        git(dest, "format-patch", "-q", "--no-signature", "--zero-commit", "--no-stat",
-            "--full-index", "-o", tmp, "upstream..HEAD")
+        git(
+            dest,
+            "format-patch",
+            "-q",
+            "--no-signature",
+            "--zero-commit",
+            "--no-stat",
+            "--full-index",
+            "-o",
+            tmp,
+            "upstream..HEAD",
+        )
         new = sorted(Path(tmp).glob("*.patch"))
         old = spec.series() if spec.series_file.is_file() else []
         for name in old:
@@ -215,7 +249,13 @@ def refresh(spec: UpstreamSpec, repo_root: Path, log: Log = print) -> List[str]:
         for p in new:
             (spec.patch_dir / p.name).write_text(_normalize_header(p.read_text()))
             names.append(p.name)
-    header = "# Applied in order by `vaml-patch apply " + spec.key + "`; regenerate with `vaml-patch refresh " + spec.key + "`.\n"
+    header = (
+        "# Applied in order by `vaml-patch apply "
+        + spec.key
+        + "`; regenerate with `vaml-patch refresh "
+        + spec.key
+        + "`.\n"
+    )
     spec.series_file.write_text(header + "".join(n + "\n" for n in names))
     _write_stamp(dest, spec)
     log(f"vaml-patch: {spec.key}: wrote {len(names)} patches to {spec.patch_dir}")

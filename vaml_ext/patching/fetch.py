@@ -1,4 +1,5 @@
 """Obtaining a pristine upstream tree: a pinned sdist from the package index, or a local dir."""
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,18 @@ def fetch_sdist(spec: UpstreamSpec, repo_root: Path, log=print) -> Path:
 
     with tempfile.TemporaryDirectory(dir=cdir) as tmp:
         cmd = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-            "--disable-pip-version-check", "--no-build-isolation", "-d", tmp, f"{spec.package}=={spec.version}",
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "--no-build-isolation",
+            "-d",
+            tmp,
+            f"{spec.package}=={spec.version}",
         ]
         log(f"vaml-patch: downloading {spec.package}=={spec.version} (sdist) from the package index")
         proc = subprocess.run(cmd, capture_output=True, text=True)

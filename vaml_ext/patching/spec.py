@@ -15,6 +15,7 @@
 
 ``series``: one patch file name per line, applied in order; ``#`` starts a comment.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,9 +74,7 @@ def load_spec(repo_root: Path, key: str) -> UpstreamSpec:
     toml_path = patch_dir / "upstream.toml"
     if not toml_path.is_file():
         known = list_specs(repo_root)
-        raise SpecError(
-            f"no upstream named {key!r}: {toml_path} does not exist. Known: {', '.join(known) or 'none'}"
-        )
+        raise SpecError(f"no upstream named {key!r}: {toml_path} does not exist. Known: {', '.join(known) or 'none'}")
     try:
         data = tomllib.loads(toml_path.read_text())
     except tomllib.TOMLDecodeError as e:

@@ -9,6 +9,7 @@
 Every failure is raised as :class:`RunWriteError`, naming the file and the OS error; the
 run is meant to stop there (its last checkpoint and rows are intact).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,10 @@ class RunWriteError(RuntimeError):
     def __init__(self, path, err: BaseException):
         self.path = Path(path)
         self.err = err
-        super().__init__(f"could not write {self.path}: {err} -- the previous version of the file is kept; "
-                         "free space (or fix the error) and re-run the same command to resume")
+        super().__init__(
+            f"could not write {self.path}: {err} -- the previous version of the file is kept; "
+            "free space (or fix the error) and re-run the same command to resume"
+        )
 
 
 def _discard(tmp: Path) -> None:

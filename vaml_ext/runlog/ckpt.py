@@ -13,6 +13,7 @@
 * :meth:`CheckpointStore.set_aside_all` (the start-over choice) renames every checkpoint
   (``<name>.discarded-<time>``) so a fresh run cannot fall back to another run's state.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,9 +32,11 @@ class NoUsableCheckpoint(RuntimeError):
     def __init__(self, failures: List[Tuple[Path, BaseException]], restart_hint: str):
         self.failures = failures
         lines = "; ".join(f"{p}: {_short(e)}" for p, e in failures)
-        super().__init__(f"no checkpoint of this run can be loaded ({lines}). The run is not restarted on its "
-                         f"own; to start it over from scratch (the unreadable files are kept, renamed), "
-                         f"{restart_hint}")
+        super().__init__(
+            f"no checkpoint of this run can be loaded ({lines}). The run is not restarted on its "
+            f"own; to start it over from scratch (the unreadable files are kept, renamed), "
+            f"{restart_hint}"
+        )
 
 
 def _short(e: BaseException) -> str:
@@ -48,8 +51,7 @@ def _torch_load(path: Path):
 
 
 class CheckpointStore:
-    def __init__(self, ckpt_dir, restart_hint: str = "re-run with the backend's restart option",
-                 stream=None):
+    def __init__(self, ckpt_dir, restart_hint: str = "re-run with the backend's restart option", stream=None):
         self.dir = Path(ckpt_dir)
         self.restart_hint = restart_hint
         self.stream = stream
@@ -99,8 +101,10 @@ class CheckpointStore:
                 continue
             for bad, err in failures:
                 aside = self._aside(bad, "unreadable")
-                self._say(f"checkpoint {bad} could not be loaded ({_short(err)}); set aside as "
-                          f"{aside.name}; resuming from {path.name}")
+                self._say(
+                    f"checkpoint {bad} could not be loaded ({_short(err)}); set aside as "
+                    f"{aside.name}; resuming from {path.name}"
+                )
             return path, state
         if failures:
             raise NoUsableCheckpoint(failures, self.restart_hint)

@@ -16,6 +16,7 @@
 * Re-entrant within a process (a sweep job locks, then runs the backend in-process), and
   inherited by a child the holder starts with :func:`child_env` (the backend subprocess).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -39,15 +40,17 @@ _HELD: Dict[str, "RunLock"] = {}  # run dir (resolved) -> the lock this process 
 class RunInUse(RuntimeError):
     def __init__(self, run_dir, holder: Optional[dict]):
         self.run_dir, self.holder = Path(run_dir), holder or {}
-        super().__init__(f"{self.run_dir} is in use by {describe(self.holder)}; not starting a second writer "
-                         f"(wait for it to finish, or stop it: kill {self.holder.get('pid', '<pid>')})")
+        super().__init__(
+            f"{self.run_dir} is in use by {describe(self.holder)}; not starting a second writer "
+            f"(wait for it to finish, or stop it: kill {self.holder.get('pid', '<pid>')})"
+        )
 
 
 def describe(holder: Optional[dict]) -> str:
     if not holder:
         return "another process (holder unknown)"
     task = f", task {holder['task']}" if holder.get("task") else ""
-    return (f"pid {holder.get('pid')} on host {holder.get('host')} (started {holder.get('started')}{task})")
+    return f"pid {holder.get('pid')} on host {holder.get('host')} (started {holder.get('started')}{task})"
 
 
 def task_id() -> Optional[str]:
@@ -127,8 +130,10 @@ class RunLock:
                     raise RunInUse(self.run_dir, holder) from None
                 if deadline is None:  # a requeue of this very task: its old incarnation is exiting
                     deadline = time.monotonic() + self.requeue_wait_s
-                    self._say(f"{self.run_dir}: held by an earlier run of this task ({describe(holder)}); "
-                              f"waiting up to {self.requeue_wait_s:.0f} s for it to exit")
+                    self._say(
+                        f"{self.run_dir}: held by an earlier run of this task ({describe(holder)}); "
+                        f"waiting up to {self.requeue_wait_s:.0f} s for it to exit"
+                    )
                 if time.monotonic() > deadline:
                     os.close(fd)
                     raise RunInUse(self.run_dir, holder) from None
@@ -136,10 +141,14 @@ class RunLock:
         old = read_holder(self.run_dir)
         if old is not None and old.get("pid") != os.getpid():
             self.took_over = old
-            self._say(f"{self.run_dir}: previous holder {describe(old)} gone without releasing the run; "
-                      "taking over")
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "task": task_id(), "argv": sys.argv[:8]}
+            self._say(f"{self.run_dir}: previous holder {describe(old)} gone without releasing the run; taking over")
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "task": task_id(),
+            "argv": sys.argv[:8],
+        }
         try:
             atomic_write_text(self.run_dir / HOLDER_FILE, json.dumps(info, indent=1) + "\n")
         except Exception:

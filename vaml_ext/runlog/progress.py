@@ -7,6 +7,7 @@ plain line at most every ``min_interval`` seconds, so logs stay readable.
     prog.update(env_steps=1000, ret=312.5)
     prog.close(final_return=812.0)   # prints the end-of-run summary
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,15 @@ def _fmt_time(s: float) -> str:
 
 
 class RunProgress:
-    def __init__(self, total_steps: int, desc: str = "", initial: int = 0, stream=None,
-                 min_interval: float = 10.0, use_tqdm: Optional[bool] = None):
+    def __init__(
+        self,
+        total_steps: int,
+        desc: str = "",
+        initial: int = 0,
+        stream=None,
+        min_interval: float = 10.0,
+        use_tqdm: Optional[bool] = None,
+    ):
         self.total = max(1, int(total_steps))
         self.desc = desc
         self.stream = stream or sys.stderr
@@ -44,8 +52,9 @@ class RunProgress:
             try:
                 from tqdm import tqdm
 
-                self._bar = tqdm(total=self.total, initial=self.steps, desc=desc, unit="step",
-                                 file=self.stream, dynamic_ncols=True)
+                self._bar = tqdm(
+                    total=self.total, initial=self.steps, desc=desc, unit="step", file=self.stream, dynamic_ncols=True
+                )
             except ImportError:  # pragma: no cover - tqdm is a dependency
                 self._bar = None
 
@@ -76,17 +85,22 @@ class RunProgress:
         if ret is not None or now - self._last_print >= self.min_interval or env_steps >= self.total:
             self._last_print = now
             pct = 100.0 * min(self.steps, self.total) / self.total
-            print(f"[{self.desc}] {self.steps}/{self.total} env steps ({pct:.0f}%) "
-                  f"return {self.last_return:.1f} (best {self.best_return:.1f}) "
-                  f"elapsed {_fmt_time(self.elapsed)} ETA {_fmt_time(self.eta())}",
-                  file=self.stream, flush=True)
+            print(
+                f"[{self.desc}] {self.steps}/{self.total} env steps ({pct:.0f}%) "
+                f"return {self.last_return:.1f} (best {self.best_return:.1f}) "
+                f"elapsed {_fmt_time(self.elapsed)} ETA {_fmt_time(self.eta())}",
+                file=self.stream,
+                flush=True,
+            )
 
     def close(self, final_return: Optional[float] = None, extra: str = "") -> str:
         if self._bar is not None:
             self._bar.close()
         fin = self.last_return if final_return is None else float(final_return)
-        line = (f"[{self.desc}] done: {self.steps} env steps in {_fmt_time(self.elapsed)}, "
-                f"{self.n_evals} evaluations, final return {fin:.1f}, best {self.best_return:.1f}"
-                + (f", {extra}" if extra else ""))
+        line = (
+            f"[{self.desc}] done: {self.steps} env steps in {_fmt_time(self.elapsed)}, "
+            f"{self.n_evals} evaluations, final return {fin:.1f}, best {self.best_return:.1f}"
+            + (f", {extra}" if extra else "")
+        )
         print(line, file=self.stream, flush=True)
         return line

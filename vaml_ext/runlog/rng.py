@@ -4,6 +4,7 @@ torch's CPU generator), captured into a checkpoint and restored on resume.
 The numpy state is stored as plain Python values (a list of ints, not an array) so the
 result loads with ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import random
@@ -15,8 +16,11 @@ def capture_rng() -> dict:
     import torch
 
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": (name, [int(x) for x in keys], int(pos), int(has_gauss), float(cached))}
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (name, [int(x) for x in keys], int(pos), int(has_gauss), float(cached)),
+    }
 
 
 def restore_rng(state: dict) -> None:

@@ -22,6 +22,7 @@ directory containing ``run.yaml``::
 Backends may write more files (mbrl's ``results.csv``, SLBO's ``progress.csv`` and
 ``log.txt``); aggregation reads only ``run.yaml``, ``returns.csv`` and ``done.json``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,6 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 def git_provenance(repo: Path = REPO) -> Dict[str, object]:
     """Commit of the code that runs (``unknown`` outside a git checkout) and whether the
     work tree has uncommitted changes."""
+
     def git(*args):
         try:
             r = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=30)
@@ -54,8 +56,12 @@ def git_provenance(repo: Path = REPO) -> Dict[str, object]:
 
     commit = git("rev-parse", "HEAD") or "unknown"
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None,
-            "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {
+        "commit": commit,
+        "dirty": bool(status) if status is not None else None,
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def write_run_config(run_dir: Path, cfg: dict) -> None:
@@ -109,7 +115,8 @@ class EvalLog:
         ``RunWriteError``."""
         buf = io.StringIO()
         csv.DictWriter(buf, fieldnames=self.fields, extrasaction="ignore").writerow(
-            {k: row.get(k, "") for k in self.fields})
+            {k: row.get(k, "") for k in self.fields}
+        )
         append_line(self.path, buf.getvalue())
 
 

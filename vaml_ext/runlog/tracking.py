@@ -14,6 +14,7 @@ may use it.
   training with a message saying so. ``WANDB_MODE=offline`` (or ``wandb_mode=offline``)
   logs to ``<run dir>/wandb/`` with no network; ``wandb sync`` uploads it later.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,14 +28,25 @@ from vaml_ext.runlog.rundir import DONE_FILE, write_done
 
 #: W&B keys, identical for MBPO (``overrides.<key>``) and SLBO (``<key>=...``).
 #: ``wandb_mode``: ``null`` = wandb's own default (``$WANDB_MODE``, else online).
-WANDB_DEFAULTS: Dict[str, object] = {"wandb": False, "wandb_project": "vaml", "wandb_entity": None,
-                                     "wandb_mode": None}
+WANDB_DEFAULTS: Dict[str, object] = {"wandb": False, "wandb_project": "vaml", "wandb_entity": None, "wandb_mode": None}
 WANDB_MODES = ("online", "offline", "disabled")
 ENV_SWITCH = "VAML_WANDB"  # "1": every run started by this process (and its children) logs to W&B
 #: the files a summary names first (the rest are counted): the evaluation curves, the
 #: summary, TensorBoard, checkpoints and the backends' own logs
-KEY_FILES = ("returns.csv", "progress.csv", "results.csv", "va_model.csv", DONE_FILE, "run.yaml", "config.yml",
-             "tb/", "ckpt/", "wandb/", "log.txt", "stdout.log")
+KEY_FILES = (
+    "returns.csv",
+    "progress.csv",
+    "results.csv",
+    "va_model.csv",
+    DONE_FILE,
+    "run.yaml",
+    "config.yml",
+    "tb/",
+    "ckpt/",
+    "wandb/",
+    "log.txt",
+    "stdout.log",
+)
 
 
 # ---- summaries ---------------------------------------------------------------------------
@@ -54,8 +66,14 @@ def _num(v) -> float:
         return float("nan")
 
 
-def summarize(rows: Sequence[dict], wall_s: Optional[float], run_dir, tag: str = "",
-              step_key: str = "env_steps", return_key: str = "return") -> Tuple[List[str], dict]:
+def summarize(
+    rows: Sequence[dict],
+    wall_s: Optional[float],
+    run_dir,
+    tag: str = "",
+    step_key: str = "env_steps",
+    return_key: str = "return",
+) -> Tuple[List[str], dict]:
     """The end-of-run summary of an evaluation curve.
 
     ``rows``: one dict per evaluation, in order, with ``step_key`` (real env steps so far)
@@ -79,16 +97,21 @@ def summarize(rows: Sequence[dict], wall_s: Optional[float], run_dir, tag: str =
         "run_dir": str(run_dir),
     }
     who = f"[{tag}] " if tag else ""
-    best = (f"best {d['best_return']:.1f} at env step {d['best_env_steps']:,}" if d["best_env_steps"] is not None
-            else f"best {d['best_return']:.1f}")
+    best = (
+        f"best {d['best_return']:.1f} at env step {d['best_env_steps']:,}"
+        if d["best_env_steps"] is not None
+        else f"best {d['best_return']:.1f}"
+    )
     names = {p.name + ("/" if p.is_dir() else "") for p in run_dir.iterdir()} if run_dir.is_dir() else set()
     names = {n for n in names if not n.endswith(".tmp")} | {DONE_FILE}
     key = [n for n in KEY_FILES if n in names]
     more = len(names) - len(key)
     shown = ", ".join(key) + (f" + {more} more" if more else "")
-    lines = [f"{who}finished: final return {d['final_return']:.1f}, {best}; {d['env_steps']:,} env steps, "
-             f"{d['n_evals']} evaluations, {fmt_duration(wall_s)} wall-clock",
-             f"{who}files: {run_dir}/ ({shown})"]
+    lines = [
+        f"{who}finished: final return {d['final_return']:.1f}, {best}; {d['env_steps']:,} env steps, "
+        f"{d['n_evals']} evaluations, {fmt_duration(wall_s)} wall-clock",
+        f"{who}files: {run_dir}/ ({shown})",
+    ]
     return lines, d
 
 
@@ -100,9 +123,16 @@ def read_csv_rows(path) -> List[dict]:
         return list(csv.DictReader(f))
 
 
-def finish_run(rows: Sequence[dict], wall_s: Optional[float], run_dir, tag: str = "",
-               step_key: str = "env_steps", return_key: str = "return", extra: Optional[dict] = None,
-               stream=None) -> dict:
+def finish_run(
+    rows: Sequence[dict],
+    wall_s: Optional[float],
+    run_dir,
+    tag: str = "",
+    step_key: str = "env_steps",
+    return_key: str = "return",
+    extra: Optional[dict] = None,
+    stream=None,
+) -> dict:
     """Print the two-line summary (to ``stream``, default stderr, so sweeps show it on the
     console while stdout goes to the run's log), write it with ``extra`` to
     ``<run_dir>/done.json``, and return that dict."""
@@ -136,8 +166,10 @@ def check_wandb_options(opts, prefix: str = "") -> bool:
         raise ValueError(f"{prefix}wandb={flag!r} is invalid: expected true or false")
     mode = get("wandb_mode", None)
     if mode is not None and mode not in WANDB_MODES:
-        raise ValueError(f"{prefix}wandb_mode={mode!r} is invalid: expected one of {', '.join(WANDB_MODES)} "
-                         "or null (wandb's default: $WANDB_MODE, else online)")
+        raise ValueError(
+            f"{prefix}wandb_mode={mode!r} is invalid: expected one of {', '.join(WANDB_MODES)} "
+            "or null (wandb's default: $WANDB_MODE, else online)"
+        )
     for key in ("wandb_project", "wandb_entity"):
         v = get(key, None)
         if v is not None and not isinstance(v, str):
@@ -155,7 +187,8 @@ def require_wandb(why: str = "W&B logging"):
         raise WandbNotInstalled(
             f"{why} asks for Weights & Biases logging, but the optional dependency `wandb` is not "
             "installed; install it with `pip install -e '.[wandb]'` (or `pip install wandb`), or drop the "
-            "switch") from e
+            "switch"
+        ) from e
     return wandb
 
 
@@ -164,13 +197,27 @@ class WandbRun:
     metric), so rows from different sources (evaluations, model trainings) interleave
     correctly and a resumed run may log any step."""
 
-    def __init__(self, config: dict, run_dir, name: Optional[str] = None, project: Optional[str] = "vaml",
-                 entity: Optional[str] = None, mode: Optional[str] = None, group: Optional[str] = None):
+    def __init__(
+        self,
+        config: dict,
+        run_dir,
+        name: Optional[str] = None,
+        project: Optional[str] = "vaml",
+        entity: Optional[str] = None,
+        mode: Optional[str] = None,
+        group: Optional[str] = None,
+    ):
         wandb = require_wandb()
         run_dir = Path(run_dir).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
-        kw = dict(project=project or "vaml", entity=entity, config=config, dir=str(run_dir),
-                  name=name or os.environ.get("VAML_RUN_TAG") or run_dir.name, group=group)
+        kw = dict(
+            project=project or "vaml",
+            entity=entity,
+            config=config,
+            dir=str(run_dir),
+            name=name or os.environ.get("VAML_RUN_TAG") or run_dir.name,
+            group=group,
+        )
         if mode is not None:
             kw["mode"] = mode
         self.run = wandb.init(**kw)
@@ -192,8 +239,14 @@ class WandbRun:
             step = _num(r.get(step_key))
             if not math.isfinite(step):
                 continue
-            self.log({f"{prefix}{k}": _num(v) for k, v in r.items()
-                      if k != step_key and k not in skip and math.isfinite(_num(v))}, int(step))
+            self.log(
+                {
+                    f"{prefix}{k}": _num(v)
+                    for k, v in r.items()
+                    if k != step_key and k not in skip and math.isfinite(_num(v))
+                },
+                int(step),
+            )
 
     def finish(self, summary: Optional[dict] = None) -> None:
         with self._lock:
@@ -213,16 +266,21 @@ def start_wandb(opts, config: dict, run_dir, name: Optional[str] = None) -> Opti
     get = opts.get if hasattr(opts, "get") else (lambda k, d=None: d)
     if not wandb_requested(get("wandb", False)):
         return None
-    return WandbRun(config, run_dir, name=name, project=get("wandb_project", "vaml"),
-                    entity=get("wandb_entity", None), mode=get("wandb_mode", None))
+    return WandbRun(
+        config,
+        run_dir,
+        name=name,
+        project=get("wandb_project", "vaml"),
+        entity=get("wandb_entity", None),
+        mode=get("wandb_mode", None),
+    )
 
 
 class CsvFollower:
     """Logs the new rows of a CSV file a run appends to (e.g. SLBO's ``progress.csv``) to a
     :class:`WandbRun` every ``interval`` seconds, and once more at :meth:`stop`."""
 
-    def __init__(self, path, tracker: WandbRun, step_key: str, prefix: str = "", interval: float = 10.0,
-                 skip=()):
+    def __init__(self, path, tracker: WandbRun, step_key: str, prefix: str = "", interval: float = 10.0, skip=()):
         self.path, self.tracker, self.step_key, self.prefix, self.skip = Path(path), tracker, step_key, prefix, skip
         self.seen = 0
         self._stop = threading.Event()
@@ -236,7 +294,7 @@ class CsvFollower:
         rows = read_csv_rows(self.path)
         if len(rows) < self.seen:  # the file was truncated (a resumed run)
             self.seen = 0
-        self.tracker.log_rows(rows[self.seen:], self.step_key, self.prefix, self.skip)
+        self.tracker.log_rows(rows[self.seen :], self.step_key, self.prefix, self.skip)
         self.seen = len(rows)
 
     def _loop(self, interval: float) -> None:
@@ -250,8 +308,9 @@ class CsvFollower:
         self.poll()
 
 
-def log_finished_run(opts, config: dict, run_dir, rows: Sequence[dict], step_key: str, summary: dict,
-                     prefix: str = "eval/") -> None:
+def log_finished_run(
+    opts, config: dict, run_dir, rows: Sequence[dict], step_key: str, summary: dict, prefix: str = "eval/"
+) -> None:
     """W&B for backends without live logging (the gridworld): the whole curve at the end."""
     run = start_wandb(opts, config, run_dir)
     if run is None:
@@ -287,8 +346,11 @@ class follow_csv_in_wandb:
 
     def __init__(self, opts, config: dict, run_dir, csv_name: str, step_key: str, interval: float = 10.0):
         self.run = start_wandb(opts, config, run_dir)
-        self.follower = (CsvFollower(Path(run_dir) / csv_name, self.run, step_key, interval=interval)
-                         if self.run is not None else None)
+        self.follower = (
+            CsvFollower(Path(run_dir) / csv_name, self.run, step_key, interval=interval)
+            if self.run is not None
+            else None
+        )
         self.run_dir = Path(run_dir)
 
     def __enter__(self):

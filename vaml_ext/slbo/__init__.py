@@ -16,10 +16,15 @@ built-ins. The patched SLBO tree (``vaml-patch apply slbo``) calls two hooks:
 ``mle_va_slbo`` is the authors' MLE, bug included. The SLBO port itself
 (``third_party/slbo``) knows nothing of any of these.
 """
+
 from vaml_ext.slbo.losses import SLBOMultiStepLoss  # registers "slbo"; needs no SLBO install
 
-_LAZY = {"RegistryModelLoss": "model_loss", "make_model_loss": "model_loss",
-         "ValueRefit": "refit", "make_value_refit": "refit"}
+_LAZY = {
+    "RegistryModelLoss": "model_loss",
+    "make_model_loss": "model_loss",
+    "ValueRefit": "refit",
+    "make_value_refit": "refit",
+}
 
 
 def __getattr__(name):  # the hooks import the SLBO port, so load them on first use

@@ -23,6 +23,7 @@ The last row's values also go to ``progress.csv`` (:meth:`ModelDiagnostics.progr
 It uses a private random generator and ``torch.no_grad`` only: upstream's random streams
 and every network are untouched, so a run is bit-identical with and without it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -47,8 +48,20 @@ def linear_layers(model: nn.Module) -> List[nn.Linear]:
 
 
 class ModelDiagnostics(object):
-    def __init__(self, model, vfn, normalizers, dev_set, value_refit=None, writer=None, log_dir=None,
-                 n_heldout: int = 1000, seed: int = 0, n_iters_per_stage: int = 20, resume: bool = False):
+    def __init__(
+        self,
+        model,
+        vfn,
+        normalizers,
+        dev_set,
+        value_refit=None,
+        writer=None,
+        log_dir=None,
+        n_heldout: int = 1000,
+        seed: int = 0,
+        n_iters_per_stage: int = 20,
+        resume: bool = False,
+    ):
         self.model, self.vfn, self.normalizers, self.dev_set = model, vfn, normalizers, dev_set
         self.device = next(model.parameters()).device
         self.value_refit = value_refit
@@ -57,9 +70,20 @@ class ModelDiagnostics(object):
         self.n_iters_per_stage = int(n_iters_per_stage)
         self.rng = np.random.default_rng(seed)  # private: upstream's np.random stream is untouched
         self.n_layers = len(linear_layers(model))
-        self.fields = ["stage", "iter", "train_loss", "mean_abs_adv", "nmse", "nmse_ref",
-                       *[f"max_abs_w_{k}" for k in range(self.n_layers)],
-                       "refits", "refit_s", "refits_total", "refit_s_total", "wall_time_s"]
+        self.fields = [
+            "stage",
+            "iter",
+            "train_loss",
+            "mean_abs_adv",
+            "nmse",
+            "nmse_ref",
+            *[f"max_abs_w_{k}" for k in range(self.n_layers)],
+            "refits",
+            "refit_s",
+            "refits_total",
+            "refit_s_total",
+            "wall_time_s",
+        ]
         self.path = os.path.join(log_dir, "model_diag.csv") if log_dir else None
         if self.path and not (resume and os.path.exists(self.path)):
             with open(self.path, "w", newline="") as f:
@@ -91,12 +115,20 @@ class ModelDiagnostics(object):
         return out
 
     def __call__(self, stage: int, it: int, train_losses) -> Dict[str, float]:
-        row: Dict[str, float] = {"stage": stage, "iter": it,
-                                 "train_loss": float(np.mean(train_losses)) if len(train_losses) else float("nan")}
+        row: Dict[str, float] = {
+            "stage": stage,
+            "iter": it,
+            "train_loss": float(np.mean(train_losses)) if len(train_losses) else float("nan"),
+        }
         row.update(self.measure())
         total, total_s = self._refit_totals()
-        row.update(refits=total - self._seen_refits, refit_s=total_s - self._seen_refit_s, refits_total=total,
-                   refit_s_total=total_s, wall_time_s=time.time() - self._t0)
+        row.update(
+            refits=total - self._seen_refits,
+            refit_s=total_s - self._seen_refit_s,
+            refits_total=total,
+            refit_s_total=total_s,
+            wall_time_s=time.time() - self._t0,
+        )
         self._seen_refits, self._seen_refit_s = total, total_s
         if self.path:
             with open(self.path, "a", newline="") as f:
@@ -112,17 +144,42 @@ class ModelDiagnostics(object):
     def progress_fields(self) -> Dict[str, object]:
         """``progress.csv`` columns (:data:`PROGRESS_FIELDS`): last model phase's values."""
         last: Dict[str, object] = dict(self.last)
-        return {"model_mean_abs_adv": last.get("mean_abs_adv", ""), "model_nmse": last.get("nmse", ""),
-                "model_nmse_ref": last.get("nmse_ref", ""), "n_refits": last.get("refits_total", ""),
-                "refit_time_s": last.get("refit_s_total", "")}
+        return {
+            "model_mean_abs_adv": last.get("mean_abs_adv", ""),
+            "model_nmse": last.get("nmse", ""),
+            "model_nmse_ref": last.get("nmse_ref", ""),
+            "n_refits": last.get("refits_total", ""),
+            "refit_time_s": last.get("refit_s_total", ""),
+        }
 
 
-def make_model_diagnostics(model, vfn, normalizers, dev_set, value_refit=None, writer=None, log_dir=None,
-                           seed: int = 0, n_iters_per_stage: int = 20, resume: bool = False,
-                           n_heldout: int = 1000) -> ModelDiagnostics:
+def make_model_diagnostics(
+    model,
+    vfn,
+    normalizers,
+    dev_set,
+    value_refit=None,
+    writer=None,
+    log_dir=None,
+    seed: int = 0,
+    n_iters_per_stage: int = 20,
+    resume: bool = False,
+    n_heldout: int = 1000,
+) -> ModelDiagnostics:
     """Hook of patch 0006: the per-iteration diagnostics of the patched loop."""
-    return ModelDiagnostics(model, vfn, normalizers, dev_set, value_refit, writer, log_dir, n_heldout=n_heldout,
-                            seed=seed, n_iters_per_stage=n_iters_per_stage, resume=resume)
+    return ModelDiagnostics(
+        model,
+        vfn,
+        normalizers,
+        dev_set,
+        value_refit,
+        writer,
+        log_dir,
+        n_heldout=n_heldout,
+        seed=seed,
+        n_iters_per_stage=n_iters_per_stage,
+        resume=resume,
+    )
 
 
 __all__ = ["ModelDiagnostics", "PROGRESS_FIELDS", "make_model_diagnostics", "linear_layers"]

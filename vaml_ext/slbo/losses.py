@@ -1,4 +1,5 @@
 """The ``slbo`` registry entry: SLBO's own multi-step model loss as a :class:`ModelLoss`."""
+
 from __future__ import annotations
 
 from typing import Optional

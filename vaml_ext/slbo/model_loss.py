@@ -21,6 +21,7 @@ va_loss_coeff`` (0.01). ``V``'s parameters are frozen inside the loss: gradients
 the model only. The single-step transitions are all ``n_step × batch`` real
 ``(s_i, a_i, s'_i)`` of the multi-step batch (masks only matter for the multi-step unroll).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional
@@ -30,8 +31,14 @@ import torch
 
 from slbo.loss.multi_step_loss import MultiStepLoss
 import vaml_ext.slbo.losses  # noqa: F401  (registers "slbo")
-from vaml_ext.losses import (available_losses, expected_value_deterministic, frozen, get_loss_class, make_loss,
-                             model_advantage)
+from vaml_ext.losses import (
+    available_losses,
+    expected_value_deterministic,
+    frozen,
+    get_loss_class,
+    make_loss,
+    model_advantage,
+)
 
 #: The loss inputs (registry ``ModelLoss.in_keys``) SLBO computes from a multi-step batch:
 #: upstream's per-sample multi-step error, the normalised single-step error (MLE
@@ -57,13 +64,25 @@ def _t(x, device=None):
 
 
 class RegistryModelLoss(MultiStepLoss):
-    def __init__(self, model, normalizers, dim_state, dim_action, criterion, step, loss_name: str = "slbo",
-                 vfn=None, va_loss_coeff: Optional[float] = None):
+    def __init__(
+        self,
+        model,
+        normalizers,
+        dim_state,
+        dim_action,
+        criterion,
+        step,
+        loss_name: str = "slbo",
+        vfn=None,
+        va_loss_coeff: Optional[float] = None,
+    ):
         super().__init__(model, normalizers, dim_state, dim_action, criterion, step)
         cls = get_loss_class(loss_name, key="vaml.model_loss")  # registry's error for unknown names
         if not supports(cls):
-            raise ValueError(f"vaml.model_loss={loss_name!r} is registered but not supported by SLBO; "
-                             f"valid: {', '.join(supported_losses())}")
+            raise ValueError(
+                f"vaml.model_loss={loss_name!r} is registered but not supported by SLBO; "
+                f"valid: {', '.join(supported_losses())}"
+            )
         kwargs = {}
         self.loss_name = loss_name
         self.value_aware = bool(cls.value_aware)
@@ -119,8 +138,18 @@ class RegistryModelLoss(MultiStepLoss):
         return self.objective(**{key: compute[key]() for key in self.objective.in_keys})
 
 
-def make_model_loss(loss_name, model, normalizers, dim_state, dim_action, criterion, step, vfn=None,
-                    va_loss_coeff=None) -> RegistryModelLoss:
+def make_model_loss(
+    loss_name, model, normalizers, dim_state, dim_action, criterion, step, vfn=None, va_loss_coeff=None
+) -> RegistryModelLoss:
     """Hook 1: the patched ``main.py`` builds its ``loss_mod`` here."""
-    return RegistryModelLoss(model, normalizers, dim_state, dim_action, criterion, step, loss_name=loss_name,
-                             vfn=vfn, va_loss_coeff=va_loss_coeff)
+    return RegistryModelLoss(
+        model,
+        normalizers,
+        dim_state,
+        dim_action,
+        criterion,
+        step,
+        loss_name=loss_name,
+        vfn=vfn,
+        va_loss_coeff=va_loss_coeff,
+    )

@@ -12,6 +12,7 @@ Every ``value_update_interval`` model updates (paper: K_interval = 20 for SLBO):
 Policy, model and the real-data buffers are untouched; only the value net changes.
 ``value_update_interval = 0`` disables the correction ("MA-L1 Naive", paper Fig. 4).
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,9 @@ class ValueRefit(object):
         data, _ = self.runner.run(self.policy, self.n_samples)
         advantages, values = self.runner.compute_advantage(self.vfn, data)
         returns = advantages + values
-        dataset = Dataset.fromarrays([data.state, returns],
-                                     dtype=[("state", ("f8", self.algo.dim_state)), ("return_", "f8")])
+        dataset = Dataset.fromarrays(
+            [data.state, returns], dtype=[("state", ("f8", self.algo.dim_state)), ("return_", "f8")]
+        )
         self.last_vf_loss = self.algo.train_vf(dataset)
         self.n_refits += 1
         self.seconds += time.time() - t0
@@ -58,20 +60,33 @@ class ValueRefit(object):
         self.n_model_updates += 1
         if self.interval and self.n_model_updates % self.interval == 0:
             vf_loss = self.refit()
-            logger.debug("[refit] #%d after %d model updates: vf_loss = %.4f", self.n_refits,
-                         self.n_model_updates, vf_loss)
+            logger.debug(
+                "[refit] #%d after %d model updates: vf_loss = %.4f", self.n_refits, self.n_model_updates, vf_loss
+            )
             return vf_loss
         return None
 
 
-def make_value_refit(loss_mod, policy, vfn, algo, model, make_env, env_id, n_envs, max_steps, gamma=0.99,
-                     lambda_=0.95, value_update_interval=20, n_samples=4000) -> Optional[ValueRefit]:
+def make_value_refit(
+    loss_mod,
+    policy,
+    vfn,
+    algo,
+    model,
+    make_env,
+    env_id,
+    n_envs,
+    max_steps,
+    gamma=0.99,
+    lambda_=0.95,
+    value_update_interval=20,
+    n_samples=4000,
+) -> Optional[ValueRefit]:
     """Hook 2: the refit callback, or ``None`` if the objective is not value-aware or the
     interval is 0 (then the patched loop runs exactly as upstream)."""
     if not getattr(loss_mod, "value_aware", False) or not value_update_interval:
         return None
     if n_samples % n_envs:
         raise ValueError(f"vaml.n_refit_samples={n_samples} must be a multiple of plan.n_envs={n_envs}")
-    runner = Runner(VirtualEnv(model, make_env(env_id), n_envs), max_steps=max_steps, gamma=gamma,
-                    lambda_=lambda_)
+    runner = Runner(VirtualEnv(model, make_env(env_id), n_envs), max_steps=max_steps, gamma=gamma, lambda_=lambda_)
     return ValueRefit(policy, vfn, algo, runner, value_update_interval, n_samples)

@@ -22,6 +22,7 @@ configs/vaml/<variant>.yml -s log_dir=... seed=... key=value ...`` and runs
 The run holds ``log_dir``'s :class:`~vaml_ext.runlog.lock.RunLock` from before anything is
 written: a second process on the same ``log_dir`` exits at once, naming the holder.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,9 +68,16 @@ def build_argv(argv, tree: Path):
     if not any(s.startswith("log_dir=") for s in sets):
         root = REPO / "runs" / "slbo" / ("" if opts["setting"] == "upstream" else opts["setting"])
         sets.append(f"log_dir={root / opts['env'] / opts['variant'] / ('seed' + opts['seed'])}")
-    return ["-c", str(tree / "configs" / "algos" / "slbo.yml"), str(env_cfg),
-            str(tree / "configs" / "vaml" / f"{opts['variant']}.yml"),
-            "-s", f"seed={opts['seed']}", *setting, *sets]
+    return [
+        "-c",
+        str(tree / "configs" / "algos" / "slbo.yml"),
+        str(env_cfg),
+        str(tree / "configs" / "vaml" / f"{opts['variant']}.yml"),
+        "-s",
+        f"seed={opts['seed']}",
+        *setting,
+        *sets,
+    ]
 
 
 def main(argv=None):
@@ -98,8 +106,14 @@ def main(argv=None):
         # W&B (optional): the run's key=value arguments as config, progress.csv rows as they are written
         with tracking.follow_csv_in_wandb(wandb_opts, {"argv": list(argv)}, log_dir, "progress.csv", "n_real_samples"):
             out = cli(args)
-        tracking.finish_run(tracking.read_csv_rows(log_dir / "progress.csv"), None, log_dir, tag=tag,
-                            step_key="n_real_samples", return_key="real_return_mean")  # two-line summary + done.json
+        tracking.finish_run(
+            tracking.read_csv_rows(log_dir / "progress.csv"),
+            None,
+            log_dir,
+            tag=tag,
+            step_key="n_real_samples",
+            return_key="real_return_mean",
+        )  # two-line summary + done.json
         return out
     finally:
         lock.release()

@@ -33,6 +33,7 @@ anything given on the command line still wins.
   Refit interval (20), coefficient (0.01), optimiser and weight decay (1e-5) are the port's
   defaults already -- the authors kept upstream's (``va_loss.py`` l.116-136).
 """
+
 from __future__ import annotations
 
 from typing import Dict, List
@@ -41,15 +42,15 @@ SETTINGS = ("upstream", "paper")
 
 #: ``configs/env_tingwu/gym_*.yml`` of nirbhayjm/va_slbo: ``runner.max_steps`` = ``plan.max_steps``
 PAPER_EPISODE_STEPS: Dict[str, int] = {
-    "hopper": 1000,        # gym_hopper.yml
-    "swimmer": 1000,       # gym_swimmer.yml
+    "hopper": 1000,  # gym_hopper.yml
+    "swimmer": 1000,  # gym_swimmer.yml
     "half_cheetah": 1000,  # gym_cheetah.yml
-    "walker": 1000,        # gym_walker2d.yml
-    "ant": 1000,           # gym_ant.yml
-    "pendulum": 200,       # gym_pendulum.yml
-    "acrobot": 200,        # gym_acrobot.yml
-    "cartpole": 200,       # gym_cartpole.yml
-    "reacher": 50,         # gym_reacher.yml
+    "walker": 1000,  # gym_walker2d.yml
+    "ant": 1000,  # gym_ant.yml
+    "pendulum": 200,  # gym_pendulum.yml
+    "acrobot": 200,  # gym_acrobot.yml
+    "cartpole": 200,  # gym_cartpole.yml
+    "reacher": 50,  # gym_reacher.yml
 }
 
 #: flags every variant gets under ``setting=paper``
@@ -73,8 +74,10 @@ def setting_flags(setting: str, env: str, variant: str) -> List[str]:
     if setting == "upstream":
         return []
     if env not in PAPER_EPISODE_STEPS:
-        raise ValueError(f"setting=paper has no settings for env={env!r} (the authors' configs/env_tingwu "
-                         f"covers: {', '.join(PAPER_EPISODE_STEPS)})")
+        raise ValueError(
+            f"setting=paper has no settings for env={env!r} (the authors' configs/env_tingwu "
+            f"covers: {', '.join(PAPER_EPISODE_STEPS)})"
+        )
     if variant not in PAPER_VARIANT:
         raise ValueError(f"setting=paper has no settings for variant={variant!r}; valid: {', '.join(PAPER_VARIANT)}")
     steps = PAPER_EPISODE_STEPS[env]

@@ -8,6 +8,7 @@ facebookresearch/slbo has no clip. Every value fit goes through ``TRPO.train_vf`
 (:mod:`vaml_ext.slbo.refit`) -- so a step pre-hook on that optimiser clips them all without
 touching the port's loop.
 """
+
 from __future__ import annotations
 
 from typing import Optional

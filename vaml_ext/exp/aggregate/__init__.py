@@ -31,17 +31,39 @@ per-call overhead made rliable's own functions ~50x slower inside the bootstrap)
 rliable draws its bootstrap indices from NumPy's global RNG: ``--seed`` seeds it (its
 previous state is restored afterwards).
 """
+
 from vaml_ext.exp.aggregate.cli import main
 from vaml_ext.exp.aggregate.loading import AggregateError, Loaded, Run, load_runs
 from vaml_ext.exp.aggregate.pipeline import aggregate
 from vaml_ext.exp.aggregate.plots import plot_curves, plot_poi
 from vaml_ext.exp.aggregate.report import write_report
-from vaml_ext.exp.aggregate.stats import (CI, interval_estimates, iqm, iqm_columns, probability_of_improvement,
-                                          rliable_modules)
+from vaml_ext.exp.aggregate.stats import (
+    CI,
+    interval_estimates,
+    iqm,
+    iqm_columns,
+    probability_of_improvement,
+    rliable_modules,
+)
 from vaml_ext.exp.aggregate.sweep import SweepData, env_grid, values_on_grid
 
 __all__ = [
-    "CI", "AggregateError", "Loaded", "Run", "SweepData", "aggregate", "env_grid", "interval_estimates", "iqm",
-    "iqm_columns", "load_runs", "main", "plot_curves", "plot_poi", "probability_of_improvement",
-    "rliable_modules", "values_on_grid", "write_report",
+    "CI",
+    "AggregateError",
+    "Loaded",
+    "Run",
+    "SweepData",
+    "aggregate",
+    "env_grid",
+    "interval_estimates",
+    "iqm",
+    "iqm_columns",
+    "load_runs",
+    "main",
+    "plot_curves",
+    "plot_poi",
+    "probability_of_improvement",
+    "rliable_modules",
+    "values_on_grid",
+    "write_report",
 ]

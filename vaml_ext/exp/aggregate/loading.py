@@ -1,5 +1,6 @@
 """Loading a sweep: every run directory under it (format: :mod:`vaml_ext.runlog.rundir`)
 into :class:`Run` records, with the skipped, unfinished and duplicate runs accounted for."""
+
 from __future__ import annotations
 
 import math
@@ -52,9 +53,9 @@ def _seed(v):
 @dataclass
 class Loaded:
     runs: List[Run]
-    unfinished: List[Run]          # not done (excluded unless include_unfinished; then also in runs)
+    unfinished: List[Run]  # not done (excluded unless include_unfinished; then also in runs)
     skipped: List[Tuple[str, str]]  # (path, reason)
-    skipped_keys: List[tuple]       # (env, method, seed) of skipped runs whose run.yaml names them
+    skipped_keys: List[tuple]  # (env, method, seed) of skipped runs whose run.yaml names them
     figure: Optional[str]
     presets: List[str]
     backends: List[str]
@@ -68,8 +69,10 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
         raise AggregateError(f"sweep dir {sweep_dir} does not exist or is not a directory")
     dirs = list(rundir.iter_run_dirs(sweep_dir))
     if not dirs:
-        raise AggregateError(f"no runs under {sweep_dir}: no {rundir.RUN_FILE} found at any depth "
-                             f"(a run directory is one holding {rundir.RUN_FILE}, see vaml_ext/runlog/rundir.py)")
+        raise AggregateError(
+            f"no runs under {sweep_dir}: no {rundir.RUN_FILE} found at any depth "
+            f"(a run directory is one holding {rundir.RUN_FILE}, see vaml_ext/runlog/rundir.py)"
+        )
     runs, unfinished, skipped, skipped_keys = [], [], [], []
     figures: Dict[Optional[str], List[str]] = {}
     presets: Set[str] = set()
@@ -95,8 +98,11 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
             skipped.append((rel, f"{rundir.RUN_FILE} lacks {', '.join(lacking)}"))
             warn(f"warning: skipping {rel}: {rundir.RUN_FILE} lacks {', '.join(lacking)}")
             continue
-        rows = [r for r in rundir.read_eval(d)
-                if math.isfinite(r.get("env_steps", float("nan"))) and math.isfinite(r.get("return", float("nan")))]
+        rows = [
+            r
+            for r in rundir.read_eval(d)
+            if math.isfinite(r.get("env_steps", float("nan"))) and math.isfinite(r.get("return", float("nan")))
+        ]
         if not rows:
             why = f"empty {rundir.EVAL_FILE}" if (d / rundir.EVAL_FILE).is_file() else f"no {rundir.EVAL_FILE}"
             skipped.append((rel, why))
@@ -108,14 +114,23 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
             by_step[r["env_steps"]] = r["return"]
         steps = np.array(sorted(by_step), dtype=float)
         prov = cfg.get("provenance") or {}
-        run = Run(path=d, env=canonical_env(cfg["env"]), method=str(cfg["method"]).strip().lower(),
-                  seed=_seed(cfg["seed"]), done=rundir.is_done(d), steps=steps,
-                  returns=np.array([by_step[s] for s in steps], dtype=float),
-                  commit=str(prov.get("commit", "unknown")), dirty=prov.get("dirty"))
+        run = Run(
+            path=d,
+            env=canonical_env(cfg["env"]),
+            method=str(cfg["method"]).strip().lower(),
+            seed=_seed(cfg["seed"]),
+            done=rundir.is_done(d),
+            steps=steps,
+            returns=np.array([by_step[s] for s in steps], dtype=float),
+            commit=str(prov.get("commit", "unknown")),
+            dirty=prov.get("dirty"),
+        )
         key = (run.env, run.method, run.seed)
         if key in seen:
-            raise AggregateError(f"two runs for env={run.env} method={run.method} seed={run.seed}: "
-                                 f"{seen[key]} and {d}; keep one per sweep")
+            raise AggregateError(
+                f"two runs for env={run.env} method={run.method} seed={run.seed}: "
+                f"{seen[key]} and {d}; keep one per sweep"
+            )
         seen[key] = d
         if cfg.get("preset") is not None:
             presets.add(str(cfg["preset"]))
@@ -135,7 +150,7 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
         raise AggregateError(
             f"no usable runs under {sweep_dir}: {len(dirs)} run dirs, {len(skipped)} skipped "
             f"(empty/invalid), {len(unfinished)} unfinished"
-            + ("" if include_unfinished else " (pass --include-unfinished to use them)"))
+            + ("" if include_unfinished else " (pass --include-unfinished to use them)")
+        )
     figure = next(iter(figures)) if figures else None
     return Loaded(runs, unfinished, skipped, skipped_keys, figure, sorted(presets), sorted(backends), commits, dirty)
-

@@ -1,5 +1,6 @@
 """``aggregate()``: load a sweep, compute the tables under a fixed bootstrap seed, evaluate
 the paper's claims and write the report files."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,16 @@ from vaml_ext.exp.aggregate.sweep import SweepData
 from vaml_ext.exp.claims import evaluate_claims
 
 
-def aggregate(sweep_dir, out_dir=None, reps: int = 2000, include_unfinished: bool = False, seed: int = 0,
-              max_points: int = 250, log: Callable[[str], None] = print, plots: bool = True) -> dict:
+def aggregate(
+    sweep_dir,
+    out_dir=None,
+    reps: int = 2000,
+    include_unfinished: bool = False,
+    seed: int = 0,
+    max_points: int = 250,
+    log: Callable[[str], None] = print,
+    plots: bool = True,
+) -> dict:
     """Aggregate ``sweep_dir``; write the report files to ``out_dir`` (default
     ``<sweep_dir>/report``). Returns the written paths (``out_dir``, ``report``,
     ``curves_csv``, ``final_csv``, ``poi_csv``, ``claims_json``, ``curves_png``,
@@ -38,8 +47,10 @@ def aggregate(sweep_dir, out_dir=None, reps: int = 2000, include_unfinished: boo
 
     loaded = load_runs(sweep_dir, include_unfinished, warn)
     if loaded.unfinished and not include_unfinished:
-        warn(f"note: {len(loaded.unfinished)} unfinished run(s) excluded (no {rundir.DONE_FILE}); "
-             "--include-unfinished uses them")
+        warn(
+            f"note: {len(loaded.unfinished)} unfinished run(s) excluded (no {rundir.DONE_FILE}); "
+            "--include-unfinished uses them"
+        )
     state = np.random.get_state()
     np.random.seed(seed)
     try:
@@ -53,15 +64,39 @@ def aggregate(sweep_dir, out_dir=None, reps: int = 2000, include_unfinished: boo
 
     out.mkdir(parents=True, exist_ok=True)
     curve_cols = ["env", "method", "env_steps", "iqm", "iqm_lo", "iqm_hi", "mean", "mean_lo", "mean_hi", "n_seeds"]
-    final_cols = ["env", "method", "n_seeds", "seeds", "iqm", "iqm_lo", "iqm_hi", "mean", "mean_lo", "mean_hi",
-                  "final_steps_min", "final_steps_max", "auc_horizon", "auc_iqm", "auc_lo", "auc_hi"]
+    final_cols = [
+        "env",
+        "method",
+        "n_seeds",
+        "seeds",
+        "iqm",
+        "iqm_lo",
+        "iqm_hi",
+        "mean",
+        "mean_lo",
+        "mean_hi",
+        "final_steps_min",
+        "final_steps_max",
+        "auc_horizon",
+        "auc_iqm",
+        "auc_lo",
+        "auc_hi",
+    ]
     poi_cols = ["env", "method", "baseline", "poi", "poi_lo", "poi_hi", "n_seeds", "n_seeds_mle", "n_envs"]
-    tables = {"curves": pd.DataFrame(curves, columns=curve_cols), "final": pd.DataFrame(final, columns=final_cols),
-              "poi": pd.DataFrame(poi, columns=poi_cols)}
+    tables = {
+        "curves": pd.DataFrame(curves, columns=curve_cols),
+        "final": pd.DataFrame(final, columns=final_cols),
+        "poi": pd.DataFrame(poi, columns=poi_cols),
+    }
     claims_json = out / "claims.json"
-    files: Dict[str, Optional[Path]] = {"curves_csv": out / "curves.csv", "final_csv": out / "final.csv",
-                                        "poi_csv": out / "poi.csv", "claims_json": claims_json,
-                                        "curves_png": None, "poi_png": None}
+    files: Dict[str, Optional[Path]] = {
+        "curves_csv": out / "curves.csv",
+        "final_csv": out / "final.csv",
+        "poi_csv": out / "poi.csv",
+        "claims_json": claims_json,
+        "curves_png": None,
+        "poi_png": None,
+    }
     for name in ("curves", "final", "poi"):
         tables[name].to_csv(out / f"{name}.csv", index=False)
     claims_json.write_text(json.dumps(claims, indent=2) + "\n")
@@ -73,12 +108,35 @@ def aggregate(sweep_dir, out_dir=None, reps: int = 2000, include_unfinished: boo
             files["poi_png"] = out / "poi.png"
             plot_poi(poi, data.methods, out / "poi.png", title)
     files["report"] = out / "report.md"
-    write_report(out / "report.md", sweep_dir, loaded, data, final, poi, poi_notes, claims, files, reps, seed,
-                 include_unfinished, max_points)
+    write_report(
+        out / "report.md",
+        sweep_dir,
+        loaded,
+        data,
+        final,
+        poi,
+        poi_notes,
+        claims,
+        files,
+        reps,
+        seed,
+        include_unfinished,
+        max_points,
+    )
 
     n_unf_used = sum(not r.done for r in loaded.runs)
-    result = {"out_dir": out, **files, **tables, "claims": claims, "warnings": warnings, "notes": poi_notes,
-              "figure": loaded.figure, "n_runs": len(loaded.runs), "n_unfinished": len(loaded.unfinished),
-              "n_unfinished_used": n_unf_used, "skipped": loaded.skipped,
-              "unfinished": [str(r.path) for r in loaded.unfinished]}
+    result = {
+        "out_dir": out,
+        **files,
+        **tables,
+        "claims": claims,
+        "warnings": warnings,
+        "notes": poi_notes,
+        "figure": loaded.figure,
+        "n_runs": len(loaded.runs),
+        "n_unfinished": len(loaded.unfinished),
+        "n_unfinished_used": n_unf_used,
+        "skipped": loaded.skipped,
+        "unfinished": [str(r.path) for r in loaded.unfinished],
+    }
     return result

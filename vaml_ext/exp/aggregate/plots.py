@@ -1,4 +1,5 @@
 """The report's figures: return curves (IQM with 95% CIs) and PoI over MLE."""
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,7 @@ def plot_curves(data: SweepData, curves: List[dict], path: Path, title: str) -> 
                 continue
             x = [p["env_steps"] for p in pts]
             ax.plot(x, [p["iqm"] for p in pts], color=colors[m], label=m, lw=1.6)
-            ax.fill_between(x, [p["iqm_lo"] for p in pts], [p["iqm_hi"] for p in pts], color=colors[m], alpha=0.2,
-                            lw=0)
+            ax.fill_between(x, [p["iqm_lo"] for p in pts], [p["iqm_hi"] for p in pts], color=colors[m], alpha=0.2, lw=0)
         ax.set_title(env)
         ax.set_xlabel("env steps")
         ax.set_ylabel("return (IQM, 95% CI)")
@@ -59,8 +59,7 @@ def plot_poi(poi: List[dict], methods: List[str], path: Path, title: str) -> Non
     fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(poi) + 1.4))
     for i, r in enumerate(poi):
         y = len(poi) - 1 - i
-        ax.plot([r["poi_lo"], r["poi_hi"]], [y, y], color=colors[r["method"]], lw=6, alpha=0.45,
-                solid_capstyle="butt")
+        ax.plot([r["poi_lo"], r["poi_hi"]], [y, y], color=colors[r["method"]], lw=6, alpha=0.45, solid_capstyle="butt")
         ax.plot([r["poi"]], [y], "o", color=colors[r["method"]])
     ax.set_yticks(range(len(poi)))
     ax.set_yticklabels([f"{r['env']}: {r['method']}" for r in reversed(poi)])
@@ -72,4 +71,3 @@ def plot_poi(poi: List[dict], methods: List[str], path: Path, title: str) -> Non
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-

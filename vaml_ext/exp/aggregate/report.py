@@ -1,5 +1,6 @@
 """``report.md``: runs, final performance, PoI, the paper's claims next to the measured
 result, figures and method notes."""
+
 from __future__ import annotations
 
 import math
@@ -47,29 +48,54 @@ def _run_counts(loaded: Loaded, include_unfinished: bool) -> str:
             mis = [s for s in seeds if (e, m, s) not in all_runs and (e, m, s) not in skipped]
             n_missing += len(mis)
             j = lambda xs: " ".join(map(str, xs)) if xs else "-"  # noqa: E731
-            rows.append([e, m, f"{len(fin)} ({j(fin)})", f"{len(unf)} ({j(unf)})", f"{len(skp)} ({j(skp)})",
-                         f"{len(mis)} ({j(mis)})"])
+            rows.append(
+                [
+                    e,
+                    m,
+                    f"{len(fin)} ({j(fin)})",
+                    f"{len(unf)} ({j(unf)})",
+                    f"{len(skp)} ({j(skp)})",
+                    f"{len(mis)} ({j(mis)})",
+                ]
+            )
     n_fin = sum(r.done for r in all_runs.values())
     n_unf = len(all_runs) - n_fin
-    head = (f"{len(all_runs)} run(s) with data: {n_fin} finished, {n_unf} unfinished "
-            f"({'included' if include_unfinished else 'excluded'}); {n_missing} missing "
-            f"(seeds {', '.join(map(str, seeds))} expected for every env × method present); "
-            f"{len(loaded.skipped)} skipped (no usable data, listed below).")
-    table = _md_table(["env", "method", "finished (seeds)", "unfinished (seeds)", "skipped (seeds)",
-                       "missing (seeds)"], rows)
+    head = (
+        f"{len(all_runs)} run(s) with data: {n_fin} finished, {n_unf} unfinished "
+        f"({'included' if include_unfinished else 'excluded'}); {n_missing} missing "
+        f"(seeds {', '.join(map(str, seeds))} expected for every env × method present); "
+        f"{len(loaded.skipped)} skipped (no usable data, listed below)."
+    )
+    table = _md_table(
+        ["env", "method", "finished (seeds)", "unfinished (seeds)", "skipped (seeds)", "missing (seeds)"], rows
+    )
     fig = loaded.figure
     if fig in FIGURE_ENVS:
         no_env = [e for e in FIGURE_ENVS[fig] if e not in envs]
         no_method = [m for m in FIGURE_METHODS[fig] if m not in methods]
         if no_env or no_method:
-            head += (f" Not in this sweep at all (of {fig}'s envs/methods): envs {', '.join(no_env) or '-'}; "
-                     f"methods {', '.join(no_method) or '-'}.")
+            head += (
+                f" Not in this sweep at all (of {fig}'s envs/methods): envs {', '.join(no_env) or '-'}; "
+                f"methods {', '.join(no_method) or '-'}."
+            )
     return head + "\n\n" + table
 
 
-def write_report(path: Path, sweep_dir: Path, loaded: Loaded, data: SweepData, final: List[dict],
-                 poi: List[dict], poi_notes: List[str], claims: List[dict], files: Dict[str, Optional[Path]],
-                 reps: int, seed: int, include_unfinished: bool, max_points: int) -> None:
+def write_report(
+    path: Path,
+    sweep_dir: Path,
+    loaded: Loaded,
+    data: SweepData,
+    final: List[dict],
+    poi: List[dict],
+    poi_notes: List[str],
+    claims: List[dict],
+    files: Dict[str, Optional[Path]],
+    reps: int,
+    seed: int,
+    include_unfinished: bool,
+    max_points: int,
+) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
     def ver(pkg):
@@ -80,49 +106,105 @@ def write_report(path: Path, sweep_dir: Path, loaded: Loaded, data: SweepData, f
 
     fig = loaded.figure
     L = [f"# Sweep report: `{sweep_dir}`", ""]
-    L += [f"* figure: **{fig or 'not set in run.yaml'}**"
-          + (f" (expected envs {', '.join(FIGURE_ENVS[fig])}; methods {', '.join(FIGURE_METHODS[fig])})"
-             if fig in FIGURE_ENVS else ""),
-          f"* preset: {', '.join(loaded.presets) or 'n/a'}; backend: {', '.join(loaded.backends) or 'n/a'}",
-          f"* envs: {', '.join(data.envs)}; methods: {', '.join(data.methods)}",
-          "* git commit(s) (run.yaml `provenance.commit`): "
-          + ", ".join(f"`{c}` ({n} runs)" for c, n in sorted(loaded.commits.items(), key=lambda kv: -kv[1]))
-          + (f"; {loaded.dirty} run(s) started from a dirty work tree" if loaded.dirty else ""),
-          f"* statistics: rliable {ver('rliable')} (arch {ver('arch')}) stratified bootstrap, {reps} reps, "
-          f"{int(CI * 100)}% percentile CIs, seed {seed}; generated {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
+    L += [
+        f"* figure: **{fig or 'not set in run.yaml'}**"
+        + (
+            f" (expected envs {', '.join(FIGURE_ENVS[fig])}; methods {', '.join(FIGURE_METHODS[fig])})"
+            if fig in FIGURE_ENVS
+            else ""
+        ),
+        f"* preset: {', '.join(loaded.presets) or 'n/a'}; backend: {', '.join(loaded.backends) or 'n/a'}",
+        f"* envs: {', '.join(data.envs)}; methods: {', '.join(data.methods)}",
+        "* git commit(s) (run.yaml `provenance.commit`): "
+        + ", ".join(f"`{c}` ({n} runs)" for c, n in sorted(loaded.commits.items(), key=lambda kv: -kv[1]))
+        + (f"; {loaded.dirty} run(s) started from a dirty work tree" if loaded.dirty else ""),
+        f"* statistics: rliable {ver('rliable')} (arch {ver('arch')}) stratified bootstrap, {reps} reps, "
+        f"{int(CI * 100)}% percentile CIs, seed {seed}; generated {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        "",
+    ]
     counts = _run_counts(loaded, include_unfinished)
     L += ["## Runs", "", counts, ""]
     if loaded.skipped:
         L += ["Skipped run directories:", ""] + [f"* `{p}`: {why}" for p, why in loaded.skipped] + [""]
     unf = list(loaded.unfinished)
     if unf:
-        L += [f"Unfinished runs ({'included' if include_unfinished else 'excluded; --include-unfinished uses them'}):",
-              ""] + [f"* `{r.path.relative_to(sweep_dir)}`: {r.env}/{r.method} seed {r.seed}, "
-                     f"{len(r.steps)} evaluations, last at {_num(r.last_step)} env steps" for r in unf] + [""]
+        L += (
+            [
+                f"Unfinished runs ({'included' if include_unfinished else 'excluded; --include-unfinished uses them'}):",
+                "",
+            ]
+            + [
+                f"* `{r.path.relative_to(sweep_dir)}`: {r.env}/{r.method} seed {r.seed}, "
+                f"{len(r.steps)} evaluations, last at {_num(r.last_step)} env steps"
+                for r in unf
+            ]
+            + [""]
+        )
 
-    L += ["## Final performance", "",
-          "Final return = last evaluation of each seed. AUC = mean return over the env's grid up to "
-          "the horizon every run of the env reached.", ""]
-    L.append(_md_table(
-        ["env", "method", "seeds", "final IQM [95% CI]", "final mean [95% CI]", "final env steps", "AUC IQM [95% CI]"],
-        [[r["env"], r["method"], r["n_seeds"], _ci(r["iqm"], r["iqm_lo"], r["iqm_hi"]),
-          _ci(r["mean"], r["mean_lo"], r["mean_hi"]),
-          f"{r['final_steps_min']}" + (f"–{r['final_steps_max']}" if r["final_steps_max"] != r["final_steps_min"] else ""),
-          _ci(r["auc_iqm"], r["auc_lo"], r["auc_hi"]) + (f" @{r['auc_horizon']}" if r["auc_horizon"] is not None else "")]
-         for r in final]))
+    L += [
+        "## Final performance",
+        "",
+        "Final return = last evaluation of each seed. AUC = mean return over the env's grid up to "
+        "the horizon every run of the env reached.",
+        "",
+    ]
+    L.append(
+        _md_table(
+            [
+                "env",
+                "method",
+                "seeds",
+                "final IQM [95% CI]",
+                "final mean [95% CI]",
+                "final env steps",
+                "AUC IQM [95% CI]",
+            ],
+            [
+                [
+                    r["env"],
+                    r["method"],
+                    r["n_seeds"],
+                    _ci(r["iqm"], r["iqm_lo"], r["iqm_hi"]),
+                    _ci(r["mean"], r["mean_lo"], r["mean_hi"]),
+                    f"{r['final_steps_min']}"
+                    + (f"–{r['final_steps_max']}" if r["final_steps_max"] != r["final_steps_min"] else ""),
+                    _ci(r["auc_iqm"], r["auc_lo"], r["auc_hi"])
+                    + (f" @{r['auc_horizon']}" if r["auc_horizon"] is not None else ""),
+                ]
+                for r in final
+            ],
+        )
+    )
     single = [f"{r['env']}/{r['method']}" for r in final if r["n_seeds"] == 1]
     if single:
-        L += ["", f"**One seed only** for {', '.join(single)}: the bootstrap has nothing to resample, "
-                  "so those CIs are degenerate (a single point) and say nothing about uncertainty."]
+        L += [
+            "",
+            f"**One seed only** for {', '.join(single)}: the bootstrap has nothing to resample, "
+            "so those CIs are degenerate (a single point) and say nothing about uncertainty.",
+        ]
     few = [f"{r['env']}/{r['method']}" for r in final if 1 < r["n_seeds"] < MIN_SEEDS]
     if few:
-        L += ["", f"Fewer than {MIN_SEEDS} seeds for {', '.join(few)}: CIs are unreliable; claims treat them "
-                  "as inconclusive."]
+        L += [
+            "",
+            f"Fewer than {MIN_SEEDS} seeds for {', '.join(few)}: CIs are unreliable; claims treat them "
+            "as inconclusive.",
+        ]
     L += ["", "## Probability of improvement over MLE", ""]
     if poi:
-        L.append(_md_table(["env", "method", "P(method > mle) [95% CI]", "seeds (method / mle)"],
-                           [[r["env"], r["method"], _ci(r["poi"], r["poi_lo"], r["poi_hi"]),
-                             f"{r['n_seeds']} / {r['n_seeds_mle']}"] for r in poi]))
+        L.append(
+            _md_table(
+                ["env", "method", "P(method > mle) [95% CI]", "seeds (method / mle)"],
+                [
+                    [
+                        r["env"],
+                        r["method"],
+                        _ci(r["poi"], r["poi_lo"], r["poi_hi"]),
+                        f"{r['n_seeds']} / {r['n_seeds_mle']}",
+                    ]
+                    for r in poi
+                ],
+            )
+        )
     L += [""] + [f"* {n}" for n in poi_notes] + ([""] if poi_notes else [])
 
     L += ["## The paper's claims vs this sweep", ""]
@@ -131,12 +213,19 @@ def write_report(path: Path, sweep_dir: Path, loaded: Loaded, data: SweepData, f
     elif not claims:
         L.append(f"No claims registered for figure `{fig}` (vaml_ext/exp/claims.py).")
     else:
-        L.append(_md_table(["#", "paper's claim", "how we test it", "verdict", "measured (IQM [95% CI])"],
-                           [[c["id"], c["claim"], c["rule"], f"**{c['verdict']}**", c["evidence"]] for c in claims]))
-        L += ["", f"Verdict rule: two methods differ on an env only if their {int(CI * 100)}% CIs are disjoint; "
-                  f"fewer than {MIN_SEEDS} seeds or a missing env/method makes a comparison inconclusive; "
-                  "a claim holds if every env it covers supports it, does not hold if any contradicts it "
-                  "(details: vaml_ext/exp/claims.py)."]
+        L.append(
+            _md_table(
+                ["#", "paper's claim", "how we test it", "verdict", "measured (IQM [95% CI])"],
+                [[c["id"], c["claim"], c["rule"], f"**{c['verdict']}**", c["evidence"]] for c in claims],
+            )
+        )
+        L += [
+            "",
+            f"Verdict rule: two methods differ on an env only if their {int(CI * 100)}% CIs are disjoint; "
+            f"fewer than {MIN_SEEDS} seeds or a missing env/method makes a comparison inconclusive; "
+            "a claim holds if every env it covers supports it, does not hold if any contradicts it "
+            "(details: vaml_ext/exp/claims.py).",
+        ]
     L += ["", "## Figures", ""]
     curves_png, poi_png = files.get("curves_png"), files.get("poi_png")
     if curves_png:
@@ -146,15 +235,23 @@ def write_report(path: Path, sweep_dir: Path, loaded: Loaded, data: SweepData, f
     else:
         L += ["", "No PoI figure (no probability of improvement computed, see above)."]
     shared = [e for e in data.envs if data.shared[e]]
-    L += ["", "## Method notes", "",
-          f"* Grid: per env, the union of evaluation steps (at most {max_points} points). "
-          + (f"All runs share their evaluation steps on: {', '.join(shared)}. " if shared else "")
-          + ("Runs with different evaluation steps on: " + ", ".join(e for e in data.envs if not data.shared[e])
-             + " -- there a run's value at a grid point is its last evaluation at or before that point. "
-             if len(shared) < len(data.envs) else "")
-          + "A run counts at a grid point only between its first and last evaluation (`n_seeds` in curves.csv).",
-          "* Curves: IQM/mean over seeds per grid point with pointwise bootstrap CIs (each point resampled "
-          "independently, rliable's stratified bootstrap over a runs × 1 × points array).",
-          "* Files: " + ", ".join(f"`{Path(p).name}`" for k, p in files.items() if p and k != "report"), ""]
+    L += [
+        "",
+        "## Method notes",
+        "",
+        f"* Grid: per env, the union of evaluation steps (at most {max_points} points). "
+        + (f"All runs share their evaluation steps on: {', '.join(shared)}. " if shared else "")
+        + (
+            "Runs with different evaluation steps on: "
+            + ", ".join(e for e in data.envs if not data.shared[e])
+            + " -- there a run's value at a grid point is its last evaluation at or before that point. "
+            if len(shared) < len(data.envs)
+            else ""
+        )
+        + "A run counts at a grid point only between its first and last evaluation (`n_seeds` in curves.csv).",
+        "* Curves: IQM/mean over seeds per grid point with pointwise bootstrap CIs (each point resampled "
+        "independently, rliable's stratified bootstrap over a runs × 1 × points array).",
+        "* Files: " + ", ".join(f"`{Path(p).name}`" for k, p in files.items() if p and k != "report"),
+        "",
+    ]
     path.write_text("\n".join(L))
-

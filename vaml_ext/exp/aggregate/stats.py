@@ -7,6 +7,7 @@ keywords as data. :func:`interval_estimates` therefore runs rliable's bootstrap 
 through thin subclasses that translate the keyword for their own construction only;
 nothing in arch or rliable is modified.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
@@ -54,7 +55,6 @@ def _arch_compat_bootstraps():
     return Stratified, StratifiedIndependent
 
 
-
 # The statistics below are exact re-implementations of rliable.metrics' aggregate_iqm
 # (scipy.stats.trim_mean(x, 0.25, axis=None)) and probability_of_improvement (Mann-Whitney
 # U / (n_x n_y) per task, 0.5 for identical columns, averaged over tasks); the tests check
@@ -65,14 +65,14 @@ def iqm(x: np.ndarray) -> float:
     """IQM over all entries = ``rliable.metrics.aggregate_iqm``."""
     a = np.sort(np.ravel(x))
     cut = int(0.25 * a.size)
-    return float(a[cut:a.size - cut].mean())
+    return float(a[cut : a.size - cut].mean())
 
 
 def iqm_columns(y: np.ndarray) -> np.ndarray:
     """``[runs, points]`` -> IQM over runs of every column (``aggregate_iqm`` per column)."""
     a = np.sort(y, axis=0)
     cut = int(0.25 * a.shape[0])
-    return a[cut:a.shape[0] - cut].mean(axis=0)
+    return a[cut : a.shape[0] - cut].mean(axis=0)
 
 
 def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> float:

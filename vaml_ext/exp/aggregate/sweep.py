@@ -11,6 +11,7 @@ Curves bootstrap all grid points of one env/method in one call; each grid point 
 resampled independently (rliable's behaviour for a ``runs x 1 x points`` array), so the
 CIs are pointwise.
 """
+
 from __future__ import annotations
 
 import re
@@ -105,8 +106,9 @@ class SweepData(ClaimData):
             else:
                 pt, ci = interval_estimates({"s": x[:, None]}, iqm_mean_fn, self.reps)
                 p, c = pt["s"], ci["s"]
-                self._cache[key] = Stat(iqm=float(p[0]), lo=float(c[0, 0]), hi=float(c[1, 0]), n=len(x),
-                                        mean=float(p[1]))
+                self._cache[key] = Stat(
+                    iqm=float(p[0]), lo=float(c[0, 0]), hi=float(c[1, 0]), n=len(x), mean=float(p[1])
+                )
                 self._mean_ci[key] = (float(c[0, 1]), float(c[1, 1]))
         return self._cache[key]
 
@@ -123,7 +125,7 @@ class SweepData(ClaimData):
                 rs = self.runs(env, method)
                 if not rs:
                     continue
-                V = np.stack([self.values[id(r)] for r in rs])          # [runs, points]
+                V = np.stack([self.values[id(r)] for r in rs])  # [runs, points]
                 mask = np.isfinite(V)
                 groups: Dict[bytes, List[int]] = {}
                 for j in range(len(grid)):
@@ -140,9 +142,20 @@ class SweepData(ClaimData):
                         out[j] = (p[i], c[0, i], c[1, i], p[t + i], c[0, t + i], c[1, t + i], int(sel.sum()))
                 for j in sorted(out):
                     iqm, lo, hi, mean, mlo, mhi, n = out[j]
-                    rows.append({"env": env, "method": method, "env_steps": _num(grid[j]),
-                                 "iqm": iqm, "iqm_lo": lo, "iqm_hi": hi,
-                                 "mean": mean, "mean_lo": mlo, "mean_hi": mhi, "n_seeds": n})
+                    rows.append(
+                        {
+                            "env": env,
+                            "method": method,
+                            "env_steps": _num(grid[j]),
+                            "iqm": iqm,
+                            "iqm_lo": lo,
+                            "iqm_hi": hi,
+                            "mean": mean,
+                            "mean_lo": mlo,
+                            "mean_hi": mhi,
+                            "n_seeds": n,
+                        }
+                    )
         return rows
 
     def final_table(self) -> List[dict]:
@@ -158,14 +171,26 @@ class SweepData(ClaimData):
                 mlo, mhi = self.mean_ci(env, method, "final")
                 a = self.stat(env, method, "auc", h) if h is not None else None
                 steps = [r.last_step for r in rs]
-                rows.append({"env": env, "method": method, "n_seeds": s.n,
-                             "seeds": " ".join(str(r.seed) for r in rs),
-                             "iqm": s.iqm, "iqm_lo": s.lo, "iqm_hi": s.hi,
-                             "mean": s.mean, "mean_lo": mlo, "mean_hi": mhi,
-                             "final_steps_min": _num(min(steps)), "final_steps_max": _num(max(steps)),
-                             "auc_horizon": _num(h) if h is not None else None,
-                             "auc_iqm": a.iqm if a else float("nan"), "auc_lo": a.lo if a else float("nan"),
-                             "auc_hi": a.hi if a else float("nan")})
+                rows.append(
+                    {
+                        "env": env,
+                        "method": method,
+                        "n_seeds": s.n,
+                        "seeds": " ".join(str(r.seed) for r in rs),
+                        "iqm": s.iqm,
+                        "iqm_lo": s.lo,
+                        "iqm_hi": s.hi,
+                        "mean": s.mean,
+                        "mean_lo": mlo,
+                        "mean_hi": mhi,
+                        "final_steps_min": _num(min(steps)),
+                        "final_steps_max": _num(max(steps)),
+                        "auc_horizon": _num(h) if h is not None else None,
+                        "auc_iqm": a.iqm if a else float("nan"),
+                        "auc_lo": a.lo if a else float("nan"),
+                        "auc_hi": a.hi if a else float("nan"),
+                    }
+                )
         return rows
 
     def poi_table(self) -> Tuple[List[dict], List[str]]:
@@ -184,22 +209,34 @@ class SweepData(ClaimData):
             if not envs:
                 notes.append(f"{m}: no env with both {m} and mle runs")
                 continue
-            dicts = {e: (self.scores(e, m, "final")[:, None], self.scores(e, "mle", "final")[:, None])
-                     for e in envs}
+            dicts = {e: (self.scores(e, m, "final")[:, None], self.scores(e, "mle", "final")[:, None]) for e in envs}
             if len(envs) > 1:
                 nx = min(len(dicts[e][0]) for e in envs)
                 ny = min(len(dicts[e][1]) for e in envs)
                 if any(len(dicts[e][0]) != nx or len(dicts[e][1]) != ny for e in envs):
-                    notes.append(f"{m} over all envs: seed counts differ across envs; the first {nx} seeds of "
-                                 f"{m} and {ny} of mle (by seed id) per env are used")
-                dicts["all"] = (np.concatenate([dicts[e][0][:nx] for e in envs], axis=1),
-                                np.concatenate([dicts[e][1][:ny] for e in envs], axis=1))
+                    notes.append(
+                        f"{m} over all envs: seed counts differ across envs; the first {nx} seeds of "
+                        f"{m} and {ny} of mle (by seed id) per env are used"
+                    )
+                dicts["all"] = (
+                    np.concatenate([dicts[e][0][:nx] for e in envs], axis=1),
+                    np.concatenate([dicts[e][1][:ny] for e in envs], axis=1),
+                )
             pt, ci = interval_estimates(dicts, probability_of_improvement, self.reps)
             for e in list(envs) + (["all"] if "all" in dicts else []):
-                rows.append({"env": e, "method": m, "baseline": "mle", "poi": float(pt[e]),
-                             "poi_lo": float(np.ravel(ci[e])[0]), "poi_hi": float(np.ravel(ci[e])[1]),
-                             "n_seeds": dicts[e][0].shape[0], "n_seeds_mle": dicts[e][1].shape[0],
-                             "n_envs": len(envs) if e == "all" else 1})
+                rows.append(
+                    {
+                        "env": e,
+                        "method": m,
+                        "baseline": "mle",
+                        "poi": float(pt[e]),
+                        "poi_lo": float(np.ravel(ci[e])[0]),
+                        "poi_hi": float(np.ravel(ci[e])[1]),
+                        "n_seeds": dicts[e][0].shape[0],
+                        "n_seeds_mle": dicts[e][1].shape[0],
+                        "n_envs": len(envs) if e == "all" else 1,
+                    }
+                )
         return rows, notes
 
 
@@ -218,4 +255,3 @@ _METHOD_ORDER = ["mle", "slbo", "ma_direct_l1", "ma_direct_l2", "ma_l1_naive", "
 
 def _method_order(m: str):
     return (_METHOD_ORDER.index(m), m) if m in _METHOD_ORDER else (len(_METHOD_ORDER), m)
-
