@@ -126,3 +126,17 @@ def test_sigkill_at_a_random_moment_then_restart(tree, tmp_path):
     if proc.returncode == -signal.SIGKILL:
         assert f"previous holder pid {proc.pid}" in out.stderr
     assert _stages(log_dir) == [0, 1, 2, 3, 4], f"seed {seed}"
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_run_keeps_its_final_row(tree, tmp_path):
+    """A finished run re-run as is (a sweep re-run, or a kill that landed after the run ended)
+    resumes past its last stage: its final-evaluation row (stage n_stages) must survive."""
+    log_dir = tmp_path / "run"
+    log_dir.parent.mkdir(exist_ok=True)
+    first = _run(tree, log_dir, "slbo.n_stages=2")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert _stages(log_dir) == [0, 1, 2]
+    again = _run(tree, log_dir, "slbo.n_stages=2")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert _stages(log_dir) == [0, 1, 2]
