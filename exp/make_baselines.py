@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vaml_ext.exp.__main__ import load_figure  # noqa: E402
+from vaml_ext.exp.run import selection_for  # noqa: E402
 from vaml_ext.runlog.rundir import git_provenance, iter_run_dirs, read_eval, read_run_config  # noqa: E402
 
 FIGURES = ("fig1", "fig2", "fig3", "fig4")
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
         print(f"== {fig}: {' '.join(cmd[1:])}", flush=True)
         subprocess.run(cmd, cwd=REPO, env=env, check=True)
         rows, run_commits, run_seconds = collect(a.work / fig / "smoke")
-        expected = len(spec["envs"]) * len(spec["methods"]) * len(seeds)
+        expected = len(selection_for(spec, "smoke", "envs")) * len(selection_for(spec, "smoke", "methods")) * len(seeds)
         runs = {(r["env"], r["method"], r["seed"]) for r in rows}
         if len(runs) != expected:
             raise SystemExit(f"{fig}: {len(runs)} runs found, expected {expected}")

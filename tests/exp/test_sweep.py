@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from vaml_ext.exp.__main__ import load_figure
-from vaml_ext.exp.run import CONF_DIR, PRESETS, RunConfigError, resolve_run, seeds_for
+from vaml_ext.exp.run import CONF_DIR, PRESETS, RunConfigError, resolve_run, seeds_for, selection_for
 from vaml_ext.runlog.rundir import REPO
 
 FIGURES = ("fig1", "fig2", "fig3", "fig4")
@@ -36,8 +36,10 @@ def test_every_figure_run_resolves_for_every_preset(fig):
     spec = load_figure(fig)
     assert len(spec["seeds"]) == 5, "the paper used 5 seeds"
     for preset in PRESETS:
-        for env in spec["envs"]:
-            for method in spec["methods"]:
+        if preset not in spec["presets"]:
+            continue
+        for env in selection_for(spec, preset, "envs"):
+            for method in selection_for(spec, preset, "methods"):
                 cfg = _compose(
                     [
                         f"figure={fig}",
@@ -64,7 +66,29 @@ def test_paper_env_lists():
         "halfcheetah",
     }
     assert load_figure("fig3")["methods"] == ["mle", "ma_l1", "ma_vaml"]
-    assert load_figure("fig4")["methods"] == ["mle", "ma_l1_naive", "ma_l1", "mle_va_slbo"]
+    assert load_figure("fig4")["methods"] == ["mle", "ma_l1_naive", "ma_l1", "mle_va_slbo", "slbo"]
+    assert selection_for(load_figure("fig4"), "smoke", "methods") == ["mle", "ma_l1_naive", "ma_l1", "mle_va_slbo"]
+
+
+def test_preset_selects_envs_methods_seeds():
+    fig4 = load_figure("fig4")
+    assert selection_for(fig4, "medium", "envs") == ["swimmer", "hopper"]
+    assert selection_for(fig4, "medium", "methods") == fig4["methods"]  # no list: the figure's
+    assert seeds_for(fig4, "medium") == [1, 2, 3, 4]
+    bad = dict(fig4, presets={"x": {"methods": ["mle", "nope"]}})
+    with pytest.raises(RunConfigError, match="nope"):
+        selection_for(bad, "x", "methods")
+
+
+def test_figure_command_uses_the_presets_selection(capsys):
+    from vaml_ext.exp.__main__ import main
+
+    assert main(["fig4", "--preset", "medium", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 envs x 5 methods x 4 seeds = 40 runs" in out
+    assert "env=swimmer,hopper" in out and "seed=1,2,3,4" in out
+    assert main(["fig4", "--preset", "smoke", "--dry-run"]) == 0
+    assert "method=mle,ma_l1_naive,ma_l1,mle_va_slbo " in capsys.readouterr().out
     assert {"pendulum", "acrobot", "hopper", "swimmer", "ant", "reacher"} <= set(load_figure("fig2")["envs"])
 
 

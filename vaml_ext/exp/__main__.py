@@ -32,7 +32,7 @@ from pathlib import Path
 
 from vaml_ext.runlog.lock import describe, holder_if_locked
 from vaml_ext.runlog.rundir import DONE_FILE, REPO
-from vaml_ext.exp.run import CONF_DIR, FAILED_FILE, PRESETS, seeds_for
+from vaml_ext.exp.run import CONF_DIR, FAILED_FILE, PRESETS, RunConfigError, seeds_for, selection_for
 
 
 def load_figure(name: str) -> dict:
@@ -94,8 +94,8 @@ def main(argv=None) -> int:
         help="extra Hydra override, e.g. hydra.launcher.partition=gpu (repeatable)",
     )
     p.add_argument("--out", type=Path, default=REPO / "exp" / "results", help="results root (default exp/results)")
-    p.add_argument("--envs", nargs="+", help="subset of the figure's envs")
-    p.add_argument("--methods", nargs="+", help="subset of the figure's methods")
+    p.add_argument("--envs", nargs="+", help="subset of the figure's envs (default: the preset's)")
+    p.add_argument("--methods", nargs="+", help="subset of the figure's methods (default: the preset's)")
     p.add_argument(
         "--seeds", nargs="+", type=int, help="seeds to run, from the figure's 5 (default: the preset's; smoke runs 2)"
     )
@@ -127,8 +127,13 @@ def main(argv=None) -> int:
     fig = load_figure(a.figure)
     if a.preset not in (fig.get("presets") or {}):
         p.error(f"--preset {a.preset} is not defined for {a.figure}")
-    envs = _subset("envs", a.envs, fig["envs"])
-    methods = _subset("methods", a.methods, fig["methods"])
+    try:
+        envs = _subset("envs", a.envs, fig["envs"]) if a.envs else selection_for(fig, a.preset, "envs")
+        methods = (
+            _subset("methods", a.methods, fig["methods"]) if a.methods else selection_for(fig, a.preset, "methods")
+        )
+    except RunConfigError as e:
+        p.error(str(e))
     seeds = (
         seeds_for(fig, a.preset)
         if not a.seeds

@@ -42,7 +42,7 @@ from vaml_ext.runlog.lock import RunInUse, RunLock, child_env, describe
 from vaml_ext.runlog.rundir import REPO, git_provenance, is_done, read_done, read_run_config, write_run_config
 
 CONF_DIR = REPO / "exp" / "conf"
-PRESETS = ("smoke", "short", "paper")
+PRESETS = ("smoke", "short", "medium", "paper")
 FAILED_FILE = "failed.json"
 
 
@@ -58,8 +58,22 @@ def budget_for(figure: dict, preset: str, env: str):
 
 
 def seeds_for(figure: dict, preset: str):
+    """The seeds a preset runs by default: its own ``seeds`` list, else the figure's."""
+    return selection_for(figure, preset, "seeds")
+
+
+def selection_for(figure: dict, preset: str, kind: str) -> list:
+    """The ``envs`` / ``methods`` / ``seeds`` a preset runs by default: the preset's own list
+    (a subset of the figure's), else the figure's. A preset naming one the figure lacks is an
+    error: the figure's lists are the valid names."""
     p = (figure.get("presets") or {}).get(preset) or {}
-    return list(p.get("seeds", figure["seeds"]))
+    chosen = list(p.get(kind, figure[kind]))
+    bad = [c for c in chosen if c not in figure[kind]]
+    if bad:
+        raise RunConfigError(
+            f"{figure['name']} preset {preset}: {kind} {bad} not in the figure's {kind} {figure[kind]}"
+        )
+    return chosen
 
 
 def resolve_run(cfg: DictConfig) -> dict:
