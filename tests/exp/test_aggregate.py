@@ -116,6 +116,20 @@ def test_poi_over_all_envs(tmp_path):
     assert rows["all"].poi == pytest.approx(1.0) and rows["all"].n_envs == 2
 
 
+def test_poi_of_the_refit_over_its_naive_ablation(tmp_path):
+    write_cell(tmp_path, "hopper", "mle", 100.0, n_seeds=6, figure="fig4")
+    write_cell(tmp_path, "hopper", "ma_l1_naive", 50.0, n_seeds=6, figure="fig4")
+    write_cell(tmp_path, "hopper", "ma_l1", 150.0, n_seeds=6, figure="fig4")
+    res = aggregate(tmp_path, reps=REPS, log=lambda m: None)
+    poi = {(r.method, r.baseline): r for r in res["poi"].itertuples()}
+    assert set(poi) == {("ma_l1", "mle"), ("ma_l1_naive", "mle"), ("ma_l1", "ma_l1_naive")}
+    assert poi[("ma_l1", "ma_l1_naive")].poi == pytest.approx(1.0)
+    assert poi[("ma_l1_naive", "mle")].poi == pytest.approx(0.0)
+    assert poi[("ma_l1", "ma_l1_naive")].n_seeds_baseline == 6
+    report = res["report"].read_text()
+    assert "| hopper | ma_l1 | ma_l1_naive |" in report
+
+
 def test_unshared_eval_steps_use_last_eval_at_or_before(tmp_path):
     write_run(tmp_path, "hopper", "mle", 0, [0, 100, 200], [0.0, 1.0, 2.0])
     write_run(tmp_path, "hopper", "mle", 1, [0, 150, 250], [0.0, 10.0, 20.0])

@@ -82,7 +82,7 @@ def aggregate(
         "auc_lo",
         "auc_hi",
     ]
-    poi_cols = ["env", "method", "baseline", "poi", "poi_lo", "poi_hi", "n_seeds", "n_seeds_mle", "n_envs"]
+    poi_cols = ["env", "method", "baseline", "poi", "poi_lo", "poi_hi", "n_seeds", "n_seeds_baseline", "n_envs"]
     tables = {
         "curves": pd.DataFrame(curves, columns=curve_cols),
         "final": pd.DataFrame(final, columns=final_cols),

@@ -189,17 +189,18 @@ def write_report(
             f"Fewer than {MIN_SEEDS} seeds for {', '.join(few)}: CIs are unreliable; claims treat them "
             "as inconclusive.",
         ]
-    L += ["", "## Probability of improvement over MLE", ""]
+    L += ["", "## Probability of improvement (over MLE; over the Naive ablation where it ran)", ""]
     if poi:
         L.append(
             _md_table(
-                ["env", "method", "P(method > mle) [95% CI]", "seeds (method / mle)"],
+                ["env", "method", "baseline", "P(method > baseline) [95% CI]", "seeds (method / baseline)"],
                 [
                     [
                         r["env"],
                         r["method"],
+                        r["baseline"],
                         _ci(r["poi"], r["poi_lo"], r["poi_hi"]),
-                        f"{r['n_seeds']} / {r['n_seeds_mle']}",
+                        f"{r['n_seeds']} / {r['n_seeds_baseline']}",
                     ]
                     for r in poi
                 ],

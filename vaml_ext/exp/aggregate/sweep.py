@@ -194,29 +194,32 @@ class SweepData(ClaimData):
         return rows
 
     def poi_table(self) -> Tuple[List[dict], List[str]]:
-        """PoI of every value-aware method over mle: per env, and over all envs that have
-        both (``env = all``; needs equal seed counts per env, so the first ``n`` seeds by
-        seed id are used where counts differ -- said in the notes)."""
+        """PoI of every value-aware method over mle, and of ``<m>`` over its Naive ablation
+        ``<m>_naive`` (no stale-value refit, Algorithm 2 off) where both ran: per env, and over
+        all envs that have both (``env = all``; needs equal seed counts per env, so the first
+        ``n`` seeds by seed id are used where counts differ -- said in the notes)."""
         notes: List[str] = []
         rows: List[dict] = []
         va = [m for m in self.methods if m not in BASELINES]
         if "mle" not in self.methods:
-            return [], ["no `mle` runs in the sweep: no probability of improvement computed"]
-        if not va:
-            return [], ["no value-aware method besides `mle` in the sweep: no probability of improvement computed"]
-        for m in va:
-            envs = [e for e in self.envs if self.runs(e, m) and self.runs(e, "mle")]
+            notes.append("no `mle` runs in the sweep: no probability of improvement over mle computed")
+        elif not va:
+            notes.append("no value-aware method besides `mle` in the sweep: no probability of improvement computed")
+        pairs = [(m, "mle") for m in va if "mle" in self.methods]
+        pairs += [(m, f"{m}_naive") for m in va if f"{m}_naive" in self.methods]
+        for m, base in pairs:
+            envs = [e for e in self.envs if self.runs(e, m) and self.runs(e, base)]
             if not envs:
-                notes.append(f"{m}: no env with both {m} and mle runs")
+                notes.append(f"{m}: no env with both {m} and {base} runs")
                 continue
-            dicts = {e: (self.scores(e, m, "final")[:, None], self.scores(e, "mle", "final")[:, None]) for e in envs}
+            dicts = {e: (self.scores(e, m, "final")[:, None], self.scores(e, base, "final")[:, None]) for e in envs}
             if len(envs) > 1:
                 nx = min(len(dicts[e][0]) for e in envs)
                 ny = min(len(dicts[e][1]) for e in envs)
                 if any(len(dicts[e][0]) != nx or len(dicts[e][1]) != ny for e in envs):
                     notes.append(
-                        f"{m} over all envs: seed counts differ across envs; the first {nx} seeds of "
-                        f"{m} and {ny} of mle (by seed id) per env are used"
+                        f"{m} over {base}, all envs: seed counts differ across envs; the first {nx} seeds of "
+                        f"{m} and {ny} of {base} (by seed id) per env are used"
                     )
                 dicts["all"] = (
                     np.concatenate([dicts[e][0][:nx] for e in envs], axis=1),
@@ -228,12 +231,12 @@ class SweepData(ClaimData):
                     {
                         "env": e,
                         "method": m,
-                        "baseline": "mle",
+                        "baseline": base,
                         "poi": float(pt[e]),
                         "poi_lo": float(np.ravel(ci[e])[0]),
                         "poi_hi": float(np.ravel(ci[e])[1]),
                         "n_seeds": dicts[e][0].shape[0],
-                        "n_seeds_mle": dicts[e][1].shape[0],
+                        "n_seeds_baseline": dicts[e][1].shape[0],
                         "n_envs": len(envs) if e == "all" else 1,
                     }
                 )
