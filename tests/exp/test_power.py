@@ -1,0 +1,54 @@
+"""Seeds needed to separate two methods (vaml_ext.exp.aggregate.power)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from vaml_ext.exp.aggregate.power import Z95, pooled_sd, seeds_to_separate, separation_table
+from tests.exp.test_aggregate import write_run
+
+
+def _ci(mean, sd, n):
+    h = Z95 * sd / math.sqrt(n)
+    return mean - h, mean + h
+
+
+def test_seeds_to_separate_is_the_first_n_with_disjoint_cis():
+    x, y = [0.0, 2.0, 1.0, 3.0], [1.5, 3.5, 2.5, 4.5]  # same spread, delta = -1.5
+    sd, delta = pooled_sd(x, y), np.mean(x) - np.mean(y)
+    n = seeds_to_separate(x, y)
+    assert sd == pytest.approx(np.std(x, ddof=1))
+    lo_a, hi_a = _ci(np.mean(x), sd, n)
+    lo_b, hi_b = _ci(np.mean(y), sd, n)
+    assert hi_a < lo_b  # disjoint at n ...
+    lo_a, hi_a = _ci(np.mean(x), sd, n - 1)
+    lo_b, hi_b = _ci(np.mean(y), sd, n - 1)
+    assert hi_a >= lo_b  # ... overlapping at n - 1
+    assert delta < 0 and n == math.ceil((2 * Z95 * sd / 1.5) ** 2)
+
+
+def test_edge_cases():
+    assert seeds_to_separate([1.0, 2.0], [1.0, 2.0]) is None  # no difference: nothing separates it
+    assert seeds_to_separate([1.0, 1.0], [2.0, 2.0]) == 1  # no spread
+    assert seeds_to_separate([0.0, 1.0], [100.0, 101.0]) == 2  # at least the 2 a CI needs
+    with pytest.raises(ValueError, match=">= 2 values"):
+        pooled_sd([1.0], [1.0, 2.0])
+
+
+def test_separation_table_reads_a_sweep(tmp_path):
+    for seed, (a, b) in enumerate([(10.0, 8.0), (12.0, 9.0), (11.0, 7.0)]):
+        write_run(tmp_path, "hopper", "ma_l1", seed, [0, 100], [0.0, a], figure="fig4")
+        write_run(tmp_path, "hopper", "ma_l1_naive", seed, [0, 100], [0.0, b], figure="fig4")
+    assert separation_table(tmp_path, [("ma_l1", "ma_l1_naive")])[0]["cpu_h_to_separate"] is None  # no wall-clock
+    for done in tmp_path.glob("*/*/seed*/done.json"):
+        done.write_text(json.dumps({**json.loads(done.read_text()), "wall_time_s": 1800.0}))
+    rows = separation_table(tmp_path, [("ma_l1", "ma_l1_naive"), ("ma_l1", "mle")])
+    assert len(rows) == 1  # no mle runs: that pair is left out
+    r = rows[0]
+    assert (r["env"], r["method"], r["baseline"], r["n"]) == ("hopper", "ma_l1", "ma_l1_naive", (3, 3))
+    assert r["delta"] == pytest.approx(3.0) and r["mean"] == pytest.approx(11.0)
+    assert r["seeds_to_separate"] == seeds_to_separate([10, 12, 11], [8, 9, 7])
+    assert r["run_wall_s"] == 1800.0
+    assert r["cpu_h_to_separate"] == pytest.approx(r["seeds_to_separate"])  # 2 methods x n x 0.5 h

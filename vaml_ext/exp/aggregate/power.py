@@ -1,0 +1,91 @@
+"""How many seeds would separate two methods: the budget an inconclusive comparison needs.
+
+The claims use a disjoint-CI rule (:mod:`vaml_ext.exp.claims`): a method beats another when
+their 95% CIs do not overlap. With per-method normal CIs ``mean +- 1.96 sd / sqrt(n)`` and a
+common seed spread ``sd``, two CIs a true difference ``delta`` apart stop overlapping once
+
+    |delta| > 2 * 1.96 * sd / sqrt(n)   <=>   n > (3.92 * sd / |delta|) ** 2,
+
+so :func:`seeds_to_separate` is that ``n`` (per method), from the observed difference of means
+and the pooled seed standard deviation. It is a planning figure at *this* budget (a longer run
+changes both the effect and the spread), not a test; the bootstrap CIs of the report are a
+little wider than normal ones at small ``n``, so read it as a lower bound.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054
+
+
+def pooled_sd(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pooled sample standard deviation of two groups (each needs >= 2 values)."""
+    a, b = np.asarray(x, float), np.asarray(y, float)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"pooled_sd needs >= 2 values per group, got {len(a)} and {len(b)}")
+    return math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
+
+
+def seeds_to_separate(x: Sequence[float], y: Sequence[float]) -> Optional[int]:
+    """Seeds per method at which 95% CIs ``delta`` apart (observed) would be disjoint;
+    ``None`` when the observed difference is exactly 0 (no finite number separates it)."""
+    delta = float(np.mean(x) - np.mean(y))
+    sd = pooled_sd(x, y)
+    if delta == 0.0:
+        return None
+    if sd == 0.0:
+        return 1
+    return max(2, math.ceil((2 * Z95 * sd / abs(delta)) ** 2))
+
+
+def final_returns(sweep_dir: Path) -> Dict[str, Dict[str, Dict[int, dict]]]:
+    """``{env: {method: {seed: done.json}}}`` of the finished runs under ``sweep_dir``
+    (``<env>/<method>/seed<k>/done.json``, as the figure command writes them)."""
+    import json
+
+    out: Dict[str, Dict[str, Dict[int, dict]]] = {}
+    for done in sorted(Path(sweep_dir).glob("*/*/seed*/done.json")):
+        run = done.parent
+        env, method, seed = run.parent.parent.name, run.parent.name, int(run.name.removeprefix("seed"))
+        out.setdefault(env, {}).setdefault(method, {})[seed] = json.loads(done.read_text())
+    return out
+
+
+def separation_table(sweep_dir: Path, pairs: Sequence[tuple]) -> List[dict]:
+    """One row per env and ``(method, baseline)`` pair: means, pooled sd, observed difference,
+    the seeds per method that would separate it, and the CPU hours those runs would cost at
+    the sweep's own median wall-clock per run (``done.json`` ``wall_time_s``; None where absent)."""
+    runs = final_returns(sweep_dir)
+    rows = []
+    for env, by_method in runs.items():
+        for a, b in pairs:
+            if a not in by_method or b not in by_method:
+                continue
+            xa = [d["final_return"] for d in by_method[a].values()]
+            xb = [d["final_return"] for d in by_method[b].values()]
+            if len(xa) < 2 or len(xb) < 2:
+                continue
+            n = seeds_to_separate(xa, xb)
+            walls = [d["wall_time_s"] for m in (a, b) for d in by_method[m].values() if d.get("wall_time_s")]
+            wall = float(np.median(walls)) if walls else None
+            rows.append(
+                {
+                    "env": env,
+                    "method": a,
+                    "baseline": b,
+                    "n": (len(xa), len(xb)),
+                    "mean": float(np.mean(xa)),
+                    "mean_baseline": float(np.mean(xb)),
+                    "delta": float(np.mean(xa) - np.mean(xb)),
+                    "pooled_sd": pooled_sd(xa, xb),
+                    "seeds_to_separate": n,
+                    "run_wall_s": wall,
+                    "cpu_h_to_separate": None if n is None or wall is None else 2 * n * wall / 3600,
+                }
+            )
+    return rows
