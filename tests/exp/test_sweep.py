@@ -73,7 +73,8 @@ def test_paper_env_lists():
 def test_preset_selects_envs_methods_seeds():
     fig4 = load_figure("fig4")
     assert selection_for(fig4, "medium", "envs") == ["swimmer", "hopper"]
-    assert selection_for(fig4, "medium", "methods") == fig4["methods"]  # no list: the figure's
+    assert selection_for(fig4, "medium", "methods") == ["mle", "ma_l1_naive", "ma_l1", "slbo"]
+    assert selection_for(fig4, "short", "methods") == fig4["methods"]  # no list: the figure's
     assert seeds_for(fig4, "medium") == [1, 2, 3, 4]
     bad = dict(fig4, presets={"x": {"methods": ["mle", "nope"]}})
     with pytest.raises(RunConfigError, match="nope"):
@@ -85,7 +86,7 @@ def test_figure_command_uses_the_presets_selection(capsys):
 
     assert main(["fig4", "--preset", "medium", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "2 envs x 5 methods x 4 seeds = 40 runs" in out
+    assert "2 envs x 4 methods x 4 seeds = 32 runs" in out
     assert "env=swimmer,hopper" in out and "seed=1,2,3,4" in out
     assert main(["fig4", "--preset", "smoke", "--dry-run"]) == 0
     assert "method=mle,ma_l1_naive,ma_l1,mle_va_slbo " in capsys.readouterr().out
