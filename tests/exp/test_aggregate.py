@@ -128,6 +128,9 @@ def test_poi_of_the_refit_over_its_naive_ablation(tmp_path):
     assert poi[("ma_l1", "ma_l1_naive")].n_seeds_baseline == 6
     report = res["report"].read_text()
     assert "| hopper | ma_l1 | ma_l1_naive |" in report
+    # the planning table: both seed spreads are the same +-2 ramp, delta 100 -> 2 seeds suffice
+    assert "Seeds that would separate each pair" in report
+    assert "| hopper | ma_l1 | ma_l1_naive | 150 / 50 | +100 |" in report
 
 
 def test_unshared_eval_steps_use_last_eval_at_or_before(tmp_path):

@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from vaml_ext.runlog import rundir
+from vaml_ext.exp.aggregate.power import separation_table
 from vaml_ext.exp.aggregate.loading import AggregateError, load_runs
 from vaml_ext.exp.aggregate.plots import plot_curves, plot_poi
 from vaml_ext.exp.aggregate.report import write_report
@@ -108,6 +109,7 @@ def aggregate(
             files["poi_png"] = out / "poi.png"
             plot_poi(poi, data.methods, out / "poi.png", title)
     files["report"] = out / "report.md"
+    separation = separation_table(sweep_dir, sorted({(r["method"], r["baseline"]) for r in poi}))
     write_report(
         out / "report.md",
         sweep_dir,
@@ -122,6 +124,7 @@ def aggregate(
         seed,
         include_unfinished,
         max_points,
+        separation,
     )
 
     n_unf_used = sum(not r.done for r in loaded.runs)

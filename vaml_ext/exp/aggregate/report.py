@@ -95,6 +95,7 @@ def write_report(
     seed: int,
     include_unfinished: bool,
     max_points: int,
+    separation: Optional[List[dict]] = None,
 ) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -207,6 +208,42 @@ def write_report(
             )
         )
     L += [""] + [f"* {n}" for n in poi_notes] + ([""] if poi_notes else [])
+    if separation:
+        L += [
+            "### Seeds that would separate each pair (planning figure)",
+            "",
+            "Final return. Seeds per method at which normal 95% CIs the observed difference apart stop "
+            "overlapping, n > (3.92 sd / |delta|)^2 with the pooled seed sd (`vaml_ext/exp/aggregate/power.py`): "
+            "a lower bound at *this* budget (longer runs change both delta and sd); CPU hours = 2 methods x n x "
+            "the median wall-clock of these runs.",
+            "",
+            _md_table(
+                [
+                    "env",
+                    "method",
+                    "baseline",
+                    "mean (method / baseline)",
+                    "delta",
+                    "pooled sd",
+                    "seeds to separate",
+                    "CPU h",
+                ],
+                [
+                    [
+                        r["env"],
+                        r["method"],
+                        r["baseline"],
+                        f"{r['mean']:.4g} / {r['mean_baseline']:.4g}",
+                        f"{r['delta']:+.3g}",
+                        f"{r['pooled_sd']:.3g}",
+                        "never (delta = 0)" if r["seeds_to_separate"] is None else str(r["seeds_to_separate"]),
+                        "-" if r["cpu_h_to_separate"] is None else f"{r['cpu_h_to_separate']:.3g}",
+                    ]
+                    for r in separation
+                ],
+            ),
+            "",
+        ]
 
     L += ["## The paper's claims vs this sweep", ""]
     if not fig:
