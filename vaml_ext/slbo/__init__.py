@@ -10,7 +10,9 @@ built-ins. The patched SLBO tree (``vaml-patch apply slbo``) calls two hooks:
 * :func:`vaml_ext.slbo.value_fit.clip_value_fit` -- the authors' value-net gradient clip
   (``vaml.vf_grad_clip``; ``setting=paper`` sets 2.0);
 * :func:`vaml_ext.slbo.diagnostics.make_model_diagnostics` -- per-iteration held-out
-  ``mean |A|``, one-step normalised MSE, max |W| per layer, refits (``model_diag.csv``).
+  ``mean |A|``, one-step normalised MSE, max |W| per layer, refits (``model_diag.csv``);
+* :mod:`vaml_ext.slbo.resume` -- the refit's and the diagnostics' state in the run's
+  checkpoint, so a resumed run is bit-identical to an uninterrupted one.
 
 ``setting=paper`` (:mod:`vaml_ext.slbo.settings`) runs the authors' settings; the variant
 ``mle_va_slbo`` is the authors' MLE, bug included. The SLBO port itself

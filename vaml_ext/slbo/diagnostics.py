@@ -92,6 +92,39 @@ class ModelDiagnostics(object):
         self._t0 = time.time()
         self.last: Dict[str, float] = {}
 
+    def state_dict(self) -> Dict[str, object]:
+        """For a resumed run: the held-out sampler's generator, the last row (the next
+        ``progress.csv`` row's model columns), the refit totals seen, the elapsed wall-clock."""
+        return {
+            "rng": self.rng.bit_generator.state,
+            "last": dict(self.last),
+            "seen_refits": self._seen_refits,
+            "seen_refit_s": self._seen_refit_s,
+            "wall_time_s": time.time() - self._t0,
+        }
+
+    def load_state_dict(self, state, keep_until_stage: int) -> None:
+        """Restore :meth:`state_dict` (``None``: a checkpoint without it) and drop the
+        ``model_diag.csv`` rows of stages after ``keep_until_stage`` (the checkpoint's stage:
+        a run killed mid-stage wrote rows the resumed run writes again)."""
+        if state is not None:
+            self.rng.bit_generator.state = state["rng"]
+            self.last = dict(state["last"])
+            self._seen_refits, self._seen_refit_s = int(state["seen_refits"]), float(state["seen_refit_s"])
+            self._t0 = time.time() - float(state["wall_time_s"])
+        if self.path and os.path.exists(self.path):
+            from vaml_ext.runlog.atomic import atomic_write
+
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["stage"]) <= keep_until_stage]
+
+            def write(f):
+                w = csv.DictWriter(f, fieldnames=self.fields)
+                w.writeheader()
+                w.writerows(rows)
+
+            atomic_write(self.path, write, mode="w")
+
     def _refit_totals(self):
         r = self.value_refit
         return (int(r.n_refits), float(r.seconds)) if r is not None else (0, 0.0)

@@ -55,6 +55,25 @@ class ValueRefit(object):
         self.seconds += time.time() - t0
         return self.last_vf_loss
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to refit on the same schedule with the same resets: the
+        model-update count (refits fire every ``interval``-th one, across stages), the totals,
+        and the runner (its virtual env's real env draws the initial states)."""
+        return {
+            "n_model_updates": self.n_model_updates,
+            "n_refits": self.n_refits,
+            "seconds": self.seconds,
+            "last_vf_loss": self.last_vf_loss,
+            "runner": self.runner.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.n_model_updates = int(state["n_model_updates"])
+        self.n_refits = int(state["n_refits"])
+        self.seconds = float(state["seconds"])
+        self.last_vf_loss = float(state["last_vf_loss"])
+        self.runner.load_state_dict(state["runner"])
+
     def __call__(self) -> Optional[float]:
         """Call after every model update; refits on every ``interval``-th call."""
         self.n_model_updates += 1
