@@ -101,3 +101,83 @@ def test_mle_is_identical_with_plugins_on_and_off(tmp_path):
     _, without = _run(tmp_path / "off", env={"MBRL_PLUGINS": "none"})
     assert len(with_plugins) == 2
     assert [r["episode_reward"] for r in with_plugins] == [r["episode_reward"] for r in without]
+
+
+#: one run on the paper base through vaml_ext's runner (as the figure sweeps run it); with
+#: DIE_AFTER_EPOCH set, the process ends with os._exit right after that epoch's checkpoint
+#: (no cleanup, the lock left behind: what a `kill -9` there leaves)
+_RESUME_CHILD = """
+import os, sys, torch
+torch.set_num_threads(1)
+from vaml_ext.mbpo import checkpoint as c
+from vaml_ext.mbpo.runner import compose, run_mbpo
+die = os.environ.get("DIE_AFTER_EPOCH")
+if die is not None:
+    save = c.RunRecorder._save
+    def save_then_die(self, ctx):
+        save(self, ctx)
+        if ctx.epoch == int(die):
+            os._exit(9)
+    c.RunRecorder._save = save_then_die
+run_mbpo(compose("mbpo_hopper", sys.argv[2:]), sys.argv[1])
+"""
+
+
+def _run_resumable(run_dir, die_after_epoch=None):
+    args = [
+        "device=cpu",
+        "seed=0",
+        *SMOKE,
+        "overrides.num_steps=300",
+        "overrides.checkpoint_every=1",
+        "overrides.model_loss=ma_l1",
+        "overrides.profile=paper",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if die_after_epoch is not None:
+        env["DIE_AFTER_EPOCH"] = str(die_after_epoch)
+    cmd = [str(PAPER_PY), "-c", _RESUME_CHILD, str(run_dir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
+
+
+def _rows(run_dir):
+    with open(run_dir / "returns.csv") as f:
+        return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in csv.DictReader(f)]
+
+
+def _final_state(run_dir):
+    out = subprocess.run(
+        [
+            str(PAPER_PY),
+            "-c",
+            "import sys, torch; st = torch.load(sys.argv[1], weights_only=False);"
+            "ag = st['agent']; sd = [st['model'], ag['critic'][1], ag['actor'][1], ag['critic_target'][1]];"
+            "print([(k, v.double().sum().item(), v.double().abs().sum().item()) for d in sd for k, v in d.items()],"
+            " ag['log_alpha'][1].item(), st['loop'], st['model_trainer_iteration'])",
+            str(run_dir / "ckpt" / "latest.pt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_bit_identically_on_the_paper_base(tmp_path):
+    """patches/mbrl-lib-dev3/0004 + vaml_ext.mbpo.checkpoint on 0.2.0.dev3 (Yarats' SACAgent and
+    its pytorch_sac model-rollout buffer, the authors' refit): a run killed right after its
+    second checkpoint and started again ends with the rows and weights of an uninterrupted run."""
+    ref = _run_resumable(tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    died = _run_resumable(tmp_path / "run", die_after_epoch=1)
+    assert died.returncode == 9, died.stderr[-3000:]
+    assert [r["env_steps"] for r in _rows(tmp_path / "run")] == ["100", "200"]
+    resumed = _run_resumable(tmp_path / "run")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout
+    ref_rows = _rows(tmp_path / "ref")
+    assert len(ref_rows) == 3
+    assert _rows(tmp_path / "run") == ref_rows
+    assert _final_state(tmp_path / "run") == _final_state(tmp_path / "ref")
