@@ -181,3 +181,26 @@ def test_killed_run_resumes_bit_identically_on_the_paper_base(tmp_path):
     assert len(ref_rows) == 3
     assert _rows(tmp_path / "run") == ref_rows
     assert _final_state(tmp_path / "run") == _final_state(tmp_path / "ref")
+
+
+@pytest.mark.slow
+def test_figure_sweep_runs_mbpo_on_the_paper_base(tmp_path, monkeypatch):
+    """`python -m vaml_ext.exp fig3 --base paper`: the run goes to .venv-paper's mbrl 0.2.0.dev3
+    (the backend refuses any other mbrl than the one run.yaml pins) with the paper profile and
+    the budget keys renamed for 0.2.0.dev3."""
+    import yaml
+
+    from vaml_ext.exp.__main__ import main
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("VAML_PAPER_VENV", str(PAPER_PY.parent.parent))
+    args = ["fig3", "--preset", "smoke", "--base", "paper", "--envs", "hopper", "--methods", "ma_l1", "--seeds", "0"]
+    rc = main([*args, "--out", str(tmp_path), "--no-aggregate", "--launcher", "basic"])
+    run_dir = tmp_path / "fig3" / "smoke-paper" / "hopper" / "ma_l1" / "seed0"
+    assert rc == 0, (run_dir / "stdout.log").read_text()[-3000:]
+    run = yaml.safe_load((run_dir / "run.yaml").read_text())
+    assert run["base"]["name"] == "paper" and run["base"]["version"] == "0.2.0.dev3"
+    assert run["settings"]["base"] == ["overrides.profile=paper"]
+    assert (run_dir / "done.json").is_file()
+    with open(run_dir / "va_model.csv") as f:
+        assert int(float(list(csv.DictReader(f))[-1]["refits"])) > 0
