@@ -6,6 +6,7 @@
         --launcher-arg hydra.launcher.partition=learnfair
     python -m vaml_ext.exp fig3 --preset smoke --envs hopper --methods mle ma_l1 --seeds 0 1
     python -m vaml_ext.exp fig3 --preset smoke --dry-run   # print the Hydra command only
+    python -m vaml_ext.exp fig3 --preset smoke --base paper  # MBPO on the authors' mbrl 0.2.0.dev3
 
 The sweep is ``python -m vaml_ext.exp.run -m figure=<fig> preset=<p> env=... method=...
 seed=...`` (every env x method x seed of the figure config, ``exp/conf/figure/<fig>.yaml``)
@@ -16,7 +17,10 @@ an interruption completes the sweep; a run another process is writing is skipped
 counted "in use"; ``--restart`` starts the selected unfinished runs over (their checkpoints
 set aside), the explicit choice when a run's checkpoints cannot be loaded. Then
 :func:`vaml_ext.exp.aggregate.aggregate` writes ``<out>/<fig>/<preset>/report/`` (report.md,
-PNGs, CSVs). Exit status: 0 when every run finished, 1 when some failed (the report still
+PNGs, CSVs). ``--base paper|current`` picks the mbrl-lib base of the MBPO runs (default: the
+preset's ``base``, else ``current``; Figure 3's ``paper`` preset runs on ``paper``, the
+authors' mbrl 0.2.0.dev3 built by ``make install-paper``); a sweep on another base than its
+preset's goes to ``<out>/<fig>/<preset>-<base>/``. Exit status: 0 when every run finished, 1 when some failed (the report still
 covers the finished ones).
 """
 
@@ -32,6 +36,7 @@ from pathlib import Path
 
 from vaml_ext.runlog.lock import describe, holder_if_locked
 from vaml_ext.runlog.rundir import DONE_FILE, REPO
+from vaml_ext.exp.bases import BASES, BaseError, base_for, interpreter, preset_base
 from vaml_ext.exp.run import CONF_DIR, FAILED_FILE, PRESETS, RunConfigError, seeds_for, selection_for
 
 
@@ -54,7 +59,15 @@ def _subset(kind, chosen, valid):
     return list(chosen)
 
 
-def sweep_command(fig: dict, preset: str, envs, methods, seeds, out: Path, launcher: str, jobs: int, extra=()) -> list:
+def run_group(fig: dict, preset: str, base: str) -> str:
+    """The sweep's directory name: the preset, with ``-<base>`` for another base than the preset's."""
+    return preset if base == preset_base(fig, preset) else f"{preset}-{base}"
+
+
+def sweep_command(
+    fig: dict, preset: str, envs, methods, seeds, out: Path, launcher: str, jobs: int, extra=(), base=None
+) -> list:
+    base = base or preset_base(fig, preset)
     cmd = [
         sys.executable,
         "-m",
@@ -66,6 +79,8 @@ def sweep_command(fig: dict, preset: str, envs, methods, seeds, out: Path, launc
         f"method={','.join(methods)}",
         f"seed={','.join(map(str, seeds))}",
         f"out_root={out}",
+        f"base={base}",
+        f"run_group={run_group(fig, preset, base)}",
         f"hydra/launcher={launcher}",
     ]
     if launcher == "local":
@@ -92,6 +107,12 @@ def main(argv=None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="extra Hydra override, e.g. hydra.launcher.partition=gpu (repeatable)",
+    )
+    p.add_argument(
+        "--base",
+        choices=tuple(BASES),
+        help="mbrl-lib base of the MBPO runs: current = mbrl 0.2.0 (make install), paper = the authors' "
+        "0.2.0.dev3 (make install-paper, .venv-paper); default: the preset's (fig3 paper: paper), else current",
     )
     p.add_argument("--out", type=Path, default=REPO / "exp" / "results", help="results root (default exp/results)")
     p.add_argument("--envs", nargs="+", help="subset of the figure's envs (default: the preset's)")
@@ -139,8 +160,17 @@ def main(argv=None) -> int:
         if not a.seeds
         else _subset("seeds", a.seeds, sorted(set(fig["seeds"]) | set(seeds_for(fig, a.preset))))
     )
+    try:
+        base = base_for(fig, a.preset, a.base)
+    except BaseError as e:
+        p.error(f"--base: {e}")
+    missing_base = None
+    try:
+        interpreter(base)
+    except BaseError as e:
+        missing_base = str(e)
     out = a.out.resolve()
-    sweep_dir = out / fig["name"] / a.preset
+    sweep_dir = out / fig["name"] / run_group(fig, a.preset, base)
     cmd = sweep_command(
         fig,
         a.preset,
@@ -151,16 +181,21 @@ def main(argv=None) -> int:
         a.launcher,
         a.jobs,
         [*a.launcher_arg, *(["restart=true"] if a.restart else [])],
+        base=base,
     )
     n = len(envs) * len(methods) * len(seeds)
     print(
-        f"{fig['name']} ({fig.get('title', '')}), preset {a.preset}: {len(envs)} envs x {len(methods)} methods x "
-        f"{len(seeds)} seeds = {n} runs -> {sweep_dir}",
+        f"{fig['name']} ({fig.get('title', '')}), preset {a.preset}, base {base}: {len(envs)} envs x "
+        f"{len(methods)} methods x {len(seeds)} seeds = {n} runs -> {sweep_dir}",
         flush=True,
     )
     print("sweep: " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)
     if a.dry_run:
+        if missing_base:
+            print(f"note: {missing_base}", flush=True)
         return 0
+    if missing_base:
+        p.error(missing_base)
     t0 = time.time()
     env = dict(os.environ)
     if a.wandb:

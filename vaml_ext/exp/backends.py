@@ -6,7 +6,8 @@ process and writes ``done.json``. Every backend writes ``returns.csv``, ``tb/`` 
 
 * ``gridworld`` -- :func:`vaml_ext.gridworld.run.run_gridworld` (checkpoint every evaluation);
 * ``mbpo`` -- patched mbrl-lib MBPO composed as ``python -m mbrl.examples.main`` would
-  (``overrides=<env config>``, method and budget overrides), with
+  (``overrides=<env config>``, method, base and budget overrides; the interpreter's mbrl
+  must be the release ``run.yaml``'s ``base`` pins), with
   ``overrides.checkpoint_every=1`` (checkpoint every epoch, :mod:`vaml_ext.mbpo.checkpoint`);
 * ``slbo`` -- the patched SLBO port via :mod:`vaml_ext.slbo.run` with ``log_dir`` = the
   run directory (checkpoint every stage); its ``progress.csv`` is converted to
@@ -74,11 +75,26 @@ def mbpo_overrides(run: dict) -> list:
         f"seed={run['seed']}",
         *s["env"].get("extra", []),
         *s["method"],
+        *s.get("base", []),
         *(run["budget"] or []),
         "overrides.checkpoint_every=1",
         f"overrides.progress_bar={'true' if _progress_enabled() else 'false'}",
         *(["overrides.resume=false"] if _restart() else []),
     ]
+
+
+def check_base_version(run: dict) -> None:
+    """The interpreter's mbrl must be the release run.yaml's base pins (vaml_ext.exp.bases)."""
+    import mbrl
+
+    want = (run.get("base") or {}).get("version")
+    have = getattr(mbrl, "__version__", None)
+    if want is not None and have != want:
+        raise RuntimeError(
+            f"run.yaml: base={run['base']['name']} pins mbrl {want}, but {sys.executable} has mbrl {have} "
+            f"({mbrl.__file__}); run the sweep through `python -m vaml_ext.exp` / `vaml_ext.exp.run`, which "
+            "picks the base's interpreter"
+        )
 
 
 def run_mbpo_backend(run_dir: Path, run: dict) -> dict:
@@ -87,6 +103,7 @@ def run_mbpo_backend(run_dir: Path, run: dict) -> dict:
     from vaml_ext.mbpo.runner import compose, run_mbpo
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    check_base_version(run)
     cfg = compose(run["settings"]["env"]["overrides"], mbpo_overrides(run))
     t0 = time.perf_counter()
     out = run_mbpo(cfg, run_dir, silent=False)

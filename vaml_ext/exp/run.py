@@ -9,8 +9,13 @@ seeds and the ``smoke``/``short``/``paper`` budgets per figure), launchers in
 ``exp/conf/hydra/launcher/`` (``local`` = hydra-joblib-launcher, the default;
 ``slurm`` = hydra-submitit-launcher).
 
-Each job owns the run directory ``<out_root>/<figure>/<preset>/<env>/<method>/seed<k>``
-(format: :mod:`vaml_ext.runlog.rundir`). It writes ``run.yaml`` (resolved config, git
+MBPO runs go on the mbrl-lib base ``base=`` names (``current`` = mbrl 0.2.0, the default;
+``paper`` = the authors' 0.2.0.dev3 in ``.venv-paper``; a preset may set its own,
+:mod:`vaml_ext.exp.bases`); ``run.yaml`` records it with its pinned upstream.
+
+Each job owns the run directory ``<out_root>/<figure>/<run_group>/<env>/<method>/seed<k>``
+(``run_group`` = the preset, ``<preset>-<base>`` for another base than the preset's;
+format: :mod:`vaml_ext.runlog.rundir`). It writes ``run.yaml`` (resolved config, git
 commit), then runs the backend (``vaml_ext.exp.backends``; MBPO and SLBO in a child
 process, the gridworld in-process); its verbose log goes to ``stdout.log``, progress
 lines to stderr. A run directory with
@@ -36,6 +41,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from vaml_ext.exp.bases import BaseError, base_budget, base_for, base_settings, interpreter, pin
 from vaml_ext.figures import preset_budget
 from vaml_ext.runlog.atomic import RunWriteError, atomic_write_text
 from vaml_ext.runlog.lock import RunInUse, RunLock, child_env, describe
@@ -86,6 +92,10 @@ def resolve_run(cfg: DictConfig) -> dict:
         raise RunConfigError(f"method={method!r} is not in {fig['name']}; valid: {', '.join(fig['methods'])}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise RunConfigError(f"seed={seed!r} is invalid: expected an integer >= 0")
+    try:
+        base = base_for(fig, preset, cfg.get("base"))
+    except BaseError as e:
+        raise RunConfigError(str(e)) from None
     out = {
         "figure": fig["name"],
         "preset": preset,
@@ -93,10 +103,13 @@ def resolve_run(cfg: DictConfig) -> dict:
         "env": env,
         "method": method,
         "seed": seed,
-        "budget": budget_for(fig, preset, env),
+        "budget": base_budget(fig, base, budget_for(fig, preset, env)),
     }
     if fig["backend"] == "mbpo":
         out["settings"] = {"env": fig["env_settings"][env], "method": fig["method_settings"][method]}
+        if base_settings(fig, base):
+            out["settings"]["base"] = base_settings(fig, base)
+        out["base"] = pin(base)  # the mbrl-lib base the run ran on, with its pinned upstream
     elif fig["backend"] == "gridworld":
         import yaml
 
@@ -105,6 +118,16 @@ def resolve_run(cfg: DictConfig) -> dict:
     elif fig["backend"] != "slbo":
         raise RunConfigError(f"figure {fig['name']}: unknown backend {fig['backend']!r}")
     return out
+
+
+def recorded_config(recorded: dict, run: dict) -> dict:
+    """The part of a run directory's ``run.yaml`` that must equal :func:`resolve_run`'s for the
+    run to continue there (provenance and resume records aside). A ``run.yaml`` written before
+    runs recorded their base ran on the default base: it matches a ``current``-base run."""
+    old = {k: v for k, v in recorded.items() if k not in ("provenance", "resumes")}
+    if "base" in run and "base" not in old and run["base"].get("name") == "current":
+        old["base"] = run["base"]
+    return old
 
 
 def _die_with_parent():  # pragma: no cover - runs in the child
@@ -177,8 +200,14 @@ def run_one(cfg: DictConfig, run_dir: Path) -> dict:
 
 def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
     run = resolve_run(cfg)
+    python = sys.executable
+    if "base" in run:
+        try:
+            python = interpreter(run["base"]["name"])
+        except BaseError as e:
+            raise RunConfigError(str(e)) from None
     if (run_dir / "run.yaml").is_file():
-        old = {k: v for k, v in read_run_config(run_dir).items() if k not in ("provenance", "resumes")}
+        old = recorded_config(read_run_config(run_dir), run)
         if old != run:
             raise RunConfigError(
                 f"{run_dir} holds a run with a different config; "
@@ -212,7 +241,7 @@ def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
             returncode = _run_in_process(run_dir, cfg, tag, log)
         else:
             returncode = subprocess.run(
-                [sys.executable, "-m", "vaml_ext.exp.backends", str(run_dir)],
+                [python, "-m", "vaml_ext.exp.backends", str(run_dir)],
                 cwd=REPO,
                 env=env,
                 stdout=log,

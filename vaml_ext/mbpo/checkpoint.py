@@ -1,7 +1,8 @@
 """Checkpoint/resume, the shared evaluation curve and progress output for MBPO runs.
 
 Registered by the ``vaml`` plugin for every loss (``mle`` included) through the loop
-state exposed by ``patches/mbrl-lib/0004``:
+state exposed by ``patches/mbrl-lib/0010`` (on the paper base, mbrl 0.2.0.dev3:
+``patches/mbrl-lib-dev3/0004``):
 
 * ``<work_dir>/returns.csv`` -- one row per evaluation in the run-directory format of
   :mod:`vaml_ext.runlog.rundir` (``env_steps`` = loop env steps so far, as mbrl's
@@ -109,7 +110,31 @@ def _set_gen_state(gen: np.random.Generator, state) -> None:
     gen.bit_generator.state = state  # in place: the loop and the buffer share the object
 
 
+#: per-transition arrays of mbrl's ``ReplayBuffer`` (0.2.0: ``terminated``/``truncated``;
+#: 0.2.0.dev3: ``done``) and of Yarats' ``pytorch_sac.ReplayBuffer`` (0.2.0.dev3's
+#: model-rollout buffer, ``mbrl/third_party/pytorch_sac/replay_buffer.py``)
+_MBRL_ARRAYS = ("obs", "next_obs", "action", "reward", "terminated", "truncated", "done")
+_YARATS_ARRAYS = ("obses", "next_obses", "actions", "rewards", "not_dones", "not_dones_no_max")
+
+
+def _buffer_rng(buf) -> np.random.Generator:
+    return buf.rng if hasattr(buf, "rng") else buf._rng  # 0.2.0 | 0.2.0.dev3
+
+
 def _buffer_state(buf) -> dict:
+    if hasattr(buf, "obses"):  # Yarats' pytorch_sac buffer (samples with numpy's global RNG)
+        n = len(buf)
+        return {
+            "kind": "pytorch_sac",
+            "capacity": buf.capacity,
+            "obs_shape": buf.obses.shape[1:],
+            "act_shape": buf.actions.shape[1:],
+            "device": str(buf.device),
+            "idx": buf.idx,
+            "full": buf.full,
+            "last_save": buf.last_save,
+            "arrays": {k: getattr(buf, k)[:n].copy() for k in _YARATS_ARRAYS},
+        }
     n = buf.num_stored
     return {
         "capacity": buf.capacity,
@@ -118,31 +143,44 @@ def _buffer_state(buf) -> dict:
         "obs_shape": buf.obs.shape[1:],
         "act_shape": buf.action.shape[1:],
         "dtypes": (buf.obs.dtype, buf.action.dtype, buf.reward.dtype),
-        "arrays": {
-            k: getattr(buf, k)[:n].copy() for k in ("obs", "next_obs", "action", "reward", "terminated", "truncated")
-        },
+        "arrays": {k: getattr(buf, k)[:n].copy() for k in _MBRL_ARRAYS if hasattr(buf, k)},
         "trajectory_indices": buf.trajectory_indices,
         "start_last_trajectory": buf._start_last_trajectory,
-        "rng": _gen_state(buf.rng),
+        "rng": _gen_state(_buffer_rng(buf)),
     }
 
 
 def _load_buffer_state(buf, st: dict) -> None:
-    if buf.capacity != st["capacity"] or buf.obs.shape[1:] != tuple(st["obs_shape"]):
+    obs = buf.obses if st.get("kind") == "pytorch_sac" else buf.obs
+    if buf.capacity != st["capacity"] or obs.shape[1:] != tuple(st["obs_shape"]):
         raise RuntimeError(
             f"checkpointed replay buffer (capacity {st['capacity']}, obs {st['obs_shape']}) "
-            f"does not fit this run's buffer (capacity {buf.capacity}, obs {buf.obs.shape[1:]})"
+            f"does not fit this run's buffer (capacity {buf.capacity}, obs {obs.shape[1:]})"
         )
+    if st.get("kind") == "pytorch_sac":
+        n = len(st["arrays"]["obses"])
+        for k, v in st["arrays"].items():
+            getattr(buf, k)[:n] = v
+        buf.idx, buf.full, buf.last_save = st["idx"], st["full"], st["last_save"]
+        return
     n = st["num_stored"]
     for k, v in st["arrays"].items():
         getattr(buf, k)[:n] = v
     buf.num_stored, buf.cur_idx = n, st["cur_idx"]
     buf.trajectory_indices = st["trajectory_indices"]
     buf._start_last_trajectory = st["start_last_trajectory"]
-    _set_gen_state(buf.rng, st["rng"])
+    _set_gen_state(_buffer_rng(buf), st["rng"])
 
 
 def _new_buffer(st: dict):
+    if st.get("kind") == "pytorch_sac":
+        from mbrl.third_party.pytorch_sac import ReplayBuffer
+
+        sac_buf = ReplayBuffer(
+            tuple(st["obs_shape"]), tuple(st["act_shape"]), st["capacity"], torch.device(st["device"])
+        )
+        _load_buffer_state(sac_buf, st)
+        return sac_buf
     import mbrl.util
 
     obs_t, act_t, rew_t = st["dtypes"]
@@ -165,6 +203,10 @@ def _env_state(env) -> dict:
         "np_random": _gen_state(u.np_random),
         "action_space": _gen_state(env.action_space.np_random),
         "observation_space": _gen_state(env.observation_space.np_random),
+        # the paper base's gym-0.17 shim (mbrl/util/gym_compat.py, patches/mbrl-lib-dev3/0001)
+        # holds `env.seed(s)` until the next reset; a fresh env has one pending, a checkpointed
+        # run had used it long before, so it is restored too (None)
+        "pending_seed": getattr(env, "_pending_seed", None),
     }
 
 
@@ -172,6 +214,8 @@ def _load_env_state(env, st: dict) -> None:
     _set_gen_state(env.unwrapped.np_random, st["np_random"])
     _set_gen_state(env.action_space.np_random, st["action_space"])
     _set_gen_state(env.observation_space.np_random, st["observation_space"])
+    if hasattr(env, "_pending_seed"):
+        env._pending_seed = st.get("pending_seed")
 
 
 class RunRecorder(Callback):

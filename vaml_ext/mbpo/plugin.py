@@ -108,14 +108,7 @@ def validate_config(cfg) -> None:
     _int(o, "num_value_updates", 0)
     _int(o, "value_refit_batch_size", 1)
     _int(o, "va_samples", 1)
-    if _int(o, "checkpoint_every", 0) > 0:
-        import mbrl
-
-        if getattr(mbrl, "__version__", "") == "0.2.0.dev3":
-            raise ValueError(
-                "overrides.checkpoint_every > 0: checkpoint/resume is not available on the paper "
-                "base (mbrl 0.2.0.dev3, patches/mbrl-lib-dev3); use 0"
-            )
+    _int(o, "checkpoint_every", 0)
     for key in ("resume", "progress_bar"):
         if not isinstance(o.get(key), bool):
             raise ValueError(f"overrides.{key}={o.get(key)!r} is invalid: expected true or false")
