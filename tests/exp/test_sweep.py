@@ -270,3 +270,26 @@ def test_failed_run_is_recorded_and_does_not_raise(tmp_path):
     other = _compose(["figure=fig3", "preset=smoke", "env=cartpole", "method=ma_l1", "seed=0"])
     with pytest.raises(RunConfigError, match="holds a run with a different config"):
         run_one(other, tmp_path)
+
+
+def test_slbo_progress_watch_reads_the_final_row_after_the_run_ends(tmp_path, capsys, monkeypatch):
+    """The SLBO progress watcher reads progress.csv once more when the run has ended, so its
+    last line shows the final evaluation (it used to stop one stage short), and it leaves the
+    end-of-run summary to vaml_ext.runlog.tracking (no second, differing "done:" line)."""
+    import threading
+
+    import yaml
+
+    from vaml_ext.exp.backends import _slbo_watch
+
+    monkeypatch.delenv("VAML_RUN_TAG", raising=False)
+    (tmp_path / "config.yml").write_text(yaml.safe_dump({"slbo": {"n_stages": 2}, "rollout": {"n_train_samples": 100}}))
+    rows = ["stage,n_real_samples,real_return_mean", "0,0,1.5", "1,100,2.5", "2,200,7.25"]
+    (tmp_path / "progress.csv").write_text("\n".join(rows) + "\n")
+    stop = threading.Event()
+    stop.set()  # the run has already ended: one read, then close
+    run = {"figure": "fig4", "env": "hopper", "method": "mle", "seed": 1}
+    _slbo_watch(tmp_path, run, stop)
+    err = capsys.readouterr().err
+    assert "200/200 env steps" in err and "return 7.2" in err
+    assert "done:" not in err

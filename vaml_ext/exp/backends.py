@@ -139,10 +139,13 @@ def _slbo_watch(run_dir: Path, run: dict, stop: threading.Event) -> None:
     import yaml
 
     prog, seen = None, 0
-    while not stop.wait(5.0):
+    while True:
+        stopped = stop.wait(5.0)  # one last read after the run ended: its final evaluation row
         if prog is None:
             cfg_file = run_dir / "config.yml"
             if not cfg_file.is_file():
+                if stopped:
+                    break
                 continue
             flags = yaml.safe_load(cfg_file.read_text()) or {}
             total = int(flags["slbo"]["n_stages"]) * int(flags["rollout"]["n_train_samples"])
@@ -154,8 +157,10 @@ def _slbo_watch(run_dir: Path, run: dict, stop: threading.Event) -> None:
             for r in rows[seen:]:
                 prog.update(int(r["n_real_samples"]), float(r["real_return_mean"]))
             seen = len(rows)
+        if stopped:
+            break
     if prog is not None:
-        prog.close()
+        prog.close(announce=False)  # the run summary (vaml_ext.runlog.tracking) follows
 
 
 def run_slbo_backend(run_dir: Path, run: dict) -> dict:

@@ -93,7 +93,8 @@ class RunProgress:
                 flush=True,
             )
 
-    def close(self, final_return: Optional[float] = None, extra: str = "") -> str:
+    def close(self, final_return: Optional[float] = None, extra: str = "", announce: bool = True) -> str:
+        """End the progress bar; print (unless ``announce=False``) and return the summary line."""
         if self._bar is not None:
             self._bar.close()
         fin = self.last_return if final_return is None else float(final_return)
@@ -102,5 +103,6 @@ class RunProgress:
             f"{self.n_evals} evaluations, final return {fin:.1f}, best {self.best_return:.1f}"
             + (f", {extra}" if extra else "")
         )
-        print(line, file=self.stream, flush=True)
+        if announce:
+            print(line, file=self.stream, flush=True)
         return line
