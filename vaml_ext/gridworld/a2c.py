@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from vaml_ext.gridworld.env import NUM_ACTIONS, GridSpec
-from vaml_ext.gridworld.model import TabularCategoricalModel, sample_categorical
+from vaml_ext.gridworld.model import CategoricalModel, sample_categorical
 
 
 class TabularA2C(nn.Module):
@@ -64,7 +64,7 @@ class TabularA2C(nn.Module):
     @torch.no_grad()
     def rollout(
         self,
-        model: TabularCategoricalModel,
+        model: CategoricalModel,
         spec: GridSpec,
         state: torch.Tensor,
         t: torch.Tensor,

@@ -64,7 +64,7 @@ import torch
 
 from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer
 from vaml_ext.gridworld.env import _check_size
-from vaml_ext.gridworld.objectives import METHODS
+from vaml_ext.gridworld.objectives import RUN_METHODS, VARIANTS
 from vaml_ext.runlog.ckpt import CheckpointStore
 from vaml_ext.runlog.lock import RunLock
 from vaml_ext.runlog.progress import RunProgress
@@ -93,8 +93,8 @@ def _positive_int(name: str, v) -> int:
 
 
 def _validate(size, method, seed, env_steps, eval_every, dyna) -> DynaConfig:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if method not in RUN_METHODS:
+        raise ValueError(f"method must be one of {list(RUN_METHODS)}, got {method!r}")
     try:
         _check_size(size)
     except ValueError as e:
@@ -111,6 +111,8 @@ def _validate(size, method, seed, env_steps, eval_every, dyna) -> DynaConfig:
     for key, val in (("env_steps", env_steps), ("eval_every", eval_every)):
         if key in dyna and dyna.pop(key) != val:
             raise ValueError(f"dyna.{key} conflicts with the {key} argument; pass it as the argument only")
+    if method in VARIANTS:  # an ablation: the base objective with some Dyna options fixed
+        dyna.update(VARIANTS[method][1])
     return DynaConfig.from_dict(dict(dyna, env_steps=int(env_steps), eval_every=int(eval_every)))
 
 
@@ -213,7 +215,8 @@ def _run_locked(
     if not (run_dir / "run.yaml").is_file():
         write_run_config(run_dir, dict(run_info, provenance=git_provenance()))
 
-    trainer = DynaTrainer(size, [method], cfg, base_seed=seed)
+    objective = VARIANTS[method][0] if method in VARIANTS else method
+    trainer = DynaTrainer(size, [objective], cfg, base_seed=seed)
     if ckpt is None:
         rows, wall0, n_resumes = [], 0.0, 0
         log = EvalLog(run_dir, EXTRA_FIELDS)  # fresh file (drops any stale rows)
