@@ -252,6 +252,19 @@ class DynaTrainer:
         """Return of every run's current policy in the real room -> ``[runs]``."""
         return evaluate(self.agent, self.spec, self.cfg.eval_episodes, self.gen, self.cfg.eval_greedy)
 
+    @torch.no_grad()
+    def model_error(self) -> torch.Tensor:
+        """Per run: mean over the real transitions collected so far of ``1 − P_φ(s'|s,a)``
+        -> ``[runs]``. The room is deterministic, so this is the total-variation distance
+        between the model's and the true next-cell distribution, averaged over the visited
+        (s, a) rows weighted by how often they were visited (NaN before any data)."""
+        b = self.buffer
+        if b.size == 0:
+            return torch.full((len(self.methods),), float("nan"))
+        rows, s2 = b.rows[:, : b.size], b.s_next[:, : b.size]
+        logp = torch.log_softmax(self.model.row_logits(rows), -1)
+        return 1.0 - logp.gather(-1, s2.unsqueeze(-1)).squeeze(-1).exp().mean(1)
+
     def due_evaluations(self) -> int:
         """How many evaluations fall due at the current env step (and schedule the next)."""
         n = 0
