@@ -338,4 +338,6 @@ def test_fig1_report_has_steps_to_goal_table(tmp_path):
     assert "| MLE (`mle`) | 200 (2/3) |" in md and "| MA Upper Bound L1 (`ma_l1`) | never (0/3) |" in md
     assert "## Steps to reach the goal" in res["report"].read_text()
     write_cell(tmp_path / "f2", "hopper", "mle", 1.0)
-    assert not (aggregate(tmp_path / "f2", reps=REPS, log=lambda m: None, plots=False)["out_dir"] / "steps_to_goal.md").exists()
+    assert not (
+        aggregate(tmp_path / "f2", reps=REPS, log=lambda m: None, plots=False)["out_dir"] / "steps_to_goal.md"
+    ).exists()

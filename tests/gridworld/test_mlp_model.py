@@ -93,6 +93,12 @@ def test_mlp_rows_match_table_and_start_uniform():
     torch.testing.assert_close(
         model.rows(s, a), torch.gather(full, 1, rows.unsqueeze(-1).expand(-1, -1, full.shape[-1]))
     )
+    # rollouts sample from the frozen table: the same draws as sampling the rows directly
+    frozen = model.frozen()
+    s = torch.randint(0, spec.n_states, (3, 400), generator=g)
+    a = torch.randint(0, 4, (3, 400), generator=g)
+    draws = frozen.sample(s, a, torch.Generator().manual_seed(5))
+    assert torch.equal(draws, model.sample(s, a, torch.Generator().manual_seed(5)))
     enc = state_encoding(spec.n_states, "coords")
     assert enc.min() == -1 and enc.max() == 1 and enc.shape == (spec.n_states, 2)
     with pytest.raises(ValueError, match="encoding"):

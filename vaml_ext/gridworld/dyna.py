@@ -302,12 +302,13 @@ class DynaTrainer:
             agent.V.grad = None  # V is an input of the model loss only (detached); keep it clean
             if self.refit_on and (k + 1) % cfg.value_update_interval == 0:
                 s0, t0_ = buffer.states(cfg.refit_envs, gen)
-                d2 = agent.rollout(model, spec, s0, t0_, cfg.refit_steps, gen)
+                d2 = agent.rollout(model.frozen(), spec, s0, t0_, cfg.refit_steps, gen)
                 agent.value_refit(d2, self.refit_w, cfg.refit_updates)
         self.model_loss = float(loss_sum) / cfg.model_updates_per_iter
-        # 3. A2C in the model
+        # 3. A2C in the model (fixed during these updates)
+        frozen = model.frozen()
         for _ in range(cfg.policy_updates_per_iter):
-            d1 = agent.rollout(model, spec, self.imag_s, self.imag_t, cfg.rollout_steps, gen)
+            d1 = agent.rollout(frozen, spec, self.imag_s, self.imag_t, cfg.rollout_steps, gen)
             self.imag_s, self.imag_t = d1["final_state"], d1["final_t"]
             agent.a2c_update(d1)
         self.it += 1

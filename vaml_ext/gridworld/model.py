@@ -72,6 +72,10 @@ class TabularCategoricalModel(nn.Module):
         """Logits of every (s, a) row: ``[runs, S·A, S]``."""
         return self.logits
 
+    def frozen(self) -> "TabularCategoricalModel":
+        """A sampler of the current model for rollouts (the table samples its rows directly)."""
+        return self
+
     def row_logits(self, rows: torch.Tensor) -> torch.Tensor:
         """Logits of flat rows ``s·A + a`` (``[runs, n]``) -> ``[runs, n, S]``."""
         return torch.gather(self.logits, 1, rows.unsqueeze(-1).expand(-1, -1, self.n_states))
@@ -129,18 +133,20 @@ class MLPCategoricalModel(nn.Module):
         s = torch.arange(n_states * n_actions) // n_actions
         a = torch.arange(n_states * n_actions) % n_actions
         # input of every flat row s·A + a: [S·A, in]
-        self.register_buffer("inputs", torch.cat([enc[s], torch.eye(n_actions, dtype=dtype)[a]], -1), persistent=False)
-        sizes = [self.inputs.shape[1]] + [int(hidden)] * int(layers)
+        inputs = torch.cat([enc[s], torch.eye(n_actions, dtype=dtype)[a]], -1)
+        self.inputs: torch.Tensor
+        self.register_buffer("inputs", inputs, persistent=False)
+        sizes = [int(inputs.shape[1])] + [int(hidden)] * int(layers)
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             bound = 1.0 / fan_in**0.5
-            w = (torch.rand(num_runs, fan_in, fan_out, generator=generator, dtype=dtype) * 2 - 1) * bound
-            b = (torch.rand(num_runs, 1, fan_out, generator=generator, dtype=dtype) * 2 - 1) * bound
+            w = (torch.rand(self.num_runs, fan_in, fan_out, generator=generator, dtype=dtype) * 2 - 1) * bound
+            b = (torch.rand(self.num_runs, 1, fan_out, generator=generator, dtype=dtype) * 2 - 1) * bound
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(b))
-        self.weights.append(nn.Parameter(torch.zeros(num_runs, sizes[-1], n_states, dtype=dtype)))
-        self.biases.append(nn.Parameter(torch.zeros(num_runs, 1, n_states, dtype=dtype)))
+        self.weights.append(nn.Parameter(torch.zeros(self.num_runs, sizes[-1], self.n_states, dtype=dtype)))
+        self.biases.append(nn.Parameter(torch.zeros(self.num_runs, 1, self.n_states, dtype=dtype)))
 
     def row_index(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Flat (state, action) row index ``s·A + a``."""
@@ -149,7 +155,8 @@ class MLPCategoricalModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits from inputs ``x``: ``[runs, n, in]`` -> ``[runs, n, S]``."""
         n = len(self.weights)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+        for i in range(n):
+            w, b = self.weights[i], self.biases[i]
             x = torch.baddbmm(b, x, w)
             if i < n - 1:
                 x = torch.tanh(x)
@@ -176,6 +183,25 @@ class MLPCategoricalModel(nn.Module):
         """Sample ``ŝ ~ P_φ(·|s, a)``; ``s``, ``a``: ``[runs, n]`` -> ``[runs, n]``."""
         probs = torch.softmax(self.rows(s, a), dim=-1)
         return sample_categorical(probs, generator)
+
+    @torch.no_grad()
+    def frozen(self) -> "FrozenCategorical":
+        """The current model as a table of probabilities, for rollouts while the weights stay
+        fixed (A2C, the refit): one forward pass over all rows instead of one per step."""
+        return FrozenCategorical(torch.softmax(self.table_logits(), -1), self.n_actions)
+
+
+class FrozenCategorical:
+    """Sampler over a fixed ``[runs, S·A, S]`` table of next-cell probabilities."""
+
+    def __init__(self, probs: torch.Tensor, n_actions: int = NUM_ACTIONS):
+        self.probs, self.n_actions = probs, int(n_actions)
+
+    @torch.no_grad()
+    def sample(self, s: torch.Tensor, a: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Sample ``ŝ ~ P(·|s, a)``; ``s``, ``a``: ``[runs, n]`` -> ``[runs, n]``."""
+        rows = (s * self.n_actions + a).unsqueeze(-1).expand(-1, -1, self.probs.shape[-1])
+        return sample_categorical(torch.gather(self.probs, 1, rows), generator)
 
 
 CategoricalModel = Union[TabularCategoricalModel, MLPCategoricalModel]
