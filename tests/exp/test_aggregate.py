@@ -342,3 +342,19 @@ def test_arch_compat_is_scoped_not_process_wide(tmp_path):
     res = aggregate(tmp_path, reps=20, plots=False, log=lambda m: None)
     assert len(res["poi"]) == 1
     assert arch_bs.IIDBootstrap.__init__ is init
+
+
+def test_fig1_report_has_steps_to_goal_table(tmp_path):
+    """Figure 1's aggregation adds the gridworld steps-to-goal table (steps_to_goal.md and a
+    report section): first evaluation with return > 1, median over seeds."""
+    for seed, rets in enumerate([[0.0, 1.2, 1.4], [0.0, 0.5, 1.3], [0.0, 0.2, 0.3]]):
+        write_run(tmp_path, "grid5", "mle", seed, [0, 100, 200], rets, figure="fig1")
+        write_run(tmp_path, "grid5", "ma_l1", seed, [0, 100, 200], [0.0, 0.1, 0.2], figure="fig1")
+    res = aggregate(tmp_path, reps=REPS, log=lambda m: None, plots=False)
+    md = (res["out_dir"] / "steps_to_goal.md").read_text()
+    assert "| MLE (`mle`) | 200 (2/3) |" in md and "| MA Upper Bound L1 (`ma_l1`) | never (0/3) |" in md
+    assert "## Steps to reach the goal" in res["report"].read_text()
+    write_cell(tmp_path / "f2", "hopper", "mle", 1.0)
+    assert not (
+        aggregate(tmp_path / "f2", reps=REPS, log=lambda m: None, plots=False)["out_dir"] / "steps_to_goal.md"
+    ).exists()

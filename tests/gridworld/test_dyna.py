@@ -1,6 +1,4 @@
-"""Dyna loop (Algorithm 2), the 5×5 learning test and the sweep CLI."""
-
-import csv
+"""Dyna loop (Algorithm 2), the 5×5 learning test and the steps-to-goal table."""
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ from vaml_ext.gridworld.dyna import DynaConfig, RealBuffer, evaluate, run_dyna
 from vaml_ext.gridworld.env import grid_spec
 from vaml_ext.gridworld.model import TabularCategoricalModel, sample_categorical
 from vaml_ext.gridworld.objectives import METHODS, GridObjectives
-from vaml_ext.gridworld.sweep import ConfigError, first_exceed, load_config, main, steps_to_goal
+from vaml_ext.gridworld.steps import first_exceed, markdown_table, steps_to_goal
 
 torch.set_num_threads(1)
 
@@ -138,53 +136,16 @@ def test_dyna_config_validation():
         DynaConfig(env_steps=2.5)
 
 
-# ----------------------------------------------------------------------------- sweep
-def test_sweep_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="not found"):
-        load_config(str(tmp_path / "nope.yaml"))
-    bad = tmp_path / "bad.yaml"
-    for text, msg in [
-        ("methods: [mle, ma_l3]", "methods"),
-        ("sizes: [5, 2]", "grid size"),
-        ("env_steps: {5: 100}\nsizes: [5, 8]", "no entry for size"),
-        ("foo: 1", "unknown config key"),
-        ("dyna: {model_lr: abc}", "model_lr"),
-        ("seeds: 0", "seeds"),
-        ("[1, 2]", "mapping"),
-    ]:
-        bad.write_text(text)
-        with pytest.raises(ConfigError, match=msg):
-            load_config(str(bad))
-    assert main(["--config", str(bad)]) == 2
-
-
-def test_default_config_is_the_full_figure():
-    from vaml_ext.gridworld.sweep import DEFAULT_CONFIG
-
-    cfg = load_config(str(DEFAULT_CONFIG))
-    assert cfg["methods"] == list(METHODS) and cfg["sizes"] == [5, 8, 12, 16] and cfg["seeds"] == list(range(5))
-
-
-def test_tiny_sweep_writes_outputs(tmp_path, capsys):
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(
-        "methods: [mle, ma_l1]\nsizes: [5]\nseeds: 2\nworkers: 1\nenv_steps: 200\neval_every: 100\n"
-        "dyna: {model_updates_per_iter: 4, policy_updates_per_iter: 4}\n"
-    )
-    assert main(["--config", str(cfg), "--out", str(tmp_path / "out")]) == 0
-    out = tmp_path / "out"
-    rows = list(csv.DictReader(open(out / "curves.csv")))
-    assert len(rows) == 2 * 2 * 3 and set(rows[0]) == {"size", "method", "seed", "env_steps", "return"}
-    assert (out / "fig1.png").stat().st_size > 1000
-    md = (out / "steps_to_goal.md").read_text()
-    assert "| MLE |" in md and "MA Upper Bound L1" in md
-    assert "sweep wall-clock" in capsys.readouterr().out
-
-
+# ----------------------------------------------------------------------------- steps to goal
 def test_steps_to_goal_median_and_never():
     rows = []
     for seed, curve in enumerate([[0.1, 1.2, 1.3], [0.1, 0.2, 1.1], [0.0, 0.0, 0.0]]):
         for k, r in enumerate(curve):
             rows.append({"size": 5, "method": "mle", "seed": seed, "env_steps": 100 * k, "return": r})
-    t = steps_to_goal(rows, {5: 200})[5]["mle"]
-    assert t["per_seed"] == [100, 200, None] and t["median"] == 200 and t["solved"] == 2
+    t = steps_to_goal(rows)[5]["mle"]
+    assert t["per_seed"] == [100, 200, None] and t["median"] == 200 and t["solved"] == 2 and t["budget"] == 200
+    rows = [dict(r, method="ma_l1", seed=r["seed"] + 10) for r in rows if r["seed"] == 2]
+    t = steps_to_goal(rows)[5]["ma_l1"]
+    assert t["median"] == float("inf") and t["solved"] == 0
+    md = markdown_table(steps_to_goal(rows))
+    assert "| MA Upper Bound L1 (`ma_l1`) | never (0/1) |" in md and "5x5 (budget 200)" in md

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -68,7 +69,8 @@ def test_run_writes_rundir_and_skips_when_done(tmp_path, monkeypatch, capsys):
     )
     rows = read_eval(d)
     assert [r["env_steps"] for r in rows] == [0, 100, 200, 300]
-    assert set(rows[0]) == {"env_steps", "return", "wall_time_s", "iteration", "model_loss", "v_start"}
+    assert set(rows[0]) == {"env_steps", "return", "wall_time_s", "iteration", "model_loss", "v_start", "model_tv"}
+    assert math.isnan(rows[0]["model_tv"]) and all(0 <= float(r["model_tv"]) <= 1 for r in rows[1:])
     assert all(b["wall_time_s"] >= a["wall_time_s"] for a, b in zip(rows, rows[1:]))
     assert list((d / "tb").glob("events.out.tfevents.*"))
     assert (d / "ckpt" / "latest.pt").is_file() and not list((d / "ckpt").glob("*.tmp"))
@@ -283,3 +285,17 @@ def test_invalid_inputs_fail_before_any_work(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run_gridworld(d, **args)
     assert not d.exists()
+
+
+def test_naive_variant_runs_ma_l1_without_refit(tmp_path):
+    """``ma_l1_naive`` = the ma_l1 objective with Algorithm 2's refit off (value_update_interval 0)."""
+    import yaml
+
+    d = tmp_path / "naive"
+    dyna = {"model_updates_per_iter": 5, "policy_updates_per_iter": 1, "model": "mlp", "mlp_hidden": 4}
+    run_gridworld(d, size=5, method="ma_l1_naive", seed=0, env_steps=100, eval_every=100, dyna=dyna, progress=False)
+    run = yaml.safe_load((d / "run.yaml").read_text())
+    assert run["method"] == "ma_l1_naive" and run["dyna"]["value_update_interval"] == 0
+    assert run["dyna"]["model"] == "mlp"
+    with pytest.raises(ValueError, match="ma_l1_naive"):
+        run_gridworld(tmp_path / "x", size=5, method="ma_l2_naive", seed=0, env_steps=100, eval_every=100)

@@ -4,7 +4,8 @@ Reads ``run.yaml`` (written by :mod:`vaml_ext.exp.run`), runs the backend in thi
 process and writes ``done.json``. Every backend writes ``returns.csv``, ``tb/`` and
 ``ckpt/`` in the run directory and resumes from its checkpoint when started again:
 
-* ``gridworld`` -- :func:`vaml_ext.gridworld.run.run_gridworld` (checkpoint every evaluation);
+* ``gridworld`` -- :func:`vaml_ext.gridworld.run.run_gridworld` (checkpoint every evaluation;
+  the preset's ``budget.dyna`` overrides the figure's Dyna options);
 * ``mbpo`` -- patched mbrl-lib MBPO composed as ``python -m mbrl.examples.main`` would
   (``overrides=<env config>``, method, base and budget overrides; the interpreter's mbrl
   must be the release ``run.yaml``'s ``base`` pins), with
@@ -50,10 +51,20 @@ def _summary(run_dir: Path, wall: float, **extra) -> dict:
 
 
 # ---- gridworld --------------------------------------------------------------------------
+#: a gridworld preset's budget per env: env steps, evaluation spacing and Dyna options that
+#: override the figure's ``dyna`` block (e.g. ``{model: mlp}`` for the network model)
+GRIDWORLD_BUDGET_KEYS = ("env_steps", "eval_every", "dyna")
+
+
 def run_gridworld_backend(run_dir: Path, run: dict) -> dict:
     from vaml_ext.gridworld.run import run_gridworld
 
     b, s = run["budget"], run["settings"]
+    unknown = sorted(set(b) - set(GRIDWORLD_BUDGET_KEYS))
+    if unknown:
+        raise ValueError(f"gridworld budget: unknown key(s) {unknown}; valid: {list(GRIDWORLD_BUDGET_KEYS)}")
+    # a preset may change Dyna options (e.g. the model class): budget.dyna over the figure's dyna
+    dyna = {**(s["dyna"] or {}), **(b.get("dyna") or {})}
     return run_gridworld(
         run_dir,
         size=s["size"],
@@ -61,7 +72,7 @@ def run_gridworld_backend(run_dir: Path, run: dict) -> dict:
         seed=run["seed"],
         env_steps=b["env_steps"],
         eval_every=b["eval_every"],
-        dyna=s["dyna"],
+        dyna=dyna,
         progress=_progress_enabled(),
         restart=_restart(),
     )

@@ -11,13 +11,13 @@ entropy bonus and the squared value error.
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 import torch
 from torch import nn
 
 from vaml_ext.gridworld.env import NUM_ACTIONS, GridSpec
-from vaml_ext.gridworld.model import TabularCategoricalModel, sample_categorical
+from vaml_ext.gridworld.model import CategoricalModel, FrozenCategorical, sample_categorical
 
 
 class TabularA2C(nn.Module):
@@ -64,7 +64,7 @@ class TabularA2C(nn.Module):
     @torch.no_grad()
     def rollout(
         self,
-        model: TabularCategoricalModel,
+        model: Union[CategoricalModel, FrozenCategorical],
         spec: GridSpec,
         state: torch.Tensor,
         t: torch.Tensor,

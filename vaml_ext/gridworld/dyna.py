@@ -1,7 +1,7 @@
 """Dyna loop of the gridworld study: Algorithm 2 of the paper, vectorised over runs.
 
 A *run* is one (method, seed) pair; all runs of one grid size advance together as
-batched tensors (:class:`~vaml_ext.gridworld.model.TabularCategoricalModel`,
+batched tensors (the model of ``cfg.model``: :mod:`vaml_ext.gridworld.model`,
 :class:`~vaml_ext.gridworld.a2c.TabularA2C`, :class:`~vaml_ext.gridworld.env.BatchedGridworld`),
 so a whole panel of Figure 1 costs one loop. Runs never share parameters or data;
 they share the random-number stream (deterministic for a given config and run list).
@@ -30,7 +30,7 @@ import torch
 
 from vaml_ext.gridworld.a2c import TabularA2C
 from vaml_ext.gridworld.env import NUM_ACTIONS, BatchedGridworld, GridSpec, grid_spec
-from vaml_ext.gridworld.model import TabularCategoricalModel
+from vaml_ext.gridworld.model import ENCODINGS, MODELS, make_model
 from vaml_ext.gridworld.objectives import GridObjectives
 
 
@@ -41,6 +41,10 @@ class DynaConfig:
     env_steps: int = 2000  # real environment steps per run
     real_steps_per_iter: int = 100
     # model learning
+    model: str = "table"  # table | mlp (vaml_ext.gridworld.model)
+    encoding: str = "coords"  # mlp input: coords (normalised cell coordinates) | onehot
+    mlp_hidden: int = 32  # mlp: units per hidden layer
+    mlp_layers: int = 2  # mlp: tanh hidden layers
     model_updates_per_iter: int = 20
     model_lr: float = 0.1
     batch_size: int = 256  # transitions per update (mle, ma_l1, ma_vaml)
@@ -74,7 +78,13 @@ class DynaConfig:
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise ValueError(f"dyna.{f.name} must be a number, got {v!r}")
                 setattr(self, f.name, float(v))
+        if self.model not in MODELS:
+            raise ValueError(f"dyna.model must be one of {list(MODELS)}, got {self.model!r}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"dyna.encoding must be one of {list(ENCODINGS)}, got {self.encoding!r}")
         positive = [
+            "mlp_hidden",
+            "mlp_layers",
             "env_steps",
             "real_steps_per_iter",
             "model_updates_per_iter",
@@ -219,7 +229,7 @@ class DynaTrainer:
         self.gen = torch.Generator().manual_seed(stream_seed(base_seed, size))
         R, S = len(methods), spec.n_states
         self.objectives = GridObjectives(methods, va_loss_coeff=cfg.va_loss_coeff, gamma=cfg.gamma)
-        self.model = TabularCategoricalModel(R, S)
+        self.model = make_model(cfg.model, R, S, cfg.encoding, cfg.mlp_hidden, cfg.mlp_layers, generator=self.gen)
         self.model_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr, fused=True)
         self.agent = TabularA2C(R, S, cfg.gamma, cfg.gae_lambda, cfg.entropy_coef, cfg.policy_lr, cfg.value_lr)
         self.env = BatchedGridworld(spec, (R,))
@@ -241,6 +251,19 @@ class DynaTrainer:
     def evaluate(self) -> torch.Tensor:
         """Return of every run's current policy in the real room -> ``[runs]``."""
         return evaluate(self.agent, self.spec, self.cfg.eval_episodes, self.gen, self.cfg.eval_greedy)
+
+    @torch.no_grad()
+    def model_error(self) -> torch.Tensor:
+        """Per run: mean over the real transitions collected so far of ``1 − P_φ(s'|s,a)``
+        -> ``[runs]``. The room is deterministic, so this is the total-variation distance
+        between the model's and the true next-cell distribution, averaged over the visited
+        (s, a) rows weighted by how often they were visited (NaN before any data)."""
+        b = self.buffer
+        if b.size == 0:
+            return torch.full((len(self.methods),), float("nan"))
+        rows, s2 = b.rows[:, : b.size], b.s_next[:, : b.size]
+        logp = torch.log_softmax(self.model.row_logits(rows), -1)
+        return 1.0 - logp.gather(-1, s2.unsqueeze(-1)).squeeze(-1).exp().mean(1)
 
     def due_evaluations(self) -> int:
         """How many evaluations fall due at the current env step (and schedule the next)."""
@@ -271,7 +294,7 @@ class DynaTrainer:
             traj = (
                 buffer.sample_episodes(cfg.traj_batch, spec.max_steps, gen) if objectives.needs_trajectories else None
             )
-            loss = objectives(spec, model.logits, agent.V, batch, traj)
+            loss = objectives(spec, model, agent.V, batch, traj)
             model_opt.zero_grad(set_to_none=True)
             loss.backward()
             model_opt.step()
@@ -279,12 +302,13 @@ class DynaTrainer:
             agent.V.grad = None  # V is an input of the model loss only (detached); keep it clean
             if self.refit_on and (k + 1) % cfg.value_update_interval == 0:
                 s0, t0_ = buffer.states(cfg.refit_envs, gen)
-                d2 = agent.rollout(model, spec, s0, t0_, cfg.refit_steps, gen)
+                d2 = agent.rollout(model.frozen(), spec, s0, t0_, cfg.refit_steps, gen)
                 agent.value_refit(d2, self.refit_w, cfg.refit_updates)
         self.model_loss = float(loss_sum) / cfg.model_updates_per_iter
-        # 3. A2C in the model
+        # 3. A2C in the model (fixed during these updates)
+        frozen = model.frozen()
         for _ in range(cfg.policy_updates_per_iter):
-            d1 = agent.rollout(model, spec, self.imag_s, self.imag_t, cfg.rollout_steps, gen)
+            d1 = agent.rollout(frozen, spec, self.imag_s, self.imag_t, cfg.rollout_steps, gen)
             self.imag_s, self.imag_t = d1["final_state"], d1["final_t"]
             agent.a2c_update(d1)
         self.it += 1

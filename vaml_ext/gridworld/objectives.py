@@ -38,7 +38,13 @@ METHOD_LABELS = {
     "ma_direct_l2": "MA Direct L2",
     "ma_l1": "MA Upper Bound L1",
     "ma_vaml": "MA VAML L2",
+    "ma_l1_naive": "MA Upper Bound L1 Naive",
 }
+#: Ablations: a run method that is a registry objective with Dyna options changed.
+#: ``ma_l1_naive`` is MA-L1 with Algorithm 2's stale-value refit (lines 8-11) off -- the
+#: paper's "Naive" substitution (Fig. 4).
+VARIANTS: Dict[str, tuple] = {"ma_l1_naive": ("ma_l1", {"value_update_interval": 0})}
+RUN_METHODS = METHODS + tuple(VARIANTS)
 
 
 def transition_advantage(probs: torch.Tensor, values: torch.Tensor, s_next: torch.Tensor) -> torch.Tensor:
@@ -122,39 +128,54 @@ class GridObjectives:
     def __call__(
         self,
         spec: GridSpec,
-        logits: torch.Tensor,
+        logits,
         V: torch.Tensor,
         batch: Dict[str, torch.Tensor],
         traj: Optional[Dict[str, torch.Tensor]] = None,
     ) -> torch.Tensor:
-        """Total loss. ``logits``: model table ``[runs, S·A, S]`` (log-probabilities work too);
-        ``batch``: transitions ``rows, s_next, t`` of shape ``[runs, M]``; ``traj``: whole
-        real episodes ``rows, s_next, t, mask`` of shape ``[runs, m, L]`` (needed only by
-        the direct forms). Per-transition objectives normalise only the rows they use;
-        the direct forms normalise their runs' whole table once (episodes revisit rows)."""
+        """Total loss. ``logits``: either the model table ``[runs, S·A, S]`` (log-probabilities
+        work too) or a model with ``row_logits(rows)`` and ``table_logits()``
+        (:mod:`vaml_ext.gridworld.model`; a network model then evaluates only the rows it
+        needs); ``batch``: transitions ``rows, s_next, t`` of shape ``[runs, M]``; ``traj``:
+        whole real episodes ``rows, s_next, t, mask`` of shape ``[runs, m, L]`` (needed only
+        by the direct forms). Per-transition objectives normalise only the rows they use;
+        the direct forms normalise their runs' whole table once (episodes revisit rows).
+        Every expectation is an exact sum over all ``S`` next cells."""
+        if isinstance(logits, torch.Tensor):
+            table = logits
+            row_fn = lambda rows: torch.gather(table, 1, rows.unsqueeze(-1).expand(-1, -1, table.shape[-1]))  # noqa: E731
+            table_fn = lambda: table  # noqa: E731
+        else:
+            row_fn, table_fn = logits.row_logits, logits.table_logits
         h = next_state_values(spec, V, self.gamma)
-        total = logits.new_zeros(())
+        total: Optional[torch.Tensor] = None
+        per_row = [n for n in self.groups if not self.losses[n].needs_trajectories]
+        batch_logits = row_fn(batch["rows"]) if per_row else None  # [runs, M, S]
+        full = table_fn() if len(per_row) < len(self.groups) else None  # [runs, S·A, S]
         for name, idx in self.groups.items():
             loss = self.losses[name]
             if not loss.needs_trajectories:
-                rows, s2 = batch["rows"][idx], batch["s_next"][idx]
-                S = logits.shape[-1]
-                row_logits = torch.gather(logits[idx], 1, rows.unsqueeze(-1).expand(-1, -1, S))
-                log_p = torch.log_softmax(row_logits, -1)  # [r, M, S]
+                assert batch_logits is not None
+                s2 = batch["s_next"][idx]
+                log_p = torch.log_softmax(batch_logits[idx], -1)  # [r, M, S]
                 if name == "mle":
                     nll = -log_p.gather(-1, s2.unsqueeze(-1)).squeeze(-1)
-                    total = total + len(idx) * loss(nll=nll)
+                    term = len(idx) * loss(nll=nll)
                 else:
                     adv = row_advantage(spec, log_p.exp(), h[idx], s2, batch["t"][idx])
-                    total = total + len(idx) * loss(advantage=adv)
+                    term = len(idx) * loss(advantage=adv)
+                total = term if total is None else total + term
             else:
                 if traj is None:
                     raise ValueError(f"{name} needs whole trajectories (Eq. 8) but none were given")
-                probs = torch.softmax(logits[idx], -1)
+                assert full is not None
+                probs = torch.softmax(full[idx], -1)
                 adv = grid_advantage(spec, probs, h[idx], traj["rows"][idx], traj["s_next"][idx], traj["t"][idx])
                 mask = traj["mask"][idx]
                 for k in range(len(idx)):  # |Σ| couples a run's trajectories: one loss call per run
-                    total = total + loss(advantage=adv[k], gamma=self.gamma, mask=mask[k])
+                    term = loss(advantage=adv[k], gamma=self.gamma, mask=mask[k])
+                    total = term if total is None else total + term
+        assert total is not None
         return total
 
 

@@ -22,8 +22,10 @@ Files written into ``run_dir`` (see :mod:`vaml_ext.runlog.rundir`):
   ``eval.csv``) -- one row per evaluation, at 0, eval_every, 2·eval_every, ... env steps
   (as :func:`run_dyna`): ``env_steps, return, wall_time_s`` plus ``iteration`` (Dyna
   iterations done), ``model_loss`` (mean model loss over the last iteration's updates;
-  empty at step 0) and ``v_start`` (the critic's value of the start cell);
-* ``tb/``       -- TensorBoard scalars ``eval/return``, ``train/model_loss``,
+  empty at step 0), ``v_start`` (the critic's value of the start cell) and ``model_tv``
+  (the model's mean total-variation error on the real transitions so far,
+  :meth:`~vaml_ext.gridworld.dyna.DynaTrainer.model_error`; empty at step 0);
+* ``tb/``       -- TensorBoard scalars ``eval/return``, ``train/model_loss``, ``train/model_tv``,
   ``train/v_start`` against env steps;
 * ``ckpt/latest.pt`` (and the one before, ``ckpt/previous.pt``:
   :class:`~vaml_ext.runlog.ckpt.CheckpointStore`) -- written atomically after every
@@ -64,7 +66,7 @@ import torch
 
 from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer
 from vaml_ext.gridworld.env import _check_size
-from vaml_ext.gridworld.objectives import METHODS
+from vaml_ext.gridworld.objectives import RUN_METHODS, VARIANTS
 from vaml_ext.runlog.ckpt import CheckpointStore
 from vaml_ext.runlog.lock import RunLock
 from vaml_ext.runlog.progress import RunProgress
@@ -82,7 +84,7 @@ from vaml_ext.runlog.tracking import finish_run, log_finished_run
 
 CKPT_DIR = "ckpt"
 TB_DIR = "tb"
-EXTRA_FIELDS = ("iteration", "model_loss", "v_start")
+EXTRA_FIELDS = ("iteration", "model_loss", "v_start", "model_tv")
 CKPT_FORMAT = 1
 
 
@@ -93,8 +95,8 @@ def _positive_int(name: str, v) -> int:
 
 
 def _validate(size, method, seed, env_steps, eval_every, dyna) -> DynaConfig:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if method not in RUN_METHODS:
+        raise ValueError(f"method must be one of {list(RUN_METHODS)}, got {method!r}")
     try:
         _check_size(size)
     except ValueError as e:
@@ -111,6 +113,8 @@ def _validate(size, method, seed, env_steps, eval_every, dyna) -> DynaConfig:
     for key, val in (("env_steps", env_steps), ("eval_every", eval_every)):
         if key in dyna and dyna.pop(key) != val:
             raise ValueError(f"dyna.{key} conflicts with the {key} argument; pass it as the argument only")
+    if method in VARIANTS:  # an ablation: the base objective with some Dyna options fixed
+        dyna.update(VARIANTS[method][1])
     return DynaConfig.from_dict(dict(dyna, env_steps=int(env_steps), eval_every=int(eval_every)))
 
 
@@ -213,7 +217,8 @@ def _run_locked(
     if not (run_dir / "run.yaml").is_file():
         write_run_config(run_dir, dict(run_info, provenance=git_provenance()))
 
-    trainer = DynaTrainer(size, [method], cfg, base_seed=seed)
+    objective = VARIANTS[method][0] if method in VARIANTS else method
+    trainer = DynaTrainer(size, [objective], cfg, base_seed=seed)
     if ckpt is None:
         rows, wall0, n_resumes = [], 0.0, 0
         log = EvalLog(run_dir, EXTRA_FIELDS)  # fresh file (drops any stale rows)
@@ -246,12 +251,14 @@ def _run_locked(
             "iteration": trainer.it,
             "model_loss": "" if trainer.it == 0 else trainer.model_loss,
             "v_start": float(trainer.agent.V.detach()[0, trainer.spec.start]),
+            "model_tv": "" if trainer.it == 0 else float(trainer.model_error()[0]),
         }
         log.write(row)
         rows.append(row)
         tb.add_scalar("eval/return", ret, trainer.env_steps)
         if trainer.it > 0:
             tb.add_scalar("train/model_loss", trainer.model_loss, trainer.env_steps)
+            tb.add_scalar("train/model_tv", row["model_tv"], trainer.env_steps)
         tb.add_scalar("train/v_start", row["v_start"], trainer.env_steps)
         if prog is not None:
             prog.update(trainer.env_steps, ret)

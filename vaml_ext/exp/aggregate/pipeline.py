@@ -18,6 +18,24 @@ from vaml_ext.exp.aggregate.sweep import SweepData
 from vaml_ext.exp.claims import evaluate_claims
 
 
+def write_steps_to_goal(loaded, path: Path, report: Path) -> Path:
+    """Figure 1: env steps to reach the goal per method and grid size
+    (:mod:`vaml_ext.gridworld.steps`), written to ``path`` and appended to ``report``."""
+    from vaml_ext.gridworld.steps import markdown_table, steps_to_goal
+
+    rows = [
+        {"size": int(r.env.removeprefix("grid")), "method": r.method, "seed": r.seed, "env_steps": s, "return": v}
+        for r in loaded.runs
+        if r.env.startswith("grid")
+        for s, v in zip(r.steps, r.returns)
+    ]
+    md = markdown_table(steps_to_goal(rows))
+    path.write_text(md)
+    with open(report, "a") as f:
+        f.write("\n## Steps to reach the goal\n\n" + md)
+    return path
+
+
 def aggregate(
     sweep_dir,
     out_dir=None,
@@ -127,6 +145,8 @@ def aggregate(
         separation,
     )
 
+    if loaded.figure == "fig1":  # the gridworld's steps-to-goal table (paper §5.1)
+        files["steps_md"] = write_steps_to_goal(loaded, out / "steps_to_goal.md", out / "report.md")
     n_unf_used = sum(not r.done for r in loaded.runs)
     result = {
         "out_dir": out,
