@@ -29,5 +29,5 @@ def test_mbpo_settings_derive_from_fig3():
 def test_unknown_figure_and_preset_name_the_valid_ones():
     with pytest.raises(KeyError, match="valid: fig1, fig2, fig3, fig4"):
         load_figure("fig9")
-    with pytest.raises(KeyError, match="preset='huge'.*valid: smoke, short, paper"):
+    with pytest.raises(KeyError, match="preset='huge'.*valid: smoke, smoke_mlp, short, paper, paper_mlp"):
         preset_budget(load_figure("fig1"), "huge", "grid5")
