@@ -23,6 +23,17 @@ def _seed():
     yield
 
 
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """The patched tree of this checkout's series (not a possibly stale third_party/slbo-patched)."""
+    from vaml_ext.patching.core import build
+    from vaml_ext.patching.spec import load_spec
+
+    t = tmp_path_factory.mktemp("slbo") / "tree"
+    build(load_spec(REPO, "slbo"), REPO, t, log=lambda *_: None)
+    return t
+
+
 def run_slbo(args, cwd, pythonpath, timeout=600):
     """Run ``python -m slbo.main ARGS`` in a subprocess (fresh FLAGS, like a user would)."""
     import subprocess

@@ -62,17 +62,6 @@ TIME_KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    """The patched tree of this checkout's series (not a possibly stale third_party/slbo-patched)."""
-    from vaml_ext.patching.core import build
-    from vaml_ext.patching.spec import load_spec
-
-    t = tmp_path_factory.mktemp("slbo") / "tree"
-    build(load_spec(REPO, "slbo"), REPO, t, log=lambda *_: None)
-    return t
-
-
 def _cmd(args, log_dir, n_stages):
     return [sys.executable, "-m", "vaml_ext.slbo.run", *args, *SMALL, f"slbo.n_stages={n_stages}", f"log_dir={log_dir}"]
 

@@ -25,16 +25,6 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    from vaml_ext.patching.core import build
-    from vaml_ext.patching.spec import load_spec
-
-    t = tmp_path_factory.mktemp("slbo") / "tree"
-    build(load_spec(REPO, "slbo"), REPO, t, log=lambda *_: None)
-    return t
-
-
 def _run(tree, log_dir, *extra):
     env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     return subprocess.run(
