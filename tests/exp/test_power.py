@@ -37,14 +37,23 @@ def test_edge_cases():
         pooled_sd([1.0], [1.0, 2.0])
 
 
+def _loaded(sweep_dir):
+    from vaml_ext.exp.aggregate.loading import load_runs
+    from vaml_ext.exp.aggregate.sweep import SweepData
+
+    return SweepData(load_runs(sweep_dir, warn=lambda m: None).runs, 50, 250)
+
+
 def test_separation_table_reads_a_sweep(tmp_path):
     for seed, (a, b) in enumerate([(10.0, 8.0), (12.0, 9.0), (11.0, 7.0)]):
         write_run(tmp_path, "hopper", "ma_l1", seed, [0, 100], [0.0, a], figure="fig4")
         write_run(tmp_path, "hopper", "ma_l1_naive", seed, [0, 100], [0.0, b], figure="fig4")
-    assert separation_table(tmp_path, [("ma_l1", "ma_l1_naive")])[0]["cpu_h_to_separate"] is None  # no wall-clock
+    assert (
+        separation_table(_loaded(tmp_path), [("ma_l1", "ma_l1_naive")])[0]["cpu_h_to_separate"] is None
+    )  # no wall-clock
     for done in tmp_path.glob("*/*/seed*/done.json"):
         done.write_text(json.dumps({**json.loads(done.read_text()), "wall_time_s": 1800.0}))
-    rows = separation_table(tmp_path, [("ma_l1", "ma_l1_naive"), ("ma_l1", "mle")])
+    rows = separation_table(_loaded(tmp_path), [("ma_l1", "ma_l1_naive"), ("ma_l1", "mle")])
     assert len(rows) == 1  # no mle runs: that pair is left out
     r = rows[0]
     assert (r["env"], r["method"], r["baseline"], r["n"]) == ("hopper", "ma_l1", "ma_l1_naive", (3, 3))

@@ -127,7 +127,7 @@ def aggregate(
             files["poi_png"] = out / "poi.png"
             plot_poi(poi, data.methods, out / "poi.png", title)
     files["report"] = out / "report.md"
-    separation = separation_table(sweep_dir, sorted({(r["method"], r["baseline"]) for r in poi}))
+    separation = separation_table(data, sorted({(r["method"], r["baseline"]) for r in poi}))
     write_report(
         out / "report.md",
         sweep_dir,
@@ -153,6 +153,7 @@ def aggregate(
         **files,
         **tables,
         "claims": claims,
+        "separation": separation,
         "warnings": warnings,
         "notes": poi_notes,
         "figure": loaded.figure,

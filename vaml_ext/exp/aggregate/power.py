@@ -15,10 +15,11 @@ little wider than normal ones at small ``n``, so read it as a lower bound.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
+
+from vaml_ext.runlog import rundir
 
 Z95 = 1.959963984540054
 
@@ -43,35 +44,21 @@ def seeds_to_separate(x: Sequence[float], y: Sequence[float]) -> Optional[int]:
     return max(2, math.ceil((2 * Z95 * sd / abs(delta)) ** 2))
 
 
-def final_returns(sweep_dir: Path) -> Dict[str, Dict[str, Dict[int, dict]]]:
-    """``{env: {method: {seed: done.json}}}`` of the finished runs under ``sweep_dir``
-    (``<env>/<method>/seed<k>/done.json``, as the figure command writes them)."""
-    import json
-
-    out: Dict[str, Dict[str, Dict[int, dict]]] = {}
-    for done in sorted(Path(sweep_dir).glob("*/*/seed*/done.json")):
-        run = done.parent
-        env, method, seed = run.parent.parent.name, run.parent.name, int(run.name.removeprefix("seed"))
-        out.setdefault(env, {}).setdefault(method, {})[seed] = json.loads(done.read_text())
-    return out
-
-
-def separation_table(sweep_dir: Path, pairs: Sequence[tuple]) -> List[dict]:
-    """One row per env and ``(method, baseline)`` pair: means, pooled sd, observed difference,
-    the seeds per method that would separate it, and the CPU hours those runs would cost at
-    the sweep's own median wall-clock per run (``done.json`` ``wall_time_s``; None where absent)."""
-    runs = final_returns(sweep_dir)
+def separation_table(data, pairs: Sequence[tuple]) -> List[dict]:
+    """One row per env and ``(method, baseline)`` pair of the loaded sweep ``data``
+    (:class:`~vaml_ext.exp.aggregate.sweep.SweepData`: the same runs and final returns the PoI
+    uses): means, pooled sd, observed difference, the seeds per method that would separate it,
+    and the CPU hours those runs would cost at the median wall-clock per run of the pair
+    (``done.json`` ``wall_time_s``; None where absent)."""
     rows = []
-    for env, by_method in runs.items():
+    for env in data.envs:
         for a, b in pairs:
-            if a not in by_method or b not in by_method:
-                continue
-            xa = [d["final_return"] for d in by_method[a].values()]
-            xb = [d["final_return"] for d in by_method[b].values()]
+            xa, xb = data.scores(env, a, "final"), data.scores(env, b, "final")
             if len(xa) < 2 or len(xb) < 2:
                 continue
             n = seeds_to_separate(xa, xb)
-            walls = [d["wall_time_s"] for m in (a, b) for d in by_method[m].values() if d.get("wall_time_s")]
+            done = [rundir.read_done(r.path) or {} for m in (a, b) for r in data.runs(env, m)]
+            walls = [d["wall_time_s"] for d in done if d.get("wall_time_s")]
             wall = float(np.median(walls)) if walls else None
             rows.append(
                 {
