@@ -13,11 +13,17 @@ non-default sizes is enough. The overhead side of the same curve is
 
     python exp/mbpo/refit_learning.py --sizes 100 10000 --seeds 0 1 2 --jobs 2
     python exp/mbpo/refit_learning.py --sizes 100 1000 10000 --seeds 0 1 2 3 4 overrides.num_steps=5000
+    .venv-paper/bin/python exp/mbpo/refit_learning.py --sizes --methods mle ma_l1 overrides.profile=paper \
+        overrides.checkpoint_every=1
+
+Run with ``.venv-paper/bin/python`` (``make install-paper``) for the paper base (mbrl
+0.2.0.dev3); its runs are kept apart from the default base's.
 
 Extra Hydra overrides (positional) apply to every run; the stored baselines are then
 not comparable and are not printed.
 
-Finished runs in ``--work`` are reused; curves go to ``<work>/curves.csv``.
+Finished runs in ``--work`` are reused, and with ``overrides.checkpoint_every=1`` an
+interrupted run resumes from its last epoch; curves go to ``<work>/curves.csv``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import importlib.metadata
 import os
 import statistics
 import subprocess
@@ -39,20 +46,30 @@ sys.path.insert(0, str(REPO))
 from vaml_ext.mbpo.runner import REGRESSIONS, read_results, regression_config, run_mbpo  # noqa: E402
 
 
-def _one(regression, label, extra, seed, work):
+def _one(regression, label, method, extra, seed, work):
     import torch
 
     torch.set_num_threads(1)
     run_dir = Path(work) / label.replace(" ", "_") / str(seed)
     done = run_dir / "done"
     if done.exists():
-        return label, seed, read_results(run_dir), float(done.read_text())
+        return label, seed, _curve(run_dir), float(done.read_text())
     t0 = time.perf_counter()
-    cfg = regression_config(regression, "ma_l1", seed, extra)
-    out = run_mbpo(cfg, run_dir, silent=True)
+    cfg = regression_config(regression, method, seed, extra)
+    run_mbpo(cfg, run_dir, silent=True)
     seconds = time.perf_counter() - t0
     done.write_text(f"{seconds:.1f}")
-    return label, seed, out["results"], seconds
+    return label, seed, _curve(run_dir), seconds
+
+
+def _curve(run_dir):
+    """Evaluation returns of a run: ``returns.csv`` (the complete record, also across a
+    resume with ``overrides.checkpoint_every``), else mbrl's ``results.csv``."""
+    path = Path(run_dir) / "returns.csv"
+    if path.exists():
+        with open(path) as f:
+            return [float(r["return"]) for r in csv.DictReader(f)]
+    return [r["episode_reward"] for r in read_results(run_dir)]
 
 
 def _stored(regression, method):
@@ -69,7 +86,13 @@ def _stored(regression, method):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--regression", choices=sorted(REGRESSIONS), default="cartpole_2k")
-    p.add_argument("--sizes", nargs="+", type=int, default=[100, 10000])
+    p.add_argument("--sizes", nargs="*", type=int, default=[100, 10000])
+    p.add_argument(
+        "--methods",
+        nargs="*",
+        default=[],
+        help="also run these model losses at their defaults (e.g. mle ma_l1 with overrides.profile=paper)",
+    )
     p.add_argument("--naive", action="store_true", help="add the no-refit ablation (value_update_interval=0)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--last", type=int, default=5, help="score = mean return over the last N epochs")
@@ -80,31 +103,36 @@ def main(argv=None):
     if any(n <= 0 for n in a.sizes):
         p.error("--sizes must be positive")
     tag = a.regression
+    mbrl_version = importlib.metadata.version("mbrl")
+    if mbrl_version != "0.2.0":  # the paper base (make install-paper): keep its runs apart
+        tag += f"-mbrl{mbrl_version}"
     if a.extra:  # finished runs are reused by directory: keep other settings apart
         tag += "-" + hashlib.sha1(" ".join(a.extra).encode()).hexdigest()[:8]
     work = a.work / tag
     work.mkdir(parents=True, exist_ok=True)
-    variants = [(f"refit {n}", [f"overrides.value_refit_batch_size={n}", *a.extra]) for n in a.sizes]
+    variants = [(m, m, list(a.extra)) for m in a.methods]
+    variants += [(f"refit {n}", "ma_l1", [f"overrides.value_refit_batch_size={n}", *a.extra]) for n in a.sizes]
     if a.naive:
-        variants.append(("naive", ["overrides.value_update_interval=0", *a.extra]))
+        variants.append(("naive", "ma_l1", ["overrides.value_update_interval=0", *a.extra]))
+    if not variants:
+        p.error("nothing to run: give --sizes, --methods or --naive")
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
     print(
-        f"{a.regression} {' '.join(a.extra)}: {len(variants) * len(a.seeds)} runs, {a.jobs} at a time (commit {commit})",
+        f"{a.regression} {' '.join(a.extra)} on mbrl {mbrl_version}: {len(variants) * len(a.seeds)} runs, {a.jobs} at a time (commit {commit})",
         flush=True,
     )
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = {}
     with ProcessPoolExecutor(a.jobs) as pool:
-        futs = [
-            pool.submit(_one, a.regression, label, extra, seed, str(work))
-            for label, extra in variants
+        futs = [  # seed-major: the variants of one seed finish together
+            pool.submit(_one, a.regression, label, method, extra, seed, str(work))
             for seed in a.seeds
+            for label, method, extra in variants
         ]
         for f in futs:
-            label, seed, rows, seconds = f.result()
-            curve = [r["episode_reward"] for r in rows]
+            label, seed, curve, seconds = f.result()
             results[(label, seed)] = (curve, seconds)
             print(f"  {label:>12} seed {seed}: {[round(x) for x in curve]} ({seconds:.0f} s)", flush=True)
     rows = {}  # earlier invocations' curves (other seeds/sizes) are kept, this one's replace theirs
@@ -136,8 +164,12 @@ def main(argv=None):
     if not a.extra:
         row("mle (stored)", _stored(a.regression, "mle"))
         row("ma_l1, refit 1000 (stored, default)", _stored(a.regression, "ma_l1"))
-    for label, _ in variants:
-        row(f"ma_l1, {label}", {s: results[(label, s)][0] for s in a.seeds}, [results[(label, s)][1] for s in a.seeds])
+    for label, method, _ in variants:
+        row(
+            label if label == method else f"{method}, {label}",
+            {s: results[(label, s)][0] for s in a.seeds},
+            [results[(label, s)][1] for s in a.seeds],
+        )
     print(f"curves: {work / 'curves.csv'}")
     return 0
 

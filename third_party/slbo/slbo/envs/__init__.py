@@ -70,3 +70,11 @@ class BaseModelBasedEnv(abc.ABC):
         assert np.allclose(np.asarray(dones_, dtype=float), dataset.done.astype(float)), 'mb_step dones differ'
         assert l_inf < eps, f'mb_step rewards differ: L_inf = {l_inf}'
         return l_inf
+
+    def mb_dt(self):
+        """The env's ``dt``, looked up once (port: speed; MuJoCo's ``dt`` property reads
+        the model through the bindings on every call, and ``mb_step`` runs every step)."""
+        dt = self.__dict__.get('_mb_dt')
+        if dt is None:
+            dt = self.__dict__['_mb_dt'] = self.dt
+        return dt

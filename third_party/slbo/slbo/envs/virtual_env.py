@@ -5,6 +5,7 @@
 ``reset()`` (SLBO's "start from real resets").
 """
 import numpy as np
+import torch
 from gymnasium.spaces import Box
 
 from slbo.dynamics_model import DynamicsModel
@@ -46,6 +47,48 @@ class VirtualEnv(BaseBatchedEnv):
 
         self._states = next_states
         return self._states.copy(), rewards, dones, [{} for _ in range(self.n_envs)]
+
+    def fast_rollout(self, policy, n_steps: int, states: np.ndarray):
+        """Policy + model + ``mb_step`` for one rollout without the per-step generic
+        plumbing (port: speed; ``Runner.run``'s fast path), or None where it does not apply
+        (another policy or model class, ``opt_model``, tensors off the CPU, or the
+        runner's states not this env's). Returns ``step(t) -> (states, actions,
+        next_states, rewards, dones)`` (NumPy, as ``policy.get_actions`` + :meth:`step`
+        produce them, same numbers): the float32 cast of the float64 states is made once
+        per step and shared by policy and model (both make the same cast), and the env's
+        states advance as in :meth:`step`.
+        """
+        from slbo.dynamics_model import DynamicsModel
+        from slbo.policies.gaussian_mlp_policy import GaussianMLPPolicy
+
+        if type(policy) is not GaussianMLPPolicy or type(self._model) is not DynamicsModel or self._opt_model:
+            return None
+        if self._model.net[0].weight.device.type != 'cpu' or not np.array_equal(states, self._states):
+            return None
+        sample = policy.make_sampler(n_steps, self.n_envs)
+        if sample is None:
+            return None
+        model_step = self._model.make_stepper()
+        mb_step = self._env.mb_step
+        lo, span = self.action_space.low, self.action_space.high - self.action_space.low
+
+        def scale_action(actions):  # _scale_action with ``hi - lo`` computed once (same values)
+            return lo + (actions + 1.) * 0.5 * span
+
+        normalize = model_step.normalize if policy.normalizer is self._model.normalizers.state else None
+
+        def step(t):
+            states = self._states
+            with torch.inference_mode():
+                s32 = torch.from_numpy(states).float()
+                norm = normalize(s32) if normalize is not None else None  # one normalisation for both
+                actions = sample(t, s32, norm)
+                next_states = model_step(s32, torch.from_numpy(actions).float(), norm).double().numpy()
+            rewards, dones = mb_step(states, scale_action(actions), next_states)
+            self._states = next_states
+            return states, actions, next_states, rewards, dones
+
+        return step
 
     def reset(self):
         return self.partial_reset(range(self.n_envs))

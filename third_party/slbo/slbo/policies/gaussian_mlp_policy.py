@@ -13,12 +13,16 @@ from typing import List
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from slbo.policies import BasePolicy
 from slbo.utils.multi_layer_perceptron import run_layers
 from slbo.utils.normalizer import GaussianNormalizer
 from slbo.utils.torch_utils import as_float32, make_linear, normc_
 from slbo.utils.truncated_normal import LimitedEntNormal
+
+
+_ACTIVATIONS_ = {nn.Tanh: torch.tanh_, nn.ReLU: torch.relu_}  # in place on a fresh linear output: same values
 
 
 class GaussianMLPPolicy(nn.Module, BasePolicy):
@@ -70,6 +74,38 @@ class GaussianMLPPolicy(nn.Module, BasePolicy):
     def mean_fast(self, states: torch.Tensor) -> torch.Tensor:
         """``μ_θ(norm(s))`` for float32 ``states``, op for op as ``self.net(self.normalizer(states))``."""
         return run_layers(self.net, self.normalizer(states))
+
+    def make_sampler(self, n_steps: int, n_envs: int):
+        """``get_actions`` for a whole rollout of ``n_steps`` steps of ``n_envs`` states, or
+        None off the CPU (port: speed; used by ``VirtualEnv.fast_rollout``).
+
+        Returns ``sample(t, states) -> actions``: ``states`` float32 ``[n_envs, dim_state]``
+        (the float32 cast of the float64 states, as :meth:`fast` makes it), ``actions``
+        float64 NumPy, the same numbers as ``get_actions`` at step ``t``: the noise of all
+        ``n_steps`` calls is drawn here in one ``np.random.randn`` call, which yields the
+        same values (and leaves the generator in the same state) as one call per step,
+        provided nothing else draws from NumPy's global generator during the rollout
+        (true for the virtual runner: the env's resets draw from the env's own
+        ``np_random``). The state normaliser's clamped std and ``exp(log_std)`` are
+        computed once (both are fixed during a rollout).
+        """
+        if self.op_log_std.device.type != 'cpu':
+            return None
+        log_std = self.op_log_std.detach().double().numpy()
+        noise = np.random.randn(n_steps, n_envs, self.dim_action)
+        noise *= np.exp(log_std)  # element-wise, the same products as per step
+        mean, scale = self.normalizer.op_mean, self.normalizer.op_std.clamp_min(self.normalizer.eps)
+        layers = [(layer.weight, layer.bias) if type(layer) is nn.Linear else _ACTIVATIONS_[type(layer)]
+                  for layer in self.net]
+
+        def sample(t, states, norm_states=None):
+            """``norm_states``: ``self.normalizer(states)`` when the caller has it."""
+            x = (states - mean) / scale if norm_states is None else norm_states
+            for layer in layers:
+                x = F.linear(x, *layer) if type(layer) is tuple else layer(x)
+            return x.double().numpy() + noise[t]
+
+        return sample
 
     def clone(self):
         return GaussianMLPPolicy(self.dim_state, self.dim_action, self.hidden_sizes, self.normalizer,

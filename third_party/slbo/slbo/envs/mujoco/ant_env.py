@@ -34,7 +34,7 @@ class AntEnv(ant_v5.AntEnv, BaseModelBasedEnv):
     def mb_step(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray):
         nq = self.data.qpos.size
         nv = self.data.qvel.size
-        forward_reward = self._forward_reward_weight * (next_states[:, -3] - states[:, -3]) / self.dt
+        forward_reward = self._forward_reward_weight * (next_states[:, -3] - states[:, -3]) / self.mb_dt()
         ctrl_cost = self._ctrl_cost_weight * np.sum(np.square(actions), axis=-1)
         cfrc = next_states[:, nq + nv: nq + nv + self._n_cfrc]
         contact_cost = self._contact_cost_weight * np.sum(np.square(cfrc), axis=-1)

@@ -17,5 +17,5 @@ class HalfCheetahEnv(half_cheetah_v5.HalfCheetahEnv, BaseModelBasedEnv):
 
     def mb_step(self, states, actions, next_states):
         reward_ctrl = -self._ctrl_cost_weight * np.sum(np.square(actions), axis=-1)
-        reward_fwd = self._forward_reward_weight * (next_states[:, 0] - states[:, 0]) / self.dt
+        reward_fwd = self._forward_reward_weight * (next_states[:, 0] - states[:, 0]) / self.mb_dt()
         return reward_ctrl + reward_fwd, np.zeros_like(reward_fwd, dtype=bool)

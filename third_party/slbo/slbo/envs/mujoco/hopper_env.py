@@ -21,15 +21,25 @@ class HopperEnv(hopper_v5.HopperEnv, BaseModelBasedEnv):
         super().__init__(**kwargs)
 
     def _healthy(self, next_states):
-        min_state, max_state = self._healthy_state_range
-        min_z, max_z = self._healthy_z_range
-        min_angle, max_angle = self._healthy_angle_range
-        healthy_state = np.all((min_state < next_states[:, 2:]) & (next_states[:, 2:] < max_state), axis=-1)
-        z, angle = next_states[:, 1], next_states[:, 2]
-        return healthy_state & (min_z < z) & (z < max_z) & (min_angle < angle) & (angle < max_angle)
+        """v5's ``is_healthy`` on a batch: ``min_z < z < max_z``, ``min_angle < angle <
+        max_angle`` and every ``s'[2:]`` in ``(min_state, max_state)``. Port (speed): one
+        pair of bound vectors over ``s'[1:]`` (the angle's bounds are the tighter of its two
+        ranges; strict inequalities, so the result is the same, NaN included)."""
+        bounds = self.__dict__.get('_healthy_bounds')
+        if bounds is None:
+            (min_state, max_state), (min_z, max_z) = self._healthy_state_range, self._healthy_z_range
+            min_angle, max_angle = self._healthy_angle_range
+            n = self.observation_space.shape[0] - 1
+            lo, hi = np.full(n, float(min_state)), np.full(n, float(max_state))
+            lo[0], hi[0] = min_z, max_z
+            lo[1], hi[1] = max(min_angle, min_state), min(max_angle, max_state)
+            bounds = self.__dict__['_healthy_bounds'] = (lo, hi)
+        lo, hi = bounds
+        s = next_states[:, 1:]
+        return ((lo < s) & (s < hi)).all(axis=-1)
 
     def mb_step(self, states, actions, next_states):
-        x_velocity = (next_states[:, 0] - states[:, 0]) / self.dt
+        x_velocity = (next_states[:, 0] - states[:, 0]) / self.mb_dt()
         healthy = self._healthy(next_states)
         reward = self._forward_reward_weight * x_velocity + healthy * self._healthy_reward \
             - self._ctrl_cost_weight * np.sum(np.square(actions), axis=-1)

@@ -17,6 +17,6 @@ class SwimmerEnv(swimmer_v5.SwimmerEnv, BaseModelBasedEnv):
 
     def mb_step(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray):
         ctrl_cost = self._ctrl_cost_weight * np.sum(np.square(actions), axis=-1)
-        forward_reward = self._forward_reward_weight * (next_states[:, 0] - states[:, 0]) / self.dt
+        forward_reward = self._forward_reward_weight * (next_states[:, 0] - states[:, 0]) / self.mb_dt()
         reward = forward_reward - ctrl_cost
         return reward, np.zeros_like(reward, dtype=bool)

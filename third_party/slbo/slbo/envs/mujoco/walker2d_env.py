@@ -21,7 +21,7 @@ class Walker2DEnv(walker2d_v5.Walker2dEnv, BaseModelBasedEnv):
         min_angle, max_angle = self._healthy_angle_range
         z, angle = next_states[:, 1], next_states[:, 2]
         healthy = (min_z < z) & (z < max_z) & (min_angle < angle) & (angle < max_angle)
-        x_velocity = (next_states[:, 0] - states[:, 0]) / self.dt
+        x_velocity = (next_states[:, 0] - states[:, 0]) / self.mb_dt()
         rewards = self._forward_reward_weight * x_velocity + healthy * self._healthy_reward \
             - self._ctrl_cost_weight * np.sum(np.square(actions), axis=-1)
         dones = ~healthy if self._terminate_when_unhealthy else np.zeros_like(healthy)
