@@ -79,6 +79,7 @@ class TRPO(object):
         self.vf_optimizer = torch.optim.Adam(self.vf.parameters(), lr=self.vf_lr, foreach=True)
         self._policy_params = list(self.policy.parameters())  # port (speed): the same objects every call
         self._old_cache = None
+        self._kl_grad_cache = None
 
     def _params(self):
         return self._policy_params
@@ -122,9 +123,25 @@ class TRPO(object):
         with torch.enable_grad():
             # port (speed): only the mean-KL term of `forward` (the same ops; the surrogate and
             # entropy terms upstream also evaluated here do not reach the KL's derivatives)
+            cache = self._kl_grad_cache
+            if cache is not None and cache[0] is states and cache[1] is actions:
+                # port (speed): within one `train` call (parameters fixed until the line
+                # search) the KL's first-order graph is the same for every Fisher-vector
+                # product, so it is built once and only the second backward pass is repeated
+                # (the same ops on the same values as `hessian_vec_prod`)
+                g = cache[2]
+                t = _t(tangents).to(device=g.device, dtype=g.dtype)
+                return flat_grad((g * t).sum(), self._params(), retain_graph=True).double().cpu().numpy()
             old_distribution, _ = self._old(states, actions)
             mean_kl = kl_divergence(old_distribution, self.policy(states)).sum(dim=1).mean()
             return hessian_vec_prod(mean_kl, self._params(), _t(tangents)).double().cpu().numpy()
+
+    def _build_kl_grad(self, states, actions):
+        """``∇_θ mean KL(π_old || π_θ)`` with its graph, for repeated Fisher-vector products."""
+        with torch.enable_grad():
+            old_distribution, _ = self._old(states, actions)
+            mean_kl = kl_divergence(old_distribution, self.policy(states)).sum(dim=1).mean()
+            self._kl_grad_cache = (states, actions, flat_grad(mean_kl, self._params(), create_graph=True))
 
     def get_loss(self, states, actions, advantages, ent_coef, grad=False):
         if grad:
@@ -144,10 +161,12 @@ class TRPO(object):
         states, actions, adv_t = _t(samples.state, d), _t(samples.action, d), _t(advantages, d)
         self._old_cache = None
         self._old_cache = (states, actions, *self._old(states, actions))
+        self._kl_grad_cache = None
         try:
             return self._train(ent_coef, samples, states, actions, adv_t, returns)
         finally:
             self._old_cache = None
+            self._kl_grad_cache = None
 
     def _train(self, ent_coef, samples, states, actions, adv_t, returns):
         old_loss, grad, dist_std, mean_kl, dist_mean = self.get_loss(states, actions, adv_t, ent_coef, grad=True)
@@ -159,6 +178,8 @@ class TRPO(object):
         def fisher_vec_prod(x):
             return self.get_hessian_vec_prod(states, x, actions) + self.cg_damping * x
 
+        self._build_kl_grad(states, actions)  # port (speed): reused until the parameters move
+
         assert np.isfinite(grad).all()
         nat_grad = conj_grad(fisher_vec_prod, grad, n_iters=self.n_cg_iters, verbose=False)
 
@@ -166,6 +187,7 @@ class TRPO(object):
 
         old_params = get_flat(self._params())
         step_size = np.sqrt(2 * self.max_kl / nat_grad.dot(fisher_vec_prod(nat_grad)))
+        self._kl_grad_cache = None  # the line search moves the parameters
 
         for _ in range(10):
             new_params = old_params + nat_grad * step_size

@@ -56,7 +56,8 @@ class VirtualEnv(BaseBatchedEnv):
         next_states, rewards, dones)`` (NumPy, as ``policy.get_actions`` + :meth:`step`
         produce them, same numbers): the float32 cast of the float64 states is made once
         per step and shared by policy and model (both make the same cast), and the env's
-        states advance as in :meth:`step`.
+        states advance as in :meth:`step`. Call ``step`` under ``torch.inference_mode``
+        (``Runner._run_fast`` does, once per rollout).
         """
         from slbo.dynamics_model import DynamicsModel
         from slbo.policies.gaussian_mlp_policy import GaussianMLPPolicy
@@ -78,12 +79,11 @@ class VirtualEnv(BaseBatchedEnv):
         normalize = model_step.normalize if policy.normalizer is self._model.normalizers.state else None
 
         def step(t):
-            states = self._states
-            with torch.inference_mode():
-                s32 = torch.from_numpy(states).float()
-                norm = normalize(s32) if normalize is not None else None  # one normalisation for both
-                actions = sample(t, s32, norm)
-                next_states = model_step(s32, torch.from_numpy(actions).float(), norm).double().numpy()
+            states = self._states  # (the runner calls this under torch.inference_mode)
+            s32 = torch.from_numpy(states).float()
+            norm = normalize(s32) if normalize is not None else None  # one normalisation for both
+            actions = sample(t, s32, norm)
+            next_states = model_step(s32, torch.from_numpy(actions).float(), norm).double().numpy()
             rewards, dones = mb_step(states, scale_action(actions), next_states)
             self._states = next_states
             return states, actions, next_states, rewards, dones

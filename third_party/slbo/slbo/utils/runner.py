@@ -110,9 +110,19 @@ class Runner(object):
         n_samples = n_steps * self.n_envs
         dtype = np.dtype(self._dtype)
         fields = {name: np.zeros((n_steps, self.n_envs) + dtype[name].shape, dtype[name].base) for name in dtype.names}
+        returns, n_steps_ep, max_steps = self._returns, self._n_steps, self.max_steps
+        with torch.inference_mode():
+            self._fast_loop(step, n_steps, fields, returns, n_steps_ep, max_steps, ep_infos)
+        self._states = self.env._states.copy()
+
+        dataset = Dataset(self._dtype, n_samples)
+        dataset.extend(np.rec.fromarrays([fields[name].reshape((n_samples,) + fields[name].shape[2:])
+                                          for name in dtype.names], dtype=dtype))
+        return dataset, ep_infos
+
+    def _fast_loop(self, step, n_steps, fields, returns, n_steps_ep, max_steps, ep_infos):
         buf_states, buf_actions, buf_next_states = fields['state'], fields['action'], fields['next_state']
         buf_rewards, buf_dones, buf_timeouts = fields['reward'], fields['done'], fields['timeout']
-        returns, n_steps_ep, max_steps = self._returns, self._n_steps, self.max_steps
         for T in range(n_steps):
             states, actions, next_states, rewards, dones = step(T)
             dones = np.asarray(dones).astype(bool)
@@ -135,12 +145,6 @@ class Runner(object):
                     ep_infos.append({'return': returns[index]})
                 n_steps_ep[indices] = 0
                 returns[indices] = 0.
-        self._states = self.env._states.copy()
-
-        dataset = Dataset(self._dtype, n_samples)
-        dataset.extend(np.rec.fromarrays([fields[name].reshape((n_samples,) + fields[name].shape[2:])
-                                          for name in dtype.names], dtype=dtype))
-        return dataset, ep_infos
 
     def compute_advantage(self, vfn: BaseVFunction, samples: Dataset):
         n_steps = len(samples) // self.n_envs
