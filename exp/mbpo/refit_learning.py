@@ -102,6 +102,13 @@ def main(argv=None):
     a = p.parse_args(argv)
     if any(n <= 0 for n in a.sizes):
         p.error("--sizes must be positive")
+    if not (a.sizes or a.methods or a.naive):
+        p.error("nothing to run: give --sizes, --methods or --naive")
+    from vaml_ext.losses import available_losses
+
+    bad = [m for m in a.methods if m not in available_losses()]
+    if bad:
+        p.error(f"unknown --methods {bad}; valid: {', '.join(available_losses())}")
     tag = a.regression
     mbrl_version = importlib.metadata.version("mbrl")
     if mbrl_version != "0.2.0":  # the paper base (make install-paper): keep its runs apart
@@ -114,8 +121,6 @@ def main(argv=None):
     variants += [(f"refit {n}", "ma_l1", [f"overrides.value_refit_batch_size={n}", *a.extra]) for n in a.sizes]
     if a.naive:
         variants.append(("naive", "ma_l1", ["overrides.value_update_interval=0", *a.extra]))
-    if not variants:
-        p.error("nothing to run: give --sizes, --methods or --naive")
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()

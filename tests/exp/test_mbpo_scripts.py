@@ -22,6 +22,8 @@ def _load(name):
     [
         (["--sizes", "0"], "--sizes must be positive"),
         (["--regression", "nope"], "invalid choice"),
+        (["--sizes"], "nothing to run"),
+        (["--sizes", "--methods", "mle", "nope"], "unknown --methods ['nope']"),
     ],
 )
 def test_refit_learning_rejects_bad_input(argv, needle, tmp_path, capsys):
