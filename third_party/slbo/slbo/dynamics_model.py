@@ -54,13 +54,7 @@ class DynamicsModel(MultiLayerPerceptron):
 
     def next_states_fast(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         assert actions.shape[-1] == self.dim_action
-        norm_s, norm_d = self.normalizers.state, self.normalizers.diff
-        s_mean, s_std = norm_s.op_mean, norm_s.op_std
-        s_scale = s_std.clamp_min(norm_s.eps)
-        x = torch.cat([(states - s_mean) / s_scale, actions.clamp(-1., 1.)], dim=1)
-        x = run_layers(self.net, x)
-        next_states = states + (x * norm_d.op_std + norm_d.op_mean)
-        return ((next_states - s_mean) / s_scale).clamp(-100, 100) * s_std + s_mean
+        return self.make_stepper()(states, actions)
 
     def make_stepper(self):
         """:meth:`next_states_fast` with the normaliser tensors and clamped std looked up
