@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from slbo.utils.multi_layer_perceptron import MultiLayerPerceptron, run_layers
+from slbo.utils.multi_layer_perceptron import MultiLayerPerceptron
 from slbo.utils.normalizer import Normalizers
 from slbo.utils.torch_utils import as_float32, truncated_normal_
 
