@@ -57,8 +57,7 @@ class Runner(object):
             step = fast_rollout(policy, n_steps, self._states)
             if step is not None:
                 return self._run_fast(step, n_steps)
-        dtype = np.dtype(self._dtype)
-        fields = {name: np.zeros((n_steps, self.n_envs) + dtype[name].shape, dtype[name].base) for name in dtype.names}
+        fields = self._new_fields(n_steps)
         buf_states, buf_actions, buf_next_states = fields['state'], fields['action'], fields['next_state']
         buf_rewards, buf_dones, buf_timeouts = fields['reward'], fields['done'], fields['timeout']
         if self.rescale_action:
@@ -97,54 +96,55 @@ class Runner(object):
 
                 self._states = next_states.copy()
 
+        return self._to_dataset(fields, n_samples), ep_infos
+
+    def _new_fields(self, n_steps: int):
+        """Preallocated ``[n_steps, n_envs, ...]`` arrays, one per record field."""
+        dtype = np.dtype(self._dtype)
+        return {name: np.zeros((n_steps, self.n_envs) + dtype[name].shape, dtype[name].base) for name in dtype.names}
+
+    def _to_dataset(self, fields, n_samples: int) -> Dataset:
+        """The records in step-major order (upstream's order) as one ``Dataset``."""
+        dtype = np.dtype(self._dtype)
         dataset = Dataset(self._dtype, n_samples)
         dataset.extend(np.rec.fromarrays([fields[name].reshape((n_samples,) + fields[name].shape[2:])
                                           for name in dtype.names], dtype=dtype))
-        return dataset, ep_infos
+        return dataset
 
     def _run_fast(self, step, n_steps: int):
         """:meth:`run` on an env's ``fast_rollout`` step (port: speed; the virtual env):
         the same records, episode bookkeeping and resets as the loop in :meth:`run`, with
         the policy and env calls fused into ``step(t)``."""
         ep_infos = []
-        n_samples = n_steps * self.n_envs
-        dtype = np.dtype(self._dtype)
-        fields = {name: np.zeros((n_steps, self.n_envs) + dtype[name].shape, dtype[name].base) for name in dtype.names}
-        returns, n_steps_ep, max_steps = self._returns, self._n_steps, self.max_steps
-        with torch.inference_mode():
-            self._fast_loop(step, n_steps, fields, returns, n_steps_ep, max_steps, ep_infos)
-        self._states = self.env._states.copy()
-
-        dataset = Dataset(self._dtype, n_samples)
-        dataset.extend(np.rec.fromarrays([fields[name].reshape((n_samples,) + fields[name].shape[2:])
-                                          for name in dtype.names], dtype=dtype))
-        return dataset, ep_infos
-
-    def _fast_loop(self, step, n_steps, fields, returns, n_steps_ep, max_steps, ep_infos):
+        fields = self._new_fields(n_steps)
         buf_states, buf_actions, buf_next_states = fields['state'], fields['action'], fields['next_state']
         buf_rewards, buf_dones, buf_timeouts = fields['reward'], fields['done'], fields['timeout']
-        for T in range(n_steps):
-            states, actions, next_states, rewards, dones = step(T)
-            dones = np.asarray(dones).astype(bool)
-            returns += rewards
-            n_steps_ep += 1
-            timeouts = n_steps_ep == max_steps
+        returns, n_steps_ep = self._returns, self._n_steps
+        with torch.inference_mode():
+            for T in range(n_steps):
+                states, actions, next_states, rewards, dones = step(T)
+                dones = np.asarray(dones).astype(bool)
+                returns += rewards
+                n_steps_ep += 1
+                timeouts = n_steps_ep == self.max_steps
 
-            buf_states[T] = states
-            buf_actions[T] = actions
-            buf_next_states[T] = next_states
-            buf_rewards[T] = rewards
-            buf_dones[T] = dones
-            buf_timeouts[T] = timeouts
+                buf_states[T] = states
+                buf_actions[T] = actions
+                buf_next_states[T] = next_states
+                buf_rewards[T] = rewards
+                buf_dones[T] = dones
+                buf_timeouts[T] = timeouts
 
-            ended = dones | timeouts
-            if ended.any():
-                indices = np.flatnonzero(ended)
-                self.env.partial_reset(indices)  # the env's states now hold the new episodes' starts
-                for index in indices:
-                    ep_infos.append({'return': returns[index]})
-                n_steps_ep[indices] = 0
-                returns[indices] = 0.
+                ended = dones | timeouts
+                if ended.any():
+                    indices = np.flatnonzero(ended)
+                    self.env.partial_reset(indices)  # the env's states now hold the new episodes' starts
+                    for index in indices:
+                        ep_infos.append({'return': returns[index]})
+                    n_steps_ep[indices] = 0
+                    returns[indices] = 0.
+        self._states = self.env._states.copy()
+        return self._to_dataset(fields, n_steps * self.n_envs), ep_infos
 
     def compute_advantage(self, vfn: BaseVFunction, samples: Dataset):
         n_steps = len(samples) // self.n_envs
