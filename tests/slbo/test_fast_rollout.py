@@ -16,6 +16,7 @@ from slbo.dynamics_model import DynamicsModel
 from slbo.envs.virtual_env import VirtualEnv
 from slbo.partial_envs import make_env
 from slbo.policies.gaussian_mlp_policy import GaussianMLPPolicy
+from slbo.utils.multi_layer_perceptron import bind_layers, run_layers
 from slbo.utils.normalizer import Normalizers
 from slbo.utils.runner import Runner
 
@@ -85,6 +86,21 @@ def test_hopper_episodes_terminate_in_the_fused_path():
     setup = _setup("Hopper-v2")
     d, _, _, _, calls = _rollout(setup, fast=True, runs=1)
     assert calls == [True] and d[0]["done"].any()  # resets after unhealthy states are exercised
+
+
+def test_bound_layers_match_run_layers_and_leave_the_input_alone():
+    _, model, policy = _setup("Hopper-v2")
+    for net in (policy.net, model.net):
+        x = torch.randn(8, net[0].in_features)
+        x0 = x.clone()
+        with torch.inference_mode():
+            out = bind_layers(net)(x)
+            ref = run_layers(net, x0.clone())
+        assert torch.equal(out, ref) and torch.equal(x, x0)
+    with pytest.raises(TypeError, match="Tanh"):  # an activation first would act on the caller's input
+        bind_layers(torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Linear(3, 3)))
+    with pytest.raises(TypeError, match="Sigmoid"):
+        bind_layers(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Sigmoid()))
 
 
 def test_fused_rollout_steps_aside():

@@ -13,9 +13,8 @@ from typing import List
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from slbo.utils.multi_layer_perceptron import MultiLayerPerceptron
+from slbo.utils.multi_layer_perceptron import MultiLayerPerceptron, bind_layers
 from slbo.utils.normalizer import Normalizers
 from slbo.utils.torch_utils import as_float32, truncated_normal_
 
@@ -63,16 +62,13 @@ class DynamicsModel(MultiLayerPerceptron):
         norm_s, norm_d = self.normalizers.state, self.normalizers.diff
         s_mean, s_std, d_mean, d_std = norm_s.op_mean, norm_s.op_std, norm_d.op_mean, norm_d.op_std
         s_scale = s_std.clamp_min(norm_s.eps)
-        layers = [(layer.weight, layer.bias) if type(layer) is nn.Linear else torch.relu_ for layer in self.net]
-        assert all(type(layer) in (nn.Linear, nn.ReLU) for layer in self.net)
+        run = bind_layers(self.net)
 
         def step(states, actions, norm_states=None):
             """``norm_states``: ``normalizers.state(states)`` when the caller has it."""
             if norm_states is None:
                 norm_states = (states - s_mean) / s_scale
-            x = torch.cat([norm_states, actions.clamp(-1., 1.)], dim=1)
-            for layer in layers:
-                x = F.linear(x, *layer) if type(layer) is tuple else layer(x)
+            x = run(torch.cat([norm_states, actions.clamp(-1., 1.)], dim=1))
             next_states = x.mul_(d_std).add_(d_mean).add_(states)  # states + (x * d_std + d_mean)
             return next_states.sub_(s_mean).div_(s_scale).clamp_(-100, 100).mul_(s_std).add_(s_mean)
 

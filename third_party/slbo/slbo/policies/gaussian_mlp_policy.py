@@ -13,16 +13,12 @@ from typing import List
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from slbo.policies import BasePolicy
-from slbo.utils.multi_layer_perceptron import run_layers
+from slbo.utils.multi_layer_perceptron import bind_layers, run_layers
 from slbo.utils.normalizer import GaussianNormalizer
 from slbo.utils.torch_utils import as_float32, make_linear, normc_
 from slbo.utils.truncated_normal import LimitedEntNormal
-
-
-_ACTIVATIONS_ = {nn.Tanh: torch.tanh_, nn.ReLU: torch.relu_}  # in place on a fresh linear output: same values
 
 
 class GaussianMLPPolicy(nn.Module, BasePolicy):
@@ -95,15 +91,12 @@ class GaussianMLPPolicy(nn.Module, BasePolicy):
         noise = np.random.randn(n_steps, n_envs, self.dim_action)
         noise *= np.exp(log_std)  # element-wise, the same products as per step
         mean, scale = self.normalizer.op_mean, self.normalizer.op_std.clamp_min(self.normalizer.eps)
-        layers = [(layer.weight, layer.bias) if type(layer) is nn.Linear else _ACTIVATIONS_[type(layer)]
-                  for layer in self.net]
+        run = bind_layers(self.net)
 
         def sample(t, states, norm_states=None):
             """``norm_states``: ``self.normalizer(states)`` when the caller has it."""
             x = (states - mean) / scale if norm_states is None else norm_states
-            for layer in layers:
-                x = F.linear(x, *layer) if type(layer) is tuple else layer(x)
-            return x.double().numpy() + noise[t]
+            return run(x).double().numpy() + noise[t]
 
         return sample
 

@@ -10,6 +10,7 @@ from slbo.utils.torch_utils import make_linear
 
 
 _FUNCTIONAL = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
+_IN_PLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_}  # on a fresh linear output: same values
 
 
 def run_layers(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -22,6 +23,28 @@ def run_layers(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
             fn = _FUNCTIONAL.get(type(layer))
             x = fn(x) if fn is not None else layer(x)
     return x
+
+
+def bind_layers(layers: nn.Sequential):
+    """``run(x)``: :func:`run_layers` for inference on a network that stays fixed (port:
+    speed; the fused virtual rollout), each layer's parameters looked up once and each
+    activation applied in place on the fresh linear output before it (same values). Only
+    ``Linear``, ``ReLU`` and ``Tanh`` layers."""
+    plan = []
+    for layer in layers:
+        if type(layer) is nn.Linear:
+            plan.append((layer.weight, layer.bias))
+        elif type(layer) in _IN_PLACE and plan and type(plan[-1]) is tuple:  # never in place on the input
+            plan.append(_IN_PLACE[type(layer)])
+        else:
+            raise TypeError(f"bind_layers: {type(layer).__name__} is not a Linear or an activation after one")
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        for layer in plan:
+            x = F.linear(x, *layer) if type(layer) is tuple else layer(x)
+        return x
+
+    return run
 
 
 class MultiLayerPerceptron(nn.Module):
