@@ -25,20 +25,20 @@ REPS = 200
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_run(root, env, method, seed, steps, returns, figure="fig2", done=True, commit="c0ffee"):
+def write_run(root, env, method, seed, steps, returns, figure="fig2", done=True, commit="c0ffee", base=None):
     d = Path(root) / env / method / f"seed{seed}"
-    rundir.write_run_config(
-        d,
-        {
-            "figure": figure,
-            "preset": "test",
-            "backend": "synthetic",
-            "env": env,
-            "method": method,
-            "seed": seed,
-            "provenance": {"commit": commit, "dirty": False},
-        },
-    )
+    cfg = {
+        "figure": figure,
+        "preset": "test",
+        "backend": "synthetic",
+        "env": env,
+        "method": method,
+        "seed": seed,
+        "provenance": {"commit": commit, "dirty": False},
+    }
+    if base is not None:
+        cfg["base"] = base
+    rundir.write_run_config(d, cfg)
     log = rundir.EvalLog(d)
     for t, r in zip(steps, returns):
         log.write({"env_steps": t, "return": r, "wall_time_s": 0.1 * t})
@@ -185,6 +185,22 @@ def test_bad_input_fails_clearly(tmp_path):
     write_run(only_unfinished, "hopper", "mle", 0, [0, 1], [0.0, 1.0], done=False)
     with pytest.raises(AggregateError, match="--include-unfinished"):
         aggregate(only_unfinished, reps=REPS, log=lambda m: None)
+
+
+def test_mbpo_base_is_reported_and_never_mixed(tmp_path):
+    from vaml_ext.exp.bases import pin
+
+    paper, current = pin("paper"), pin("current")
+    write_cell(tmp_path / "a", "hopper", "mle", 1.0, figure="fig3", base=paper)
+    write_cell(tmp_path / "a", "hopper", "ma_l1", 1.2, figure="fig3", base=paper)
+    res = aggregate(tmp_path / "a", reps=REPS, log=lambda m: None)
+    assert f"; MBPO base: paper ({paper['package']} {paper['version']})" in Path(res["report"]).read_text()
+    write_cell(tmp_path / "b", "hopper", "mle", 1.0, figure="fig3", base=current)
+    write_cell(tmp_path / "b", "hopper", "ma_l1", 1.2, figure="fig3", base=paper)
+    with pytest.raises(
+        AggregateError, match=r"mixed MBPO bases.*current \(mbrl 0\.2\.0\).*paper \(mbrl 0\.2\.0\.dev3\)"
+    ):
+        aggregate(tmp_path / "b", reps=REPS, log=lambda m: None)
 
 
 def test_cli_empty_dir_exits_nonzero(tmp_path):

@@ -61,6 +61,16 @@ class Loaded:
     backends: List[str]
     commits: Dict[str, int]
     dirty: int
+    bases: List[str] = ()  # the MBPO runs' mbrl-lib base (run.yaml ``base``), e.g. "paper (mbrl 0.2.0.dev3)"
+
+
+def _base_label(base) -> Optional[str]:
+    """``run.yaml``'s ``base`` (:func:`vaml_ext.exp.bases.pin`) as one label; None when absent
+    (SLBO and gridworld runs, or MBPO runs written before bases were recorded)."""
+    if isinstance(base, dict) and base.get("name"):
+        pkg, ver = base.get("package"), base.get("version")
+        return f"{base['name']} ({pkg} {ver})" if pkg and ver else str(base["name"])
+    return str(base) if base not in (None, "") else None
 
 
 def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> Loaded:
@@ -77,6 +87,7 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
     figures: Dict[Optional[str], List[str]] = {}
     presets: Set[str] = set()
     backends: Set[str] = set()
+    bases: Dict[str, str] = {}  # label -> first run dir with it
     commits: Dict[str, int] = {}
     dirty = 0
     seen: Dict[tuple, Path] = {}
@@ -136,6 +147,9 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
             presets.add(str(cfg["preset"]))
         if cfg.get("backend") is not None:
             backends.add(str(cfg["backend"]))
+        label = _base_label(cfg.get("base"))
+        if label is not None:
+            bases.setdefault(label, rel)
         if not run.done:
             unfinished.append(run)
             if not include_unfinished:
@@ -146,6 +160,9 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
     if len(figures) > 1:
         parts = "; ".join(f"{f or 'no figure'}: {len(v)} runs (e.g. {v[0]})" for f, v in figures.items())
         raise AggregateError(f"mixed figures in one sweep ({parts}); aggregate one figure per sweep dir")
+    if len(bases) > 1:  # runs of different mbrl-lib versions are not comparable curve for curve
+        parts = "; ".join(f"{b} (e.g. {rel})" for b, rel in sorted(bases.items()))
+        raise AggregateError(f"mixed MBPO bases in one sweep ({parts}); aggregate one base per sweep dir")
     if not runs:
         raise AggregateError(
             f"no usable runs under {sweep_dir}: {len(dirs)} run dirs, {len(skipped)} skipped "
@@ -153,4 +170,15 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
             + ("" if include_unfinished else " (pass --include-unfinished to use them)")
         )
     figure = next(iter(figures)) if figures else None
-    return Loaded(runs, unfinished, skipped, skipped_keys, figure, sorted(presets), sorted(backends), commits, dirty)
+    return Loaded(
+        runs,
+        unfinished,
+        skipped,
+        skipped_keys,
+        figure,
+        sorted(presets),
+        sorted(backends),
+        commits,
+        dirty,
+        sorted(bases),
+    )

@@ -114,7 +114,8 @@ def write_report(
             if fig in FIGURE_ENVS
             else ""
         ),
-        f"* preset: {', '.join(loaded.presets) or 'n/a'}; backend: {', '.join(loaded.backends) or 'n/a'}",
+        f"* preset: {', '.join(loaded.presets) or 'n/a'}; backend: {', '.join(loaded.backends) or 'n/a'}"
+        + (f"; MBPO base: {', '.join(loaded.bases)}" if loaded.bases else ""),
         f"* envs: {', '.join(data.envs)}; methods: {', '.join(data.methods)}",
         "* git commit(s) (run.yaml `provenance.commit`): "
         + ", ".join(f"`{c}` ({n} runs)" for c, n in sorted(loaded.commits.items(), key=lambda kv: -kv[1]))
