@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class Loaded:
     backends: List[str]
     commits: Dict[str, int]
     dirty: int
-    bases: List[str] = ()  # the MBPO runs' mbrl-lib base (run.yaml ``base``), e.g. "paper (mbrl 0.2.0.dev3)"
+    bases: Sequence[str] = ()  # the MBPO runs' mbrl-lib base (run.yaml ``base``), e.g. "paper (mbrl 0.2.0.dev3)"
 
 
 def _base_label(base) -> Optional[str]:
