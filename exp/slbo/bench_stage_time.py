@@ -21,6 +21,10 @@ as the fixed cost also holds the collection). Wall-clock (``progress.csv``) and 
 CPU seconds (``getrusage``, whole process incl. start-up) are both printed. On a loaded machine
 wall-clock mostly measures the load: each run's CPU share (CPU s / wall s) scales its wall-clock
 figures to CPU seconds ("CPU" columns), the ratio to read when runs got different shares.
+
+``--at-once N`` then starts N copies of every run together and prints their throughput (runs
+per hour) against the run alone: what N runs on N cores give (memory bandwidth and shared
+caches make it less than N x).
 """
 
 from __future__ import annotations
@@ -61,8 +65,7 @@ def base_tree(commit: str) -> Path:
     return tree
 
 
-def run_variant(variant, env_name, args, out_dir: Path, root: Path):
-    log_dir = out_dir / variant
+def _command(variant, env_name, args, log_dir: Path, root: Path):
     cmd = [
         sys.executable,
         "-m",
@@ -81,14 +84,24 @@ def run_variant(variant, env_name, args, out_dir: Path, root: Path):
     ]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), PYTHONPATH=str(root))
     env.pop("SLBO_PATCHED", None)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return cmd, env
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_variant(variant, env_name, args, out_dir: Path, root: Path):
+    log_dir = out_dir / variant
+    cmd, env = _command(variant, env_name, args, log_dir, root)
+    before = _children_cpu()
     t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = _children_cpu() - before
     with open(log_dir / "progress.csv") as f:
         rows = [r for r in csv.DictReader(f) if int(r["stage"]) >= 1]  # row T: times of stage T-1
     stage = [float(r["prev_stage_time_s"]) for r in rows]
@@ -110,6 +123,23 @@ def run_variant(variant, env_name, args, out_dir: Path, root: Path):
     }
 
 
+def run_at_once(n: int, variant, env_name, args, out_dir: Path, root: Path):
+    """``n`` copies of one run started together (throughput of ``n`` runs on the machine's
+    cores): wall-clock until the last ends, and the runs' CPU seconds together."""
+    procs = []
+    before = _children_cpu()
+    t0 = time.perf_counter()
+    for k in range(n):
+        cmd, env = _command(variant, env_name, args, out_dir / f"{variant}-{k}", root)
+        procs.append(subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outs = [proc.communicate()[0] for proc in procs]
+    wall = time.perf_counter() - t0
+    for proc, out in zip(procs, outs):
+        if proc.returncode != 0:
+            raise SystemExit(f"{variant} (run {n} at once) failed:\n{out.decode(errors='replace')[-3000:]}")
+    return {"wall": wall, "cpu": _children_cpu() - before}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envs", nargs="+", default=["hopper"])
@@ -129,7 +159,16 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="keep the run directories here")
+    p.add_argument(
+        "--at-once",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also start N copies of each run together and compare their throughput with the run alone",
+    )
     args = p.parse_args(argv)
+    if args.at_once < 0 or args.at_once == 1:
+        p.error("--at-once N needs N >= 2 (0: off)")
 
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="slbo_bench_"))
     paths = [("new", REPO)]
@@ -176,6 +215,26 @@ def main(argv=None):
                 f" {statistics.median(b['full_cpu']) / statistics.median(r['full_cpu']):.2f}x |"
             )
         print(line)
+    if args.at_once:
+        n = args.at_once
+        print(
+            f"\nthroughput: {n} copies of each run started together vs. the run alone (above), "
+            f"{os.cpu_count()} cores, {args.threads} thread(s) per run"
+        )
+        print(
+            f"| env | variant | code | alone: wall s | {n} at once: wall s | runs / hour alone | "
+            f"runs / hour, {n} at once | gain (ideal {n}x) | CPU s per run alone / at once |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for (env_name, v, label), r in results.items():
+            root = dict(paths)[label]
+            b = run_at_once(n, v, env_name, args, out_dir / env_name / (label.split()[0] + f"-x{n}"), root)
+            alone, together = 3600 / r["wall"], 3600 * n / b["wall"]
+            print(
+                f"| {env_name} | {v} | {label} | {r['wall']:.1f} | {b['wall']:.1f} | {alone:.1f} | {together:.1f} | "
+                f"{together / alone:.2f}x | {r['cpu']:.1f} / {b['cpu'] / n:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
