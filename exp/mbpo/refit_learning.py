@@ -23,7 +23,8 @@ Extra Hydra overrides (positional) apply to every run; the stored baselines are 
 not comparable and are not printed.
 
 Finished runs in ``--work`` are reused, and with ``overrides.checkpoint_every=1`` an
-interrupted run resumes from its last epoch; curves go to ``<work>/curves.csv``.
+interrupted run resumes from its last epoch; curves go to ``<work>/curves.csv`` and
+``<work>/curves.png`` (per seed and the seed mean, per variant).
 """
 
 from __future__ import annotations
@@ -81,6 +82,38 @@ def _stored(regression, method):
         for row in csv.DictReader(f):
             curves.setdefault(int(row["seed"]), []).append(float(row["episode_reward"]))
     return curves
+
+
+def plot_curves(curves, labels, seeds, path: Path, title: str, last: int = 0) -> None:
+    """Per-epoch returns of each variant: one thin line per seed, the seed mean bold; the
+    score's window (the last ``last`` epochs) shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, label in enumerate(labels):
+        color = f"C{i}"
+        runs = [curves[(label, s)] for s in seeds if (label, s) in curves]
+        if not runs:
+            raise ValueError(f"no curves of {label!r} for seeds {seeds}")
+        for c in runs:
+            ax.plot(range(len(c)), c, color=color, alpha=0.25, lw=1)
+        n = min(len(c) for c in runs)
+        mean = [statistics.mean(c[e] for c in runs) for e in range(n)]
+        ax.plot(range(n), mean, color=color, lw=2.5, label=f"{label} (mean of {len(runs)} seeds)")
+    if last:
+        end = max(len(c) for c in curves.values()) - 1
+        ax.axvspan(end - last + 1, end, color="0.9", zorder=0, label=f"score: mean of the last {last} epochs")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -152,6 +185,15 @@ def main(argv=None):
         for (label, seed), curve in sorted(rows.items()):
             w.writerows([label, seed, i, r] for i, r in enumerate(curve))
 
+    plot_curves(
+        rows,
+        [label for label, _, _ in variants],
+        a.seeds,
+        work / "curves.png",
+        f"{a.regression} {' '.join(a.extra)} on mbrl {mbrl_version}, commit {commit}",
+        a.last,
+    )
+
     print(f"\nscore = mean return over the last {a.last} epochs; {a.regression}, commit {commit}")
     print(f"| variant | {' | '.join(f'seed {s}' for s in a.seeds)} | mean | sd | s/run |")
     print("|---|" + "---|" * (len(a.seeds) + 3))
@@ -175,7 +217,7 @@ def main(argv=None):
             {s: results[(label, s)][0] for s in a.seeds},
             [results[(label, s)][1] for s in a.seeds],
         )
-    print(f"curves: {work / 'curves.csv'}")
+    print(f"curves: {work / 'curves.csv'}, {work / 'curves.png'}")
     return 0
 
 

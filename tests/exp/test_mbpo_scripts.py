@@ -71,3 +71,19 @@ def test_regression_settings_compose():
     ) == (2000, 10, 20, 5000)
     with pytest.raises(KeyError, match="valid: inv_pendulum_1k"):
         regression_config("nope", "mle", 0)
+
+
+def test_refit_learning_plots_every_variant(tmp_path):
+    from PIL import Image
+
+    mod = _load("refit_learning")
+    curves = {("mle", s): [20.0 + 10 * e + s for e in range(10)] for s in range(3)}
+    curves.update({("ma_l1", s): [20.0 + 5 * e for e in range(10 - s)] for s in range(3)})  # unequal lengths
+    out = tmp_path / "curves.png"
+    mod.plot_curves(curves, ["mle", "ma_l1"], [0, 1, 2], out, "cartpole_2k test", last=5)
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > 500
+    with pytest.raises(
+        ValueError, match="no curves of 'nope'"
+    ):  # a variant with no runs is a caller error, not an empty plot
+        mod.plot_curves(curves, ["nope"], [0], tmp_path / "x.png", "t")
