@@ -13,6 +13,10 @@ the final evaluation return, and each variant's ratio to ``mle``.
 Model training is capped at ``--model-epochs`` epochs per call so every variant does
 the same amount of model work (patience-based early stopping otherwise differs per
 loss and would confound the timing). Results are also written as CSV (``--out``).
+
+``--per-update`` instead times single model minibatch updates (``mle`` vs. the value-aware
+update with each estimator) on training batches of the same shape, and lists the value-aware
+update's top ops: where its extra cost per model call comes from.
 """
 
 from __future__ import annotations
@@ -98,6 +102,67 @@ def one(env, extra, steps, init, seed, model_epochs, work):
     }
 
 
+def per_update(env: str, seed: int, repeats: int, n: int = 20) -> None:
+    """CPU ms of one model minibatch update, ``mle`` (upstream's ``update``) vs. the
+    value-aware update per estimator, on a training batch of mbrl's own bootstrap iterator
+    (``[E, B, ·]``, upstream's sizes; 1,000 random-policy transitions, untrained agent),
+    interleaved, medians; then the value-aware update's top ops (torch.profiler)."""
+    import hydra
+    import numpy as np
+
+    import mbrl.planning
+    import mbrl.util.common
+    import mbrl.util.env
+    from mbrl.planning.sac_wrapper import SACAgent
+    from mbrl.util.plugins import TrainingContext
+    from torch.profiler import ProfilerActivity, profile
+
+    from vaml_ext.mbpo.model_loss import ValueAwareModelUpdate
+
+    cfg = compose(env, ["device=cpu", f"seed={seed}", "overrides.model_loss=ma_l1"])
+    torch.manual_seed(seed)
+    menv, _, _ = mbrl.util.env.EnvHandler.make_env(cfg)
+    mbrl.planning.complete_agent_cfg(menv, cfg.algorithm.agent)
+    agent = SACAgent(hydra.utils.instantiate(cfg.algorithm.agent))
+    o, a = menv.observation_space.shape, menv.action_space.shape
+    dyn = mbrl.util.common.create_one_dim_tr_model(cfg, o, a)
+    rb = mbrl.util.common.create_replay_buffer(cfg, o, a, rng=np.random.default_rng(seed))
+    mbrl.util.common.rollout_agent_trajectories(menv, 1000, mbrl.planning.RandomAgent(menv), {}, replay_buffer=rb)
+    dyn.update_normalizer(rb.get_all())
+    train_it, _ = mbrl.util.common.get_basic_buffer_iterators(
+        rb,
+        cfg.overrides.model_batch_size,
+        cfg.overrides.validation_ratio,
+        ensemble_size=len(dyn),
+        shuffle_each_epoch=True,
+    )
+    batches: list = []
+    while len(batches) < n:  # a few epochs of the iterator (1,000 transitions make ~4 batches each)
+        batches.extend(train_it)
+    batches = batches[:n]
+    ctx = TrainingContext(cfg=cfg, work_dir=".", env=menv, agent=agent, dynamics_model=dyn, rollout_length=1)
+    opt = torch.optim.Adam(dyn.parameters(), lr=cfg.overrides.model_lr)
+    ups = {"mle": lambda b: dyn.update(b, opt)}
+    for value in ("q1", "q1_indep"):
+        ups[f"ma_l1 {value}"] = ValueAwareModelUpdate(ctx, "ma_l1", coeff=0.01, value=value).__call__
+    times = {k: [] for k in ups}
+    for _ in range(repeats):
+        for k, f in ups.items():
+            t = time.process_time()
+            for b in batches:
+                f(b) if k == "mle" else f(b, opt)
+            times[k].append((time.process_time() - t) / len(batches))
+    shape = tuple(batches[0].obs.shape)
+    print(f"\n== {env}: one model update, batch {shape}, {repeats} x {n} updates, CPU ms (median) ==")
+    base = statistics.median(times["mle"])
+    for k, ts in times.items():
+        print(f"{k:16s} {statistics.median(ts) * 1e3:8.2f} ms  {statistics.median(ts) / base:5.2f}x mle")
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for b in batches:
+            ups["ma_l1 q1"](b, opt)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envs", nargs="+", default=list(BUDGETS))
@@ -108,8 +173,15 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=REPO / "runs" / "bench_overhead")
+    p.add_argument(
+        "--per-update", action="store_true", help="time single model updates (mle vs. value-aware) instead of runs"
+    )
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.per_update:
+        for env in a.envs:
+            per_update(env, a.seed, max(a.repeats, 5))
+        return
     a.out.mkdir(parents=True, exist_ok=True)
     commit = git_commit()
     rows = []
