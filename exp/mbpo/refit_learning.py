@@ -37,6 +37,7 @@ import os
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -108,7 +109,7 @@ def plot_curves(curves, labels, seeds, path: Path, title: str, last: int = 0) ->
         ax.axvspan(end - last + 1, end, color="0.9", zorder=0, label=f"score: mean of the last {last} epochs")
     ax.set_xlabel("epoch")
     ax.set_ylabel("evaluation return")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 90), fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
