@@ -94,6 +94,7 @@ def plot_curves(curves, labels, seeds, path: Path, title: str, last: int = 0) ->
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    epochs = 0
     for i, label in enumerate(labels):
         color = f"C{i}"
         runs = [curves[(label, s)] for s in seeds if (label, s) in curves]
@@ -101,11 +102,12 @@ def plot_curves(curves, labels, seeds, path: Path, title: str, last: int = 0) ->
             raise ValueError(f"no curves of {label!r} for seeds {seeds}")
         for c in runs:
             ax.plot(range(len(c)), c, color=color, alpha=0.25, lw=1)
+            epochs = max(epochs, len(c))
         n = min(len(c) for c in runs)
         mean = [statistics.mean(c[e] for c in runs) for e in range(n)]
         ax.plot(range(n), mean, color=color, lw=2.5, label=f"{label} (mean of {len(runs)} seeds)")
     if last:
-        end = max(len(c) for c in curves.values()) - 1
+        end = epochs - 1
         ax.axvspan(end - last + 1, end, color="0.9", zorder=0, label=f"score: mean of the last {last} epochs")
     ax.set_xlabel("epoch")
     ax.set_ylabel("evaluation return")

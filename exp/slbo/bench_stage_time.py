@@ -23,8 +23,8 @@ wall-clock mostly measures the load: each run's CPU share (CPU s / wall s) scale
 figures to CPU seconds ("CPU" columns), the ratio to read when runs got different shares.
 
 ``--at-once N`` then starts N copies of every run together and prints their throughput (runs
-per hour) against the run alone: what N runs on N cores give (memory bandwidth and shared
-caches make it less than N x).
+per hour) against the run alone: what N runs on N cores give (less than N x where they
+contend for memory bandwidth or caches).
 """
 
 from __future__ import annotations
