@@ -137,7 +137,8 @@ def time_iteration(env: str, log_dir: Path) -> None:
 
         def timed(*args, **kwargs):
             lab = label or ("virtual rollouts" if isinstance(args[0].env, VirtualEnv) else "real rollouts")
-            t, _ = time.process_time(), stack.append(0.0)
+            stack.append(0.0)  # the time of timed calls nested in this one
+            t = time.process_time()
             try:
                 return inner(*args, **kwargs)
             finally:
