@@ -15,6 +15,13 @@ side by side in one run (interleaved, median of ``--repeats``):
   activations, issued back to back. No normalisation, noise, casts or env code: a
   floor that a same-numbers implementation (same kernels, same shapes) cannot go below.
 
+* ``scripted`` -- the fused step's policy and model (normalisation, policy net, noise,
+  model net, de-normalisation, float casts) as one TorchScript loop over the whole rollout
+  (``torch.jit.script``: the same ATen kernels and op order, run by TorchScript's C++
+  interpreter instead of Python), asserted to give bit-identical states to the eager
+  policy + model; no ``mb_step``, records or resets, so it is a lower bound on what
+  moving the step out of Python without a compiler can reach.
+
 ``fused - kernels`` is the per-op overhead left; ``runner - fused`` the bookkeeping and
 the env's reward/termination. An iteration holds 20,000 such steps (40 TRPO updates x
 4,000 samples / 8 envs), plus Algorithm 2's refit rollouts for ``ma_l1``.
@@ -34,10 +41,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
+from typing import List, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[2]
 ENV_IDS = {"hopper": "Hopper-v2", "swimmer": "Swimmer-v2"}
@@ -109,6 +119,73 @@ def time_kernels(policy, model, ds: int, da: int, steps: int) -> float:
                 h = torch.addmm(b, h, w, out=out_m[j])
                 if j < last_m:
                     h.relu_()
+        return (time.process_time() - t) / steps
+
+
+def _scripted_rollout(
+    states: torch.Tensor,
+    noise: torch.Tensor,
+    policy_layers: List[Tuple[torch.Tensor, torch.Tensor]],
+    model_layers: List[Tuple[torch.Tensor, torch.Tensor]],
+    s_mean: torch.Tensor,
+    s_scale: torch.Tensor,
+    s_std: torch.Tensor,
+    d_mean: torch.Tensor,
+    d_std: torch.Tensor,
+) -> torch.Tensor:
+    """``noise.shape[0]`` steps of the fused step's policy + model from float64 ``states``
+    (the ops of ``GaussianMLPPolicy.make_sampler`` and ``DynamicsModel.make_stepper``, in
+    their order); returns the float64 states after the last step."""
+    last_p, last_m = len(policy_layers) - 1, len(model_layers) - 1
+    for t in range(noise.shape[0]):
+        s32 = states.float()
+        norm = (s32 - s_mean) / s_scale
+        h = norm
+        for j, (w, b) in enumerate(policy_layers):
+            h = F.linear(h, w, b)
+            if j < last_p:
+                h = torch.tanh_(h)
+        actions = h.double() + noise[t]
+        x = torch.cat([norm, actions.float().clamp(-1.0, 1.0)], 1)
+        for j, (w, b) in enumerate(model_layers):
+            x = F.linear(x, w, b)
+            if j < last_m:
+                x = torch.relu_(x)
+        x = x.mul_(d_std).add_(d_mean).add_(s32)
+        states = x.sub_(s_mean).div_(s_scale).clamp_(-100.0, 100.0).mul_(s_std).add_(s_mean).double()
+    return states
+
+
+with warnings.catch_warnings():  # torch 2.x marks torch.jit.script deprecated (measured anyway)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    _scripted_rollout = torch.jit.script(_scripted_rollout)
+
+
+def time_scripted(venv, policy, model, steps: int) -> float:
+    """CPU seconds per step of :func:`_scripted_rollout`, after checking on 50 steps that it
+    gives the eager sampler + stepper's states bit for bit."""
+    norm_s, norm_d = model.normalizers.state, model.normalizers.diff
+    assert policy.normalizer is norm_s
+    consts = (norm_s.op_mean, norm_s.op_std.clamp_min(norm_s.eps), norm_s.op_std, norm_d.op_mean, norm_d.op_std)
+    layers = [[(m.weight, m.bias) for m in net if isinstance(m, torch.nn.Linear)] for net in (policy.net, model.net)]
+    states = torch.from_numpy(np.array(venv._states))
+    with torch.inference_mode():
+        state = np.random.get_state()
+        sample, model_step = policy.make_sampler(50, N_ENVS), model.make_stepper()
+        np.random.set_state(state)  # the sampler's noise, drawn again as it draws it
+        noise = np.random.randn(50, N_ENVS, policy.dim_action) * np.exp(policy.op_log_std.detach().double().numpy())
+        eager = states
+        for t in range(50):
+            s32 = eager.float()
+            norm = model_step.normalize(s32)
+            actions = torch.from_numpy(sample(t, s32, norm)).float()
+            eager = model_step(s32, actions, norm).double()
+        scripted = _scripted_rollout(states, torch.from_numpy(noise), *layers, *consts)
+        assert torch.equal(scripted, eager), "the TorchScript step differs from the eager one"
+        noise = torch.randn(steps, N_ENVS, policy.dim_action, dtype=torch.float64) * 0.3
+        _scripted_rollout(states, noise[:20], *layers, *consts)  # TorchScript's profiling runs
+        t = time.process_time()
+        _scripted_rollout(states, noise, *layers, *consts)
         return (time.process_time() - t) / steps
 
 
@@ -184,17 +261,18 @@ def main(argv=None) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     print(f"commit {commit.strip() or '?'}, torch {torch.__version__}, 1 thread, {a.repeats} repeats x {a.steps} steps")
     print(
-        "| env | runner us/step | fused us/step | kernels us/step | fused / kernels | runner / kernels "
-        "| runner s / iteration (20,000 steps) | kernels s / iteration |"
+        "| env | runner us/step | fused us/step | scripted us/step | kernels us/step | fused / kernels "
+        "| scripted / kernels | runner / kernels | runner s / iteration (20,000 steps) | kernels s / iteration |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in a.envs:
         venv, policy, model, ds, da = build(ENV_IDS[name])
         np.random.seed(0)
-        rows = {"runner": [], "fused": [], "kernels": []}
+        rows = {"runner": [], "fused": [], "scripted": [], "kernels": []}
         for r in range(a.repeats):  # interleaved, so load hits all three alike
             rows["runner"].append(time_runner(venv, policy, a.steps))
             rows["fused"].append(time_fused(venv, policy, a.steps))
+            rows["scripted"].append(time_scripted(venv, policy, model, a.steps))
             rows["kernels"].append(time_kernels(policy, model, ds, da, a.steps))
             print(
                 f"[bench] {name} repeat {r + 1}/{a.repeats}: "
@@ -203,8 +281,9 @@ def main(argv=None) -> None:
             )
         med = {k: statistics.median(v) for k, v in rows.items()}
         print(
-            f"| {name} | {med['runner'] * 1e6:.1f} | {med['fused'] * 1e6:.1f} | {med['kernels'] * 1e6:.1f} "
-            f"| {med['fused'] / med['kernels']:.2f} | {med['runner'] / med['kernels']:.2f} "
+            f"| {name} | {med['runner'] * 1e6:.1f} | {med['fused'] * 1e6:.1f} | {med['scripted'] * 1e6:.1f} "
+            f"| {med['kernels'] * 1e6:.1f} | {med['fused'] / med['kernels']:.2f} "
+            f"| {med['scripted'] / med['kernels']:.2f} | {med['runner'] / med['kernels']:.2f} "
             f"| {med['runner'] * STEPS_PER_ITER:.2f} | {med['kernels'] * STEPS_PER_ITER:.2f} |",
             flush=True,
         )

@@ -1,0 +1,31 @@
+"""The SLBO benchmark scripts run end to end on a tiny budget (their figures are not checked:
+speed is measured by the scripts themselves, never by unit tests)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+EXP = Path(__file__).resolve().parents[2] / "exp" / "slbo"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"exp_slbo_{name}", EXP / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_step_floor_runs_and_its_torchscript_step_matches_the_eager_one(capsys):
+    # time_scripted asserts bit-identical states against the eager sampler + stepper first
+    _load("bench_step_floor").main(["--envs", "hopper", "--repeats", "1", "--steps", "10"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| hopper |")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert len(cells) == 10 and all(float(c) > 0 for c in cells[1:])
+
+
+def test_step_floor_rejects_bad_input(capsys):
+    with pytest.raises(SystemExit) as e:
+        _load("bench_step_floor").main(["--steps", "5"])
+    assert e.value.code == 2 and "--steps >= 10" in capsys.readouterr().err
