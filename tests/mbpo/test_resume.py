@@ -106,8 +106,15 @@ def test_rows_after_the_checkpoint_are_dropped_on_resume(reference, tmp_path, mo
     with open(tmp_path / "returns.csv", "a") as f:
         f.write("300,-1.0,9.9,2,1,999\n")
     monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save)
-    run_mbpo(compose(ENV, overrides("mle")), tmp_path)
+    out = run_mbpo(compose(ENV, overrides("mle")), tmp_path)  # silent: plugins get no logger
     assert rows(tmp_path) == rows(reference["mle"])
+    # mbrl's results.csv still holds every evaluation, numbered as an uninterrupted run's
+    with open(reference["mle"] / "results.csv") as f:
+        ref_results = list(csv.DictReader(f))
+    assert len(ref_results) == 4
+    with open(tmp_path / "results.csv") as f:
+        assert list(csv.DictReader(f)) == ref_results
+    assert [r["env_step"] for r in out["results"]] == [99, 199, 299, 399]
 
 
 @pytest.mark.slow
@@ -275,3 +282,28 @@ def test_sigkill_at_a_random_moment_then_resume(reference, tmp_path):
     run_mbpo(compose(ENV, overrides("mle")), tmp_path)
     assert rows(tmp_path) == rows(reference["mle"]), f"seed {seed}"
     assert_same_state(final_state(tmp_path), final_state(reference["mle"]))
+
+
+def _write(path, header, lines):
+    path.write_text("\n".join([header, *lines]) + "\n")
+
+
+def test_complete_results_leaves_a_file_it_cannot_vouch_for(tmp_path):
+    from vaml_ext.mbpo.runner import complete_results
+
+    ret_header = "env_steps,return,wall_time_s,epoch,rollout_length,updates_made"
+    _write(tmp_path / "returns.csv", ret_header, ["100,5.0,1.0,0,1,10", "200,7.5,2.0,1,1,20", "300,9.0,3.0,2,1,30"])
+    res_header = "env_step,episode_reward,epoch,rollout_length,step"
+    foreign = ["199.0,7.5,1.0,1.0,1", "299.0,8.0,2.0,1.0,2"]  # last return differs: not this record's tail
+    _write(tmp_path / "results.csv", res_header, foreign)
+    assert not complete_results(tmp_path)
+    assert (tmp_path / "results.csv").read_text().splitlines() == [res_header, *foreign]
+    _write(tmp_path / "results.csv", res_header, ["299.0,9.0,2.0,1.0,1"])  # the rows after a resume
+    assert complete_results(tmp_path)
+    assert (tmp_path / "results.csv").read_text().splitlines() == [
+        res_header,
+        "99.0,5.0,0.0,1.0,1",
+        "199.0,7.5,1.0,1.0,2",
+        "299.0,9.0,2.0,1.0,3",
+    ]
+    assert not complete_results(tmp_path)  # complete: nothing to do

@@ -22,7 +22,10 @@ state exposed by ``patches/mbrl-lib/0010`` (on the paper base, mbrl 0.2.0.dev3:
   loads the run stops, naming the files (``overrides.resume=false`` starts over, setting
   the old checkpoints aside). ``returns.csv`` is first truncated to the checkpoint's step, so no
   evaluation row is lost or duplicated; mbrl's ``results.csv`` (reopened empty by its
-  logger) is refilled with the kept rows when the run is not ``silent``. (mbrl's other CSV logs restart at the resume; returns.csv is the complete record.)
+  logger) is refilled with the kept rows through the loop's logger, or, in a ``silent``
+  run (whose plugins get no logger), rewritten from ``returns.csv`` when
+  :func:`vaml_ext.mbpo.runner.run_mbpo` returns. (mbrl's other CSV logs restart at the
+  resume; returns.csv is the complete record.)
   A checkpoint written by a different configuration is refused (the differing keys are
   named).
 * ``overrides.progress_bar=true`` -- a progress line/bar with env steps, the latest

@@ -87,6 +87,7 @@ def _run_mbpo(cfg, work_dir: Path, silent: bool) -> Dict[str, object]:
         best = mbpo.train(env, test_env, term_fn, cfg, silent=silent, work_dir=str(work_dir))
     finally:
         os.chdir(cwd)
+    complete_results(work_dir)
     seconds = time.perf_counter() - t0
     return {"best_eval_reward": float(best), "seconds": seconds, "results": read_results(work_dir)}
 
@@ -98,6 +99,49 @@ def read_results(work_dir: os.PathLike) -> List[Dict[str, float]]:
         return []
     with open(path) as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def complete_results(work_dir: os.PathLike) -> bool:
+    """Give a resumed run's ``results.csv`` its rows from before the resume; True if rewritten.
+
+    mbrl's logger reopens ``results.csv`` empty when a checkpointed run resumes. The
+    checkpoint plugin refills it through the loop's logger, which a ``silent`` run does not
+    hand to plugins, so there the file would hold only the rows after the resume. This
+    rewrites it from ``returns.csv`` (the plugin's complete record, one row per evaluation)
+    in mbrl's own columns and numbering, provided the rows it holds are the last rows of
+    that record; otherwise (another run's file, or no record) it is left as it is.
+    """
+    from vaml_ext.runlog.rundir import read_eval
+
+    work_dir = Path(work_dir)
+    evals, rows = read_eval(work_dir), read_results(work_dir)
+    if not rows or len(rows) >= len(evals) or not {"epoch", "rollout_length"} <= evals[0].keys():
+        return False
+    full = [
+        {
+            "env_step": float(e["env_steps"] - 1),  # results.csv counts from 0, returns.csv from 1
+            "episode_reward": float(e["return"]),
+            "epoch": float(e["epoch"]),
+            "rollout_length": float(e["rollout_length"]),
+            "step": i + 1,
+        }
+        for i, e in enumerate(evals)
+    ]
+    key = ("env_step", "episode_reward", "epoch")
+    if [[r[k] for k in key] for r in rows] != [[r[k] for k in key] for r in full[-len(rows) :]]:
+        return False
+    path = work_dir / "results.csv"
+    with open(path) as f:
+        fields = next(csv.reader(f))
+    if sorted(fields) != sorted(full[0]):
+        return False
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(full)
+    os.replace(tmp, path)
+    return True
 
 
 def random_policy_return(cfg, episodes: int = 10, seed: Optional[int] = None) -> float:
