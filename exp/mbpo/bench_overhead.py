@@ -107,28 +107,15 @@ def per_update(env: str, seed: int, repeats: int, n: int = 20) -> None:
     value-aware update per estimator, on a training batch of mbrl's own bootstrap iterator
     (``[E, B, ·]``, upstream's sizes; 1,000 random-policy transitions, untrained agent),
     interleaved, medians; then the value-aware update's top ops (torch.profiler)."""
-    import hydra
-    import numpy as np
-
-    import mbrl.planning
     import mbrl.util.common
-    import mbrl.util.env
-    from mbrl.planning.sac_wrapper import SACAgent
     from mbrl.util.plugins import TrainingContext
     from torch.profiler import ProfilerActivity, profile
 
     from vaml_ext.mbpo.model_loss import ValueAwareModelUpdate
+    from vaml_ext.mbpo.runner import random_data_start
 
     cfg = compose(env, ["device=cpu", f"seed={seed}", "overrides.model_loss=ma_l1"])
-    torch.manual_seed(seed)
-    menv, _, _ = mbrl.util.env.EnvHandler.make_env(cfg)
-    mbrl.planning.complete_agent_cfg(menv, cfg.algorithm.agent)
-    agent = SACAgent(hydra.utils.instantiate(cfg.algorithm.agent))
-    o, a = menv.observation_space.shape, menv.action_space.shape
-    dyn = mbrl.util.common.create_one_dim_tr_model(cfg, o, a)
-    rb = mbrl.util.common.create_replay_buffer(cfg, o, a, rng=np.random.default_rng(seed))
-    mbrl.util.common.rollout_agent_trajectories(menv, 1000, mbrl.planning.RandomAgent(menv), {}, replay_buffer=rb)
-    dyn.update_normalizer(rb.get_all())
+    menv, _, agent, dyn, rb = random_data_start(cfg, 1000, seed)
     train_it, _ = mbrl.util.common.get_basic_buffer_iterators(
         rb,
         cfg.overrides.model_batch_size,

@@ -7,27 +7,14 @@ import torch
 
 @pytest.fixture
 def mbpo_ctx(tmp_path):
-    import hydra
-
     import mbrl.models
-    import mbrl.planning
-    import mbrl.util.common
-    import mbrl.util.env
-    from mbrl.planning.sac_wrapper import SACAgent
+    import mbrl.util
     from mbrl.util.plugins import TrainingContext
-    from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose
+    from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose, random_data_start
 
     cfg = compose("mbpo_inv_pendulum", ["device=cpu", "seed=0", *SMOKE_OVERRIDES, "overrides.model_loss=ma_l1"])
-    torch.manual_seed(0)
-    env, term_fn, _ = mbrl.util.env.EnvHandler.make_env(cfg)
-    mbrl.planning.complete_agent_cfg(env, cfg.algorithm.agent)
-    agent = SACAgent(hydra.utils.instantiate(cfg.algorithm.agent))
+    env, term_fn, agent, dyn, rb = random_data_start(cfg, 300, seed=0)
     obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
-    dyn = mbrl.util.common.create_one_dim_tr_model(cfg, obs_shape, act_shape)
-    rng = np.random.default_rng(0)
-    rb = mbrl.util.common.create_replay_buffer(cfg, obs_shape, act_shape, rng=rng)
-    mbrl.util.common.rollout_agent_trajectories(env, 300, mbrl.planning.RandomAgent(env), {}, replay_buffer=rb)
-    dyn.update_normalizer(rb.get_all())
     gen = torch.Generator().manual_seed(0)
     model_env = mbrl.models.ModelEnv(env, dyn, term_fn, None, generator=gen)
     sac_buffer = mbrl.util.ReplayBuffer(1000, obs_shape, act_shape, rng=np.random.default_rng(1))

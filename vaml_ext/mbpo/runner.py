@@ -144,6 +144,34 @@ def complete_results(work_dir: os.PathLike) -> bool:
     return True
 
 
+def random_data_start(cfg, n_transitions: int, seed: int):
+    """``(env, term_fn, agent, dynamics_model, replay_buffer)`` for ``cfg`` as MBPO builds
+    them (untrained SAC agent, Gaussian ensemble, mbrl's replay buffer), the buffer holding
+    ``n_transitions`` random-policy transitions and the model's input normaliser fitted to
+    them (tests and ``exp/mbpo/bench_overhead.py --per-update``: one model update on real
+    mbrl objects without running the loop). Seeds torch's global generator with ``seed``."""
+    import hydra
+    import numpy as np
+    import torch
+
+    import mbrl.planning
+    import mbrl.util.common
+    import mbrl.util.env
+    from mbrl.planning.sac_wrapper import SACAgent
+
+    torch.manual_seed(seed)
+    env, term_fn, _ = mbrl.util.env.EnvHandler.make_env(cfg)
+    mbrl.planning.complete_agent_cfg(env, cfg.algorithm.agent)
+    agent = SACAgent(hydra.utils.instantiate(cfg.algorithm.agent))
+    obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+    dyn = mbrl.util.common.create_one_dim_tr_model(cfg, obs_shape, act_shape)
+    rb = mbrl.util.common.create_replay_buffer(cfg, obs_shape, act_shape, rng=np.random.default_rng(seed))
+    random_agent = mbrl.planning.RandomAgent(env)
+    mbrl.util.common.rollout_agent_trajectories(env, n_transitions, random_agent, {}, replay_buffer=rb)
+    dyn.update_normalizer(rb.get_all())
+    return env, term_fn, agent, dyn, rb
+
+
 def random_policy_return(cfg, episodes: int = 10, seed: Optional[int] = None) -> float:
     """Mean return of uniformly random actions on the config's env (the learning floor)."""
     import mbrl.util.env
