@@ -15,12 +15,14 @@ side by side in one run (interleaved, median of ``--repeats``):
   activations, issued back to back. No normalisation, noise, casts or env code: a
   floor that a same-numbers implementation (same kernels, same shapes) cannot go below.
 
-* ``scripted`` -- the fused step's policy and model (normalisation, policy net, noise,
-  model net, de-normalisation, float casts) as one TorchScript loop over the whole rollout
-  (``torch.jit.script``: the same ATen kernels and op order, run by TorchScript's C++
-  interpreter instead of Python), asserted to give bit-identical states to the eager
-  policy + model; no ``mb_step``, records or resets, so it is a lower bound on what
-  moving the step out of Python without a compiler can reach.
+* ``ops`` / ``scripted`` -- the fused step's policy and model (normalisation, policy net,
+  noise, model net, de-normalisation, float casts) as one loop over the whole rollout on
+  torch tensors only, run by Python (``ops``) and as TorchScript (``scripted``,
+  ``torch.jit.script``: the same ATen kernels in the same order, run by TorchScript's C++
+  interpreter), both asserted to give the sampler + stepper's states bit for bit; no
+  ``mb_step``, records or resets, so ``scripted`` is a lower bound on what moving the step
+  out of Python without a compiler can reach, and ``ops / scripted`` what the interpreter
+  itself saves.
 
 ``fused - kernels`` is the per-op overhead left; ``runner - fused`` the bookkeeping and
 the env's reward/termination. An iteration holds 20,000 such steps (40 TRPO updates x
@@ -122,7 +124,7 @@ def time_kernels(policy, model, ds: int, da: int, steps: int) -> float:
         return (time.process_time() - t) / steps
 
 
-def _scripted_rollout(
+def _rollout_ops(
     states: torch.Tensor,
     noise: torch.Tensor,
     policy_layers: List[Tuple[torch.Tensor, torch.Tensor]],
@@ -158,12 +160,12 @@ def _scripted_rollout(
 
 with warnings.catch_warnings():  # torch 2.x marks torch.jit.script deprecated (measured anyway)
     warnings.simplefilter("ignore", DeprecationWarning)
-    _scripted_rollout = torch.jit.script(_scripted_rollout)
+    _scripted_rollout = torch.jit.script(_rollout_ops)
 
 
-def time_scripted(venv, policy, model, steps: int) -> float:
-    """CPU seconds per step of :func:`_scripted_rollout`, after checking on 50 steps that it
-    gives the eager sampler + stepper's states bit for bit."""
+def time_scripted(venv, policy, model, steps: int) -> Tuple[float, float]:
+    """CPU seconds per step of :func:`_rollout_ops` run by Python and by TorchScript, after
+    checking on 50 steps that both give the sampler + stepper's states bit for bit."""
     norm_s, norm_d = model.normalizers.state, model.normalizers.diff
     assert policy.normalizer is norm_s
     consts = (norm_s.op_mean, norm_s.op_std.clamp_min(norm_s.eps), norm_s.op_std, norm_d.op_mean, norm_d.op_std)
@@ -180,13 +182,16 @@ def time_scripted(venv, policy, model, steps: int) -> float:
             norm = model_step.normalize(s32)
             actions = torch.from_numpy(sample(t, s32, norm)).float()
             eager = model_step(s32, actions, norm).double()
-        scripted = _scripted_rollout(states, torch.from_numpy(noise), *layers, *consts)
-        assert torch.equal(scripted, eager), "the TorchScript step differs from the eager one"
+        for run in (_rollout_ops, _scripted_rollout):
+            assert torch.equal(run(states, torch.from_numpy(noise), *layers, *consts), eager), run.__name__
         noise = torch.randn(steps, N_ENVS, policy.dim_action, dtype=torch.float64) * 0.3
         _scripted_rollout(states, noise[:20], *layers, *consts)  # TorchScript's profiling runs
-        t = time.process_time()
-        _scripted_rollout(states, noise, *layers, *consts)
-        return (time.process_time() - t) / steps
+        per_step = []
+        for run in (_rollout_ops, _scripted_rollout):
+            t = time.process_time()
+            run(states, noise, *layers, *consts)
+            per_step.append((time.process_time() - t) / steps)
+        return per_step[0], per_step[1]
 
 
 COMPONENTS = (  # (module, class, method, label); label None: the rollouts, split by env type
@@ -261,18 +266,21 @@ def main(argv=None) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     print(f"commit {commit.strip() or '?'}, torch {torch.__version__}, 1 thread, {a.repeats} repeats x {a.steps} steps")
     print(
-        "| env | runner us/step | fused us/step | scripted us/step | kernels us/step | fused / kernels "
-        "| scripted / kernels | runner / kernels | runner s / iteration (20,000 steps) | kernels s / iteration |"
+        "| env | runner us/step | fused us/step | ops us/step | scripted us/step | kernels us/step "
+        "| fused / kernels | ops / scripted | scripted / kernels | runner / kernels "
+        "| runner s / iteration (20,000 steps) | kernels s / iteration |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in a.envs:
         venv, policy, model, ds, da = build(ENV_IDS[name])
         np.random.seed(0)
-        rows = {"runner": [], "fused": [], "scripted": [], "kernels": []}
+        rows = {"runner": [], "fused": [], "ops": [], "scripted": [], "kernels": []}
         for r in range(a.repeats):  # interleaved, so load hits all three alike
             rows["runner"].append(time_runner(venv, policy, a.steps))
             rows["fused"].append(time_fused(venv, policy, a.steps))
-            rows["scripted"].append(time_scripted(venv, policy, model, a.steps))
+            ops, scripted = time_scripted(venv, policy, model, a.steps)
+            rows["ops"].append(ops)
+            rows["scripted"].append(scripted)
             rows["kernels"].append(time_kernels(policy, model, ds, da, a.steps))
             print(
                 f"[bench] {name} repeat {r + 1}/{a.repeats}: "
@@ -281,9 +289,10 @@ def main(argv=None) -> None:
             )
         med = {k: statistics.median(v) for k, v in rows.items()}
         print(
-            f"| {name} | {med['runner'] * 1e6:.1f} | {med['fused'] * 1e6:.1f} | {med['scripted'] * 1e6:.1f} "
-            f"| {med['kernels'] * 1e6:.1f} | {med['fused'] / med['kernels']:.2f} "
-            f"| {med['scripted'] / med['kernels']:.2f} | {med['runner'] / med['kernels']:.2f} "
+            f"| {name} | {med['runner'] * 1e6:.1f} | {med['fused'] * 1e6:.1f} | {med['ops'] * 1e6:.1f} "
+            f"| {med['scripted'] * 1e6:.1f} | {med['kernels'] * 1e6:.1f} | {med['fused'] / med['kernels']:.2f} "
+            f"| {med['ops'] / med['scripted']:.2f} | {med['scripted'] / med['kernels']:.2f} "
+            f"| {med['runner'] / med['kernels']:.2f} "
             f"| {med['runner'] * STEPS_PER_ITER:.2f} | {med['kernels'] * STEPS_PER_ITER:.2f} |",
             flush=True,
         )
