@@ -1,20 +1,13 @@
 """Input checks of the MBPO experiment scripts and the demo: bad arguments fail before any run."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from tests.exp_scripts import load_exp_script
 from vaml_ext.mbpo.runner import REGRESSIONS, regression_config
-
-EXP = Path(__file__).resolve().parents[2] / "exp" / "mbpo"
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f"exp_mbpo_{name}", EXP / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_exp_script("mbpo", name)
 
 
 @pytest.mark.parametrize(

@@ -1,19 +1,13 @@
 """The SLBO benchmark scripts run end to end on a tiny budget (their figures are not checked:
 speed is measured by the scripts themselves, never by unit tests)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-EXP = Path(__file__).resolve().parents[2] / "exp" / "slbo"
+from tests.exp_scripts import load_exp_script
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f"exp_slbo_{name}", EXP / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_exp_script("slbo", name)
 
 
 def test_step_floor_runs_and_its_torchscript_step_matches_the_eager_one(capsys):
