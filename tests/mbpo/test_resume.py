@@ -307,3 +307,13 @@ def test_complete_results_leaves_a_file_it_cannot_vouch_for(tmp_path):
         "299.0,9.0,2.0,1.0,3",
     ]
     assert not complete_results(tmp_path)  # complete: nothing to do
+    (tmp_path / "results.csv").write_text("")  # resumed after its last evaluation: reopened, never written
+    assert complete_results(tmp_path)
+    assert (tmp_path / "results.csv").read_text().splitlines() == [
+        res_header,
+        "99.0,5.0,0.0,1.0,1",
+        "199.0,7.5,1.0,1.0,2",
+        "299.0,9.0,2.0,1.0,3",
+    ]
+    (tmp_path / "results.csv").unlink()  # no results.csv: not mbrl's run, nothing is created
+    assert not complete_results(tmp_path) and not (tmp_path / "results.csv").exists()

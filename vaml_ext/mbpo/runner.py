@@ -109,13 +109,15 @@ def complete_results(work_dir: os.PathLike) -> bool:
     hand to plugins, so there the file would hold only the rows after the resume. This
     rewrites it from ``returns.csv`` (the plugin's complete record, one row per evaluation)
     in mbrl's own columns and numbering, provided the rows it holds are the last rows of
-    that record; otherwise (another run's file, or no record) it is left as it is.
+    that record (none, when the run resumed after its last evaluation); otherwise (another
+    run's file, no record, or no ``results.csv`` at all) it is left as it is.
     """
     from vaml_ext.runlog.rundir import read_eval
 
     work_dir = Path(work_dir)
+    path = work_dir / "results.csv"
     evals, rows = read_eval(work_dir), read_results(work_dir)
-    if not rows or len(rows) >= len(evals) or not {"epoch", "rollout_length"} <= evals[0].keys():
+    if not path.is_file() or len(rows) >= len(evals) or not {"epoch", "rollout_length"} <= evals[0].keys():
         return False
     full = [
         {
@@ -128,11 +130,10 @@ def complete_results(work_dir: os.PathLike) -> bool:
         for i, e in enumerate(evals)
     ]
     key = ("env_step", "episode_reward", "epoch")
-    if [[r[k] for k in key] for r in rows] != [[r[k] for k in key] for r in full[-len(rows) :]]:
+    if [[r[k] for k in key] for r in rows] != [[r[k] for k in key] for r in full[len(full) - len(rows) :]]:
         return False
-    path = work_dir / "results.csv"
-    with open(path) as f:
-        fields = next(csv.reader(f))
+    with open(path) as f:  # mbrl's logger writes its header (sorted keys) with the first row
+        fields = next(csv.reader(f), sorted(full[0]))
     if sorted(fields) != sorted(full[0]):
         return False
     tmp = path.with_name(path.name + ".tmp")
