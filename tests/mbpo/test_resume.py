@@ -288,32 +288,23 @@ def _write(path, header, lines):
     path.write_text("\n".join([header, *lines]) + "\n")
 
 
-def test_complete_results_leaves_a_file_it_cannot_vouch_for(tmp_path):
+def test_complete_results_restores_only_a_tail_of_the_record(tmp_path):
     from vaml_ext.mbpo.runner import complete_results
 
     ret_header = "env_steps,return,wall_time_s,epoch,rollout_length,updates_made"
     _write(tmp_path / "returns.csv", ret_header, ["100,5.0,1.0,0,1,10", "200,7.5,2.0,1,1,20", "300,9.0,3.0,2,1,30"])
     res_header = "env_step,episode_reward,epoch,rollout_length,step"
+    complete = [res_header, "99.0,5.0,0.0,1.0,1", "199.0,7.5,1.0,1.0,2", "299.0,9.0,2.0,1.0,3"]
     foreign = ["199.0,7.5,1.0,1.0,1", "299.0,8.0,2.0,1.0,2"]  # last return differs: not this record's tail
     _write(tmp_path / "results.csv", res_header, foreign)
     assert not complete_results(tmp_path)
     assert (tmp_path / "results.csv").read_text().splitlines() == [res_header, *foreign]
     _write(tmp_path / "results.csv", res_header, ["299.0,9.0,2.0,1.0,1"])  # the rows after a resume
     assert complete_results(tmp_path)
-    assert (tmp_path / "results.csv").read_text().splitlines() == [
-        res_header,
-        "99.0,5.0,0.0,1.0,1",
-        "199.0,7.5,1.0,1.0,2",
-        "299.0,9.0,2.0,1.0,3",
-    ]
+    assert (tmp_path / "results.csv").read_text().splitlines() == complete
     assert not complete_results(tmp_path)  # complete: nothing to do
     (tmp_path / "results.csv").write_text("")  # resumed after its last evaluation: reopened, never written
     assert complete_results(tmp_path)
-    assert (tmp_path / "results.csv").read_text().splitlines() == [
-        res_header,
-        "99.0,5.0,0.0,1.0,1",
-        "199.0,7.5,1.0,1.0,2",
-        "299.0,9.0,2.0,1.0,3",
-    ]
+    assert (tmp_path / "results.csv").read_text().splitlines() == complete
     (tmp_path / "results.csv").unlink()  # no results.csv: not mbrl's run, nothing is created
     assert not complete_results(tmp_path) and not (tmp_path / "results.csv").exists()
