@@ -80,7 +80,7 @@ def test_requeue_of_the_same_task_waits_for_its_old_incarnation(tmp_path, monkey
             RunLock(tmp_path).acquire()
         monkeypatch.setenv("SLURM_JOB_ID", "4242")
         with RunLock(tmp_path, requeue_wait_s=30) as lock:
-            assert old.poll() is not None  # got it once the old incarnation had exited
+            assert old.wait(timeout=10) == 0  # got it once the old incarnation had exited
             assert lock.took_over["pid"] == old.pid  # it exited without releasing: named as gone
     finally:
         old.kill()
