@@ -7,7 +7,6 @@ runs are skipped and the interrupted one resumes to exactly the rows of a clean 
 
 import csv
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from tests.killing import sigkill_when
 from vaml_ext.exp.__main__ import load_figure
 from vaml_ext.exp.run import CONF_DIR, PRESETS, RunConfigError, resolve_run, seeds_for, selection_for
 from vaml_ext.runlog.rundir import REPO
@@ -194,18 +194,13 @@ def test_sigkill_sweep_then_rerun(tmp_path):
     )
     sweep = tmp_path / "a" / "fig3" / "smoke" / "hopper"
     first, second = sweep / "mle" / "seed0", sweep / "ma_l1" / "seed0"
-    deadline = time.time() + 400
-    try:
-        # jobs run in order: wait until the first is done and the second has its first checkpoint
-        while not ((first / "done.json").is_file() and (second / "ckpt" / "latest.pt").is_file()):
-            assert proc.poll() is None, "the sweep ended before it could be killed mid-run"
-            assert time.time() < deadline, "sweep too slow"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    # jobs run in order: kill once the first is done and the second has its first checkpoint
+    sigkill_when(
+        proc,
+        lambda: (first / "done.json").is_file() and (second / "ckpt" / "latest.pt").is_file(),
+        timeout=400,
+        group=True,
+    )
     time.sleep(0.5)  # the runs' processes die with their parents (PR_SET_PDEATHSIG)
     assert not (second / "done.json").exists(), "the kill did not land mid-run"
     done_mtime = (first / "done.json").stat().st_mtime_ns

@@ -6,16 +6,15 @@ import csv
 import errno
 import multiprocessing
 import os
-import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.killing import kill_seed
 from vaml_ext.gridworld.dyna import DynaTrainer
 from vaml_ext.gridworld.run import run_gridworld
 from vaml_ext.runlog import atomic
@@ -227,9 +226,7 @@ def _child(d, steps=KILL_STEPS):  # pragma: no cover - runs in a forked child
 def test_sigkill_at_random_moments_then_restart(tmp_path, capsys):
     """N trials: a forked run is SIGKILLed after a random delay (uniform over the run's
     duration) and restarted; every final returns.csv equals the uninterrupted run's."""
-    seed = int(os.environ.get("VAML_KILL_SEED", random.SystemRandom().randrange(2**31)))
-    print(f"kill-time seed {seed} (replay: VAML_KILL_SEED={seed})", file=sys.stderr)
-    rng = random.Random(seed)
+    seed, rng = kill_seed()
     ctx = multiprocessing.get_context("fork")
     _child(tmp_path / "warm-up")  # imports TensorBoard once, before any timing
     t0 = time.perf_counter()

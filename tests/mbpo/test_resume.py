@@ -10,12 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.killing import kill_seed, sigkill_when
 from vaml_ext.mbpo import checkpoint as ckpt_mod
 from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose, run_mbpo
 
@@ -129,19 +129,7 @@ def test_sigkill_then_resume(reference, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    ckpt = tmp_path / "ckpt" / "latest.pt"
-    deadline = time.time() + 240
-    try:
-        while not ckpt.is_file():
-            assert proc.poll() is None, "the run ended before writing a checkpoint"
-            assert time.time() < deadline, "no checkpoint within 240 s"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    assert sigkill_when(proc, (tmp_path / "ckpt" / "latest.pt").is_file, timeout=240) == -signal.SIGKILL
     n_before = len(rows(tmp_path))
     assert 1 <= n_before < 4, f"kill did not land mid-run ({n_before} rows)"
     run_mbpo(compose(ENV, overrides("ma_l1", steps=400)), tmp_path)
@@ -251,11 +239,9 @@ def test_sigkill_at_a_random_moment_then_resume(reference, tmp_path):
     """One randomised kill trial: SIGKILL a random time after the first checkpoint, restart;
     the rows and final weights equal the uninterrupted run's and the dead run's lock does not
     block the restart. Replay a failure with VAML_KILL_SEED=<seed>."""
-    import random
-
-    seed = int(os.environ.get("VAML_KILL_SEED", random.SystemRandom().randrange(2**31)))
-    delay = random.Random(seed).uniform(0.0, 3.0)
-    print(f"kill-time seed {seed}: SIGKILL {delay:.2f} s after the first checkpoint", file=sys.stderr)
+    seed, rng = kill_seed()
+    delay = rng.uniform(0.0, 3.0)
+    print(f"SIGKILL {delay:.2f} s after the first checkpoint", file=sys.stderr)
     code = (
         "import torch; torch.set_num_threads(1);"
         "from vaml_ext.mbpo.runner import compose, run_mbpo;"
@@ -268,17 +254,7 @@ def test_sigkill_at_a_random_moment_then_resume(reference, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.time() + 240
-        while not (tmp_path / "ckpt" / "latest.pt").is_file():
-            assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
-            time.sleep(0.05)
-        time.sleep(delay)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    sigkill_when(proc, (tmp_path / "ckpt" / "latest.pt").is_file, delay=delay, timeout=240)
     run_mbpo(compose(ENV, overrides("mle")), tmp_path)
     assert rows(tmp_path) == rows(reference["mle"]), f"seed {seed}"
     assert_same_state(final_state(tmp_path), final_state(reference["mle"]))

@@ -2,15 +2,14 @@
 
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import yaml
 
+from tests.killing import sigkill_when
 from tests.slbo.conftest import REPO, SLBO_SRC, run_slbo
 
 SMOKE = [
@@ -89,13 +88,7 @@ def test_killed_run_resumes_from_last_stage(tmp_path):
         start_new_session=True,
     )
     latest = log_dir / "ckpt" / "latest.pt"
-    deadline = time.time() + 240
-    while time.time() < deadline and not latest.exists():
-        time.sleep(0.5)
-    time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert latest.exists(), "no checkpoint was written before the kill"
+    sigkill_when(proc, latest.exists, delay=1.0, timeout=240, group=True)
     import torch
 
     done_stage = torch.load(latest, weights_only=False)["stage"]

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.killing import kill_seed, sigkill_when
 from tests.slbo.conftest import REPO
 from vaml_ext.runlog.lock import HOLDER_FILE
 
@@ -85,13 +86,11 @@ def test_sigkill_at_a_random_moment_then_restart(tree, tmp_path):
     """One randomised kill trial through vaml_ext.slbo.run: the restart is not blocked by the
     dead run's lock (it says it took over when the dead run still held it) and progress.csv
     has each stage once."""
-    import random
     import signal
-    import time
 
-    seed = int(os.environ.get("VAML_KILL_SEED", random.SystemRandom().randrange(2**31)))
-    delay = random.Random(seed).uniform(0.0, 4.0)
-    print(f"kill-time seed {seed}: SIGKILL {delay:.2f} s after the first checkpoint", file=sys.stderr)
+    seed, rng = kill_seed()
+    delay = rng.uniform(0.0, 4.0)
+    print(f"SIGKILL {delay:.2f} s after the first checkpoint", file=sys.stderr)
     log_dir = tmp_path / "run"
     log_dir.parent.mkdir(exist_ok=True)
     env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
@@ -102,17 +101,7 @@ def test_sigkill_at_a_random_moment_then_restart(tree, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.time() + 300
-        while not (log_dir / "ckpt" / "latest.pt").is_file():
-            assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
-            time.sleep(0.05)
-        time.sleep(delay)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    sigkill_when(proc, (log_dir / "ckpt" / "latest.pt").is_file, delay=delay)
     # The dead run held the lock when killed: its lock.json is left behind. A kill that lands
     # after the run released its lock (interpreter shutdown) leaves none and needs no takeover.
     orphan = (log_dir / HOLDER_FILE).is_file()
