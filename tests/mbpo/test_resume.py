@@ -65,21 +65,27 @@ class _Died(Exception):
     pass
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("loss", ["mle", "ma_l1"])
-def test_resume_after_death_is_bit_identical(reference, tmp_path, monkeypatch, loss):
+def die_after_checkpoint(monkeypatch, tmp_path, loss, epoch):
+    """Run ``loss`` into ``tmp_path`` and let it die (an exception) right after writing the
+    checkpoint of ``epoch``; then restore the recorder, so the next run resumes."""
     save = ckpt_mod.RunRecorder._save
 
     def save_then_die(self, ctx):
         save(self, ctx)
-        if ctx.epoch == 1:
+        if ctx.epoch == epoch:
             raise _Died
 
     monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save_then_die)
     with pytest.raises(_Died):
         run_mbpo(compose(ENV, overrides(loss)), tmp_path)
-    assert [r["env_steps"] for r in rows(tmp_path)] == ["100", "200"]
     monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["mle", "ma_l1"])
+def test_resume_after_death_is_bit_identical(reference, tmp_path, monkeypatch, loss):
+    die_after_checkpoint(monkeypatch, tmp_path, loss, epoch=1)
+    assert [r["env_steps"] for r in rows(tmp_path)] == ["100", "200"]
     run_mbpo(compose(ENV, overrides(loss)), tmp_path, silent=False)  # with mbrl's logger
     ref = rows(reference[loss])
     assert len(ref) == 4
@@ -92,20 +98,10 @@ def test_resume_after_death_is_bit_identical(reference, tmp_path, monkeypatch, l
 
 @pytest.mark.slow
 def test_rows_after_the_checkpoint_are_dropped_on_resume(reference, tmp_path, monkeypatch):
-    save = ckpt_mod.RunRecorder._save
-
-    def save_then_die(self, ctx):
-        save(self, ctx)
-        if ctx.epoch == 1:
-            raise _Died
-
-    monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save_then_die)
-    with pytest.raises(_Died):
-        run_mbpo(compose(ENV, overrides("mle")), tmp_path)
+    die_after_checkpoint(monkeypatch, tmp_path, "mle", epoch=1)
     # a row the dead run wrote after its checkpoint (killed between the two writes)
     with open(tmp_path / "returns.csv", "a") as f:
         f.write("300,-1.0,9.9,2,1,999\n")
-    monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save)
     out = run_mbpo(compose(ENV, overrides("mle")), tmp_path)  # silent: plugins get no logger
     assert rows(tmp_path) == rows(reference["mle"])
     # mbrl's results.csv still holds every evaluation, numbered as an uninterrupted run's
@@ -173,17 +169,7 @@ def test_invalid_run_management_keys(tmp_path, bad):
 def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(reference, tmp_path, monkeypatch, capsys):
     """ckpt/latest.pt damaged: it is named and set aside, the run resumes from ckpt/previous.pt
     (rows after it truncated) and still ends bit-identical to an uninterrupted run."""
-    save = ckpt_mod.RunRecorder._save
-
-    def save_then_die(self, ctx):
-        save(self, ctx)
-        if ctx.epoch == 2:
-            raise _Died
-
-    monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save_then_die)
-    with pytest.raises(_Died):
-        run_mbpo(compose(ENV, overrides("mle")), tmp_path)
-    monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save)
+    die_after_checkpoint(monkeypatch, tmp_path, "mle", epoch=2)
     latest = tmp_path / "ckpt" / "latest.pt"
     assert torch.load(tmp_path / "ckpt" / "previous.pt", weights_only=False)["loop"]["epoch"] == 1
     latest.write_bytes(latest.read_bytes()[:1000])
