@@ -248,6 +248,13 @@ def test_claims_on_constructed_fig2_sweep(tmp_path):
     assert "envs missing" not in verdicts["2c"]["evidence"]
     assert "envs missing: walker, pendulum, acrobot" in verdicts["2b"]["evidence"]
     assert "halfcheetah" in set(res["final"].env)  # half_cheetah matched case/underscore-insensitively
+    compared_2c = {(x["env"], x["method"], x["baseline"], x["outcome"]) for x in verdicts["2c"]["compared"]}
+    assert compared_2c == {("swimmer", "ma_l1", "slbo", "above"), ("hopper", "ma_l1", "slbo", "above")}
+    # the planning table covers the claims' pairs too, not only the PoI table's (vs mle)
+    separated = {(r["env"], r["method"], r["baseline"]) for r in res["separation"]}
+    assert ("hopper", "ma_l1", "ma_vaml") in separated and ("swimmer", "ma_l1", "slbo") in separated
+    assert ("hopper", "ma_vaml", "mle") in separated
+    assert not any(b == a for _, a, b in separated)
 
     report = Path(res["report"]).read_text()
     for c in res["claims"]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from vaml_ext.figures import figure_names, load_figure
 
@@ -131,6 +131,16 @@ class Check:
     support: bool
     contradict: bool
     evidence: str
+    pair: Optional[Tuple[str, str, str, str]] = None  # (env, method a, method b, metric) of a two-method check
+
+
+class Verdict(NamedTuple):
+    """What a claim's ``evaluate`` returns: the verdict, the numbers that decided it, and the
+    comparisons it made (the report's planning table lists the seeds each would need)."""
+
+    verdict: str
+    evidence: str
+    checks: Tuple[Check, ...] = ()
 
 
 def _pair(data: ClaimData, env: str, a: str, b: str, metric: str, kind: str, horizon: Optional[float] = None) -> Check:
@@ -143,21 +153,21 @@ def _pair(data: ClaimData, env: str, a: str, b: str, metric: str, kind: str, hor
     contradict = {"ge": out == "below", "near": out == "below", "poor": out == "above"}[kind]
     h = f" @{horizon:g} steps" if metric == "auc" and horizon is not None else ""
     ev = f"{env}: {a} {sa.fmt() if sa else 'n/a'} vs {b} {sb.fmt() if sb else 'n/a'} [{metric}{h}; {out}]"
-    return Check(f"{env}:{a}/{b}", out, support, contradict, ev)
+    return Check(f"{env}:{a}/{b}", out, support, contradict, ev, (env, a, b, metric))
 
 
-def combine(checks: List[Check], missing_envs: Sequence[str] = ()) -> Tuple[str, str]:
+def combine(checks: List[Check], missing_envs: Sequence[str] = ()) -> Verdict:
     """Verdict of a claim over its checks (see the module docstring)."""
     miss = f"; envs missing: {', '.join(missing_envs)}" if missing_envs else ""
     if not checks:
-        return "inconclusive (env missing)", f"no env of the claim in the sweep{miss}"
+        return Verdict("inconclusive (env missing)", f"no env of the claim in the sweep{miss}")
     evidence = "; ".join(c.evidence for c in checks) + miss
     if any(c.contradict for c in checks):
-        return "does not hold", evidence
+        return Verdict("does not hold", evidence, tuple(checks))
     if all(c.support for c in checks):
-        return "holds", evidence
+        return Verdict("holds", evidence, tuple(checks))
     reasons = sorted({_REASON.get(c.outcome, c.outcome) for c in checks if not c.support})
-    return f"inconclusive ({' / '.join(reasons)})", evidence
+    return Verdict(f"inconclusive ({' / '.join(reasons)})", evidence, tuple(checks))
 
 
 def _envs(
@@ -217,8 +227,10 @@ def mle_efficiency_drops(data: ClaimData):
     sizes = sorted((e for e in data.envs if re.fullmatch(r"grid\d+", e)), key=lambda e: int(e[4:]))
     missing = [e for e in FIGURE_ENVS["fig1"] if e not in data.envs]
     if len(sizes) < 2:
-        return "inconclusive (env missing)", f"needs >= 2 grid sizes, sweep has {sizes or 'none'}" + (
-            f"; envs missing: {', '.join(missing)}" if missing else ""
+        return Verdict(
+            "inconclusive (env missing)",
+            f"needs >= 2 grid sizes, sweep has {sizes or 'none'}"
+            + (f"; envs missing: {', '.join(missing)}" if missing else ""),
         )
     checks = []
     for small, big in zip(sizes, sizes[1:]):
@@ -252,7 +264,7 @@ def rarely_beats(a: str, b: str, figure: str, max_fraction: float = 1 / 3, metri
         checks = [c for c in checks if c.outcome != "missing"]
         miss = f"; envs missing: {', '.join(missing)}" if missing else ""
         if not checks:
-            return "inconclusive (env missing)", f"no env with both {a} and {b}{miss}"
+            return Verdict("inconclusive (env missing)", f"no env with both {a} and {b}{miss}")
         n = len(checks)
         beats = sum(c.outcome == "above" for c in checks)
         undecided = sum(c.outcome == "few" for c in checks)
@@ -262,10 +274,10 @@ def rarely_beats(a: str, b: str, figure: str, max_fraction: float = 1 / 3, metri
             + miss
         )
         if beats >= max_fraction * n:
-            return "does not hold", evidence
+            return Verdict("does not hold", evidence, tuple(checks))
         if beats + undecided >= max_fraction * n:
-            return f"inconclusive ({_REASON['few']})", evidence
-        return "holds", evidence
+            return Verdict(f"inconclusive ({_REASON['few']})", evidence, tuple(checks))
+        return Verdict("holds", evidence, tuple(checks))
 
     return evaluate
 
@@ -276,7 +288,7 @@ class Claim:
     id: str
     text: str  # the paper's claim (paper §5)
     rule: str  # how we test it, in words
-    evaluate: Callable[[ClaimData], Tuple[str, str]]
+    evaluate: Callable[[ClaimData], Verdict]
 
 
 VA_FIG1 = ("ma_direct_l1", "ma_direct_l2", "ma_l1", "ma_vaml")
@@ -360,10 +372,31 @@ def claims_for(figure: Optional[str]) -> List[Claim]:
 
 
 def evaluate_claims(figure: Optional[str], data: ClaimData) -> List[dict]:
+    """One dict per claim of ``figure``: its text, rule, verdict, evidence and ``compared``
+    (every two-method comparison it made: env, method, baseline, metric, outcome)."""
     out = []
     for c in claims_for(figure):
-        verdict, evidence = c.evaluate(data)
+        v = c.evaluate(data)
+        compared = [
+            {
+                "env": ch.pair[0],
+                "method": ch.pair[1],
+                "baseline": ch.pair[2],
+                "metric": ch.pair[3],
+                "outcome": ch.outcome,
+            }
+            for ch in v.checks
+            if ch.pair is not None
+        ]
         out.append(
-            {"figure": c.figure, "id": c.id, "claim": c.text, "rule": c.rule, "verdict": verdict, "evidence": evidence}
+            {
+                "figure": c.figure,
+                "id": c.id,
+                "claim": c.text,
+                "rule": c.rule,
+                "verdict": v.verdict,
+                "evidence": v.evidence,
+                "compared": compared,
+            }
         )
     return out

@@ -127,7 +127,9 @@ def aggregate(
             files["poi_png"] = out / "poi.png"
             plot_poi(poi, data.methods, out / "poi.png", title)
     files["report"] = out / "report.md"
-    separation = separation_table(data, sorted({(r["method"], r["baseline"]) for r in poi}))
+    # planning figures for every pair the PoI table shows and every final-return pair a claim compared
+    compared = {(x["method"], x["baseline"]) for c in claims for x in c["compared"] if x["metric"] == "final"}
+    separation = separation_table(data, sorted({(r["method"], r["baseline"]) for r in poi} | compared))
     write_report(
         out / "report.md",
         sweep_dir,

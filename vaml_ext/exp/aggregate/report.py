@@ -213,7 +213,8 @@ def write_report(
         L += [
             "### Seeds that would separate each pair (planning figure)",
             "",
-            "Final return. Seeds per method at which normal 95% CIs the observed difference apart stop "
+            "Final return, for each pair above and each pair a claim below compares. Seeds per method at "
+            "which normal 95% CIs the observed difference apart stop "
             "overlapping, n > (3.92 sd / |delta|)^2 with the pooled seed sd (`vaml_ext/exp/aggregate/power.py`): "
             "a lower bound at *this* budget (longer runs change both delta and sd); CPU hours = 2 methods x n x "
             "the median wall-clock of these runs.",
