@@ -4,8 +4,9 @@ Runs MBPO-``ma_l1`` at a learning-regression setting (``REGRESSIONS`` in
 ``vaml_ext/mbpo/runner.py``, default ``cartpole_2k``) for each refit size
 (``overrides.value_refit_batch_size``: start states rolled out in the model per refit)
 and seed, ``--jobs`` runs at a time (one thread each), and prints per size: the score
-(mean return over the last ``--last`` epochs) per seed, its mean and sd, and seconds per
-run. ``--naive`` adds the no-refit ablation (``value_update_interval=0``). The stored
+(mean return over the last ``--last`` epochs) per seed, its mean and sd, its IQM with a
+95% bootstrap CI, and seconds per run; then each variant against ``mle`` by the figure
+reports' rule (CIs disjoint or overlapping). ``--naive`` adds the no-refit ablation (``value_update_interval=0``). The stored
 baselines of the same setting (``tests/baselines/mbpo_<regression>_{mle,ma_l1}.csv``;
 ma_l1 there = refit at the default size) are printed beside them, so a sweep over the
 non-default sizes is enough. The overhead side of the same curve is
@@ -46,6 +47,23 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from vaml_ext.mbpo.runner import REGRESSIONS, read_results, regression_config, run_mbpo  # noqa: E402
+
+
+def score_stat(scores, reps: int = 2000):
+    """IQM over seeds with its 95% stratified-bootstrap CI (the figure reports' statistic,
+    ``vaml_ext/exp/aggregate``), from NumPy's global RNG seeded 0 here and restored after."""
+    import numpy as np
+
+    from vaml_ext.exp.aggregate.stats import interval_estimates, iqm_mean_fn
+    from vaml_ext.exp.claims import Stat
+
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        pt, ci = interval_estimates({"s": np.asarray(scores, float)[:, None]}, iqm_mean_fn, reps)
+    finally:
+        np.random.set_state(state)
+    return Stat(iqm=float(pt["s"][0]), lo=float(ci["s"][0, 0]), hi=float(ci["s"][1, 0]), n=len(scores))
 
 
 def _one(regression, label, method, extra, seed, work):
@@ -198,8 +216,9 @@ def main(argv=None):
     )
 
     print(f"\nscore = mean return over the last {a.last} epochs; {a.regression}, commit {commit}")
-    print(f"| variant | {' | '.join(f'seed {s}' for s in a.seeds)} | mean | sd | s/run |")
-    print("|---|" + "---|" * (len(a.seeds) + 3))
+    print(f"| variant | {' | '.join(f'seed {s}' for s in a.seeds)} | mean | sd | IQM [95% CI] | s/run |")
+    print("|---|" + "---|" * (len(a.seeds) + 4))
+    stats = {}
 
     def row(label, curves, seconds=None):
         scores = [statistics.mean(curves[s][-a.last :]) for s in a.seeds if s in curves]
@@ -207,8 +226,10 @@ def main(argv=None):
             return
         sd = statistics.stdev(scores) if len(scores) > 1 else float("nan")
         sec = f"{statistics.median(seconds):.0f}" if seconds else "-"
+        st = stats[label] = score_stat(scores)
         print(
-            f"| {label} | {' | '.join(f'{x:.1f}' for x in scores)} | {statistics.mean(scores):.1f} | {sd:.1f} | {sec} |"
+            f"| {label} | {' | '.join(f'{x:.1f}' for x in scores)} | {statistics.mean(scores):.1f} | {sd:.1f} "
+            f"| {st.iqm:.1f} [{st.lo:.1f}, {st.hi:.1f}] | {sec} |"
         )
 
     if not a.extra:
@@ -220,6 +241,13 @@ def main(argv=None):
             {s: results[(label, s)][0] for s in a.seeds},
             [results[(label, s)][1] for s in a.seeds],
         )
+    base = next((k for k in ("mle", "mle (stored)") if k in stats), None)
+    if base is not None:  # the figure reports' verdict rule (vaml_ext/exp/claims.py): disjoint CIs or not
+        from vaml_ext.exp.claims import compare
+
+        for label, st in stats.items():
+            if not label.startswith("mle"):
+                print(f"{label} vs {base}: {compare(st, stats[base])} (IQM CIs; below/above = disjoint)")
     print(f"curves: {work / 'curves.csv'}, {work / 'curves.png'}")
     return 0
 

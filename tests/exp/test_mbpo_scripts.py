@@ -80,3 +80,21 @@ def test_refit_learning_plots_every_variant(tmp_path):
         ValueError, match="no curves of 'nope'"
     ):  # a variant with no runs is a caller error, not an empty plot
         mod.plot_curves(curves, ["nope"], [0], tmp_path / "x.png", "t")
+
+
+def test_refit_learning_score_stat_is_repeatable_and_leaves_the_rng_alone():
+    import numpy as np
+
+    from vaml_ext.exp.aggregate.stats import iqm
+
+    mod = _load("refit_learning")
+    x = [114.6, 126.6, 98.8, 191.6, 119.2]
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    st = mod.score_stat(x)
+    assert np.array_equal(np.random.get_state()[1], before)  # the caller's RNG is restored
+    assert st == mod.score_stat(x)  # seeded: the same CI every call
+    assert st.n == 5 and st.iqm == pytest.approx(iqm(np.array(x)))
+    assert min(x) <= st.lo < st.iqm < st.hi <= max(x)
+    tight = mod.score_stat([120.0, 121.0, 119.0, 120.5, 119.5])
+    assert tight.hi - tight.lo < st.hi - st.lo
