@@ -6,11 +6,12 @@ Runs MBPO-``ma_l1`` at a learning-regression setting (``REGRESSIONS`` in
 and seed, ``--jobs`` runs at a time (one thread each), and prints per size: the score
 (mean return over the last ``--last`` epochs) per seed, its mean and sd, its IQM with a
 95% bootstrap CI, and seconds per run; then each variant against ``mle`` by the figure
-reports' rule (CIs disjoint or overlapping). ``--naive`` adds the no-refit ablation (``value_update_interval=0``). The stored
-baselines of the same setting (``tests/baselines/mbpo_<regression>_{mle,ma_l1}.csv``;
-ma_l1 there = refit at the default size) are printed beside them, so a sweep over the
-non-default sizes is enough. The overhead side of the same curve is
-``bench_overhead.py``.
+reports' rule (CIs disjoint or overlapping). ``--naive`` adds the no-refit ablation
+(``value_update_interval=0``). The stored baselines of the same setting
+(``tests/baselines/mbpo_<regression>_{mle,ma_l1}.csv``; ma_l1 there = refit at the
+default size) are printed beside them, so a sweep over the non-default sizes is enough;
+they come from another machine, so they are compared only with each other. The overhead
+side of the same curve is ``bench_overhead.py``.
 
     python exp/mbpo/refit_learning.py --sizes 100 10000 --seeds 0 1 2 --jobs 2
     python exp/mbpo/refit_learning.py --sizes 100 1000 10000 --seeds 0 1 2 3 4 overrides.num_steps=5000
