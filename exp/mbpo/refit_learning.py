@@ -55,16 +55,14 @@ def score_stat(scores, reps: int = 2000):
     ``vaml_ext/exp/aggregate``), from NumPy's global RNG seeded 0 here and restored after."""
     import numpy as np
 
-    from vaml_ext.exp.aggregate.stats import interval_estimates, iqm_mean_fn
-    from vaml_ext.exp.claims import Stat
+    from vaml_ext.exp.aggregate.sweep import iqm_stat
 
     state = np.random.get_state()
     np.random.seed(0)
     try:
-        pt, ci = interval_estimates({"s": np.asarray(scores, float)[:, None]}, iqm_mean_fn, reps)
+        return iqm_stat(np.asarray(scores, float), reps)[0]
     finally:
         np.random.set_state(state)
-    return Stat(iqm=float(pt["s"][0]), lo=float(ci["s"][0, 0]), hi=float(ci["s"][1, 0]), n=len(scores))
 
 
 def _one(regression, label, method, extra, seed, work):

@@ -24,6 +24,15 @@ from vaml_ext.exp.aggregate.stats import curve_fn, interval_estimates, iqm_mean_
 from vaml_ext.exp.claims import BASELINES, ClaimData, Stat
 
 
+def iqm_stat(x: np.ndarray, reps: int) -> Tuple[Stat, Tuple[float, float]]:
+    """IQM of the scores ``x`` (one per seed) with its 95% stratified-bootstrap CI, and the
+    mean's CI; the bootstrap draws from NumPy's global RNG (seed it for a repeatable CI)."""
+    pt, ci = interval_estimates({"s": np.asarray(x, float)[:, None]}, iqm_mean_fn, reps)
+    p, c = pt["s"], ci["s"]
+    stat = Stat(iqm=float(p[0]), lo=float(c[0, 0]), hi=float(c[1, 0]), n=len(x), mean=float(p[1]))
+    return stat, (float(c[0, 1]), float(c[1, 1]))
+
+
 def env_grid(runs: Sequence[Run], max_points: int) -> Tuple[np.ndarray, bool]:
     """(grid, shared): union of evaluation steps, thinned to ``max_points`` of them;
     ``shared``: every run evaluated at exactly the same steps."""
@@ -104,12 +113,7 @@ class SweepData(ClaimData):
             if len(x) == 0:
                 self._cache[key] = None
             else:
-                pt, ci = interval_estimates({"s": x[:, None]}, iqm_mean_fn, self.reps)
-                p, c = pt["s"], ci["s"]
-                self._cache[key] = Stat(
-                    iqm=float(p[0]), lo=float(c[0, 0]), hi=float(c[1, 0]), n=len(x), mean=float(p[1])
-                )
-                self._mean_ci[key] = (float(c[0, 1]), float(c[1, 1]))
+                self._cache[key], self._mean_ci[key] = iqm_stat(x, self.reps)
         return self._cache[key]
 
     def mean_ci(self, env, method, metric="final", horizon=None) -> Tuple[float, float]:
