@@ -2,13 +2,14 @@
 #   make demo   -- set up everything, then run the built-in MBPO demo
 #   make test   -- set up everything, then run the test suite (all tiers; README, CI)
 #   make test-fast -- the edit-loop tier: everything not marked `slow` (<= 3 min on 2 cores)
+#   make test-numerics -- the `numerics` tests again under another CPU dispatch (CI's second pass)
 #   make lint   -- ruff check + ruff format --check + mypy vaml_ext;  make format -- ruff format (rewrites files)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-installed
 
-.PHONY: install install-paper demo test test-fast lint format check-patches clean
+.PHONY: install install-paper demo test test-fast test-numerics lint format check-patches clean
 
 install: $(STAMP)
 	$(BIN)/vaml-patch apply mbrl-lib slbo
@@ -50,6 +51,13 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q --durations=10 -m "not slow" tests
+
+# The bit-exact and stored-reference tests as another machine would run them: the machine's
+# own (native) numerics under another CPU dispatch -- ATen's portable kernels and MKL's
+# compatible path. A test whose reference replays only where it was made fails here.
+test-numerics: install
+	VAML_NUMERICS=native ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=SSE41 \
+	  $(BIN)/python -m pytest -q --durations=10 -m numerics tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -32,6 +32,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from vaml_ext.runlog import numerics  # noqa: E402
+
+numerics.pin()  # the sweeps it runs inherit pinned numerics ($VAML_NUMERICS)
+
 from vaml_ext.exp.__main__ import load_figure  # noqa: E402
 from vaml_ext.exp.run import selection_for  # noqa: E402
 from vaml_ext.runlog.rundir import git_provenance, iter_run_dirs, read_eval, read_run_config  # noqa: E402
@@ -111,6 +115,7 @@ def main(argv=None) -> int:
             "regenerate": f"python exp/make_baselines.py --figures {fig}",
             "commit": prov["commit"],
             "dirty": prov["dirty"],
+            "numerics": prov["numerics"],
             "run_commits": run_commits,
             "run_seconds_total": round(run_seconds, 1),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -20,10 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+
+from vaml_ext.runlog import numerics  # noqa: E402
+
+numerics.pin()  # stored baselines are made with pinned numerics ($VAML_NUMERICS), before torch loads
+
+import torch  # noqa: E402
 
 from vaml_ext.mbpo.runner import (  # noqa: E402
     REGRESSIONS,
@@ -84,6 +88,7 @@ def main(argv=None):
             "random_policy_return": rnd,
             "seconds_per_run": seconds,
             "torch": torch.__version__,
+            "numerics": numerics.fingerprint(),
         }
         (a.out / f"{stem}.json").write_text(json.dumps(meta, indent=2) + "\n")
         print(f"wrote {a.out / stem}.csv/.json (random policy: {rnd:.1f})")

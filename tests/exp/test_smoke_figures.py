@@ -24,7 +24,7 @@ import pytest
 
 from vaml_ext.runlog.rundir import REPO, iter_run_dirs, read_eval, read_run_config
 
-pytestmark = pytest.mark.slow  # a smoke sweep per figure (minutes)
+pytestmark = [pytest.mark.slow, pytest.mark.numerics]  # a smoke sweep per figure (minutes); stored curves
 
 BASELINES = REPO / "tests" / "baselines" / "smoke"
 FIGURES = ("fig1", "fig2", "fig3", "fig4")

@@ -11,7 +11,7 @@ import torch
 
 from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose, run_mbpo
 
-pytestmark = pytest.mark.slow  # two MBPO runs per test, one of them in subprocesses
+pytestmark = [pytest.mark.slow, pytest.mark.numerics]  # two MBPO runs per test, one of them in subprocesses
 
 DET_OVERRIDES = ["device=cpu", "seed=3", *SMOKE_OVERRIDES, "overrides.num_steps=300"]
 

@@ -23,6 +23,8 @@ import pytest
 
 from vaml_ext.mbpo.runner import REGRESSIONS, random_policy_return, regression_config, run_mbpo
 
+pytestmark = pytest.mark.numerics  # stored curves
+
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 
 

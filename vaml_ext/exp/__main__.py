@@ -229,4 +229,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from vaml_ext.runlog import numerics
+
+    numerics.pin()  # the sweep's processes inherit it ($VAML_NUMERICS; pinned by default)
     sys.exit(main())

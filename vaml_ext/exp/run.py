@@ -269,4 +269,7 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    from vaml_ext.runlog import numerics
+
+    numerics.pin()  # before torch loads; the runs' processes inherit it ($VAML_NUMERICS)
     main()

@@ -44,8 +44,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def git_provenance(repo: Path = REPO) -> Dict[str, object]:
-    """Commit of the code that runs (``unknown`` outside a git checkout) and whether the
-    work tree has uncommitted changes."""
+    """Commit of the code that runs (``unknown`` outside a git checkout), whether the
+    work tree has uncommitted changes, the host, and what decides the run's float results
+    (``numerics``: :func:`vaml_ext.runlog.numerics.fingerprint`)."""
+    from vaml_ext.runlog.numerics import fingerprint
 
     def git(*args):
         try:
@@ -61,6 +63,7 @@ def git_provenance(repo: Path = REPO) -> Dict[str, object]:
         "dirty": bool(status) if status is not None else None,
         "host": socket.gethostname(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "numerics": fingerprint(),
     }
 
 

@@ -81,6 +81,9 @@ def build_argv(argv, tree: Path):
 
 
 def main(argv=None):
+    from vaml_ext.runlog import numerics
+
+    numerics.pin()  # before slbo imports torch ($VAML_NUMERICS; pinned by default)
     from vaml_ext.runlog import tracking
 
     tree = patched_tree()
