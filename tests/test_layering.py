@@ -99,3 +99,19 @@ def test_losses_modules_do_not_import_each_other_both_ways(pair):
     a_imports_b = any(t.endswith(f"losses.{pair[1]}") for _, t in imports_of(a))
     b_imports_a = any(t.endswith(f"losses.{pair[0]}") for _, t in imports_of(b))
     assert not (a_imports_b and b_imports_a), f"{a.name} and {b.name} import each other"
+
+
+def test_setup_py_shim_reads_the_metadata_from_pyproject():
+    """`setup.py` (fixed at the top level) is a shim: the version comes from pyproject.toml's
+    dynamic version, i.e. vaml_ext.__version__."""
+    import subprocess
+    import sys
+
+    import vaml_ext
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "setup.py", "--version"], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == vaml_ext.__version__

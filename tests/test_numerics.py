@@ -85,3 +85,21 @@ def test_the_suite_runs_pinned_and_run_yaml_records_it():
         assert rec["env"]["MKL_CBWR"] == numerics.PINS["MKL_CBWR"] and rec["aten_capability"] == "AVX2"
     kind = numerics.machine_kind(rec)
     assert ("cpu" in kind) == (rec["mode"] == "native")  # native numbers are claimed for one CPU only
+
+
+def test_exports_put_an_outside_process_in_the_same_numerics():
+    """`eval "$(python -m vaml_ext.runlog.numerics)"` before upstream's own entry point."""
+    env = {k: v for k, v in os.environ.items() if k not in numerics.PINS and k != numerics.MODE_ENV}
+    env["PYTHONPATH"] = str(REPO)
+    script = f'eval "$({sys.executable} -m vaml_ext.runlog.numerics)"; {sys.executable} -c "{PROBE}"'
+    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == _probe({})
+
+
+def test_the_record_is_plain_yaml():
+    """run.yaml is written with yaml.safe_dump: the record holds plain types only."""
+    import yaml
+
+    rec = numerics.fingerprint()
+    assert yaml.safe_load(yaml.safe_dump(rec)) == rec

@@ -288,3 +288,32 @@ def test_slbo_progress_watch_reads_the_final_row_after_the_run_ends(tmp_path, ca
     err = capsys.readouterr().err
     assert "200/200 env steps" in err and "return 7.2" in err
     assert "done:" not in err
+
+
+def test_one_run_command_exits_non_zero_when_its_run_fails(tmp_path):
+    """`python -m vaml_ext.exp.run ...` (the README's one-run command, what each SLURM array
+    task runs) exits 1 when its run failed, so shells, CI and schedulers see it."""
+    import os
+    import subprocess
+    import sys
+
+    from vaml_ext.runlog.rundir import REPO
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "vaml_ext.exp.run",
+        "figure=fig3",
+        "preset=smoke",
+        "env=cartpole",
+        "method=mle",
+        "seed=0",
+        "progress=false",
+        "figure.presets.smoke.budget.default=['overrides.num_value_updates=-1']",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    out = subprocess.run(
+        cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 1, (out.returncode, out.stderr[-2000:])
+    assert (tmp_path / "run" / "failed.json").is_file() and "FAILED" in out.stderr

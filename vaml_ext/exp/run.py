@@ -263,9 +263,15 @@ def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
 @hydra.main(config_path=str(CONF_DIR), config_name="run", version_base=None)
 def main(cfg: DictConfig):
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    return run_one(cfg, run_dir)
+    hc = HydraConfig.get()
+    out = run_one(cfg, Path(hc.runtime.output_dir))
+    if hc.mode == RunMode.RUN and out.get("status") in ("failed", "in use"):
+        # one run (the README's command, each SLURM array task): shells, CI and schedulers see
+        # the failure. A multirun's jobs return instead: the sweep counts failed.json files.
+        sys.exit(1)
+    return out
 
 
 if __name__ == "__main__":

@@ -147,9 +147,9 @@ def fingerprint() -> Dict[str, Any]:
     try:
         import torch
 
-        out["torch"] = torch.__version__
-        out["aten_capability"] = torch.backends.cpu.get_cpu_capability()
-        out["threads"] = torch.get_num_threads()
+        out["torch"] = str(torch.__version__)  # a str subclass that yaml.safe_dump refuses
+        out["aten_capability"] = str(torch.backends.cpu.get_cpu_capability())
+        out["threads"] = int(torch.get_num_threads())
         out["mkl"] = _mkl_version()
     except ImportError:
         pass
@@ -160,7 +160,8 @@ def fingerprint() -> Dict[str, Any]:
                 mod = __import__(name)
             except ImportError:
                 continue
-        out[name] = getattr(mod, "__version__", None)
+        version = getattr(mod, "__version__", None)
+        out[name] = None if version is None else str(version)
     return out
 
 
@@ -202,3 +203,22 @@ def _mkl_version() -> Optional[str]:
         return buf.value.decode().strip() or None
     except (OSError, AttributeError, ImportError):
         return None
+
+
+def exports(default_mode: str = "pinned") -> str:
+    """Shell ``export`` lines that put a process started outside ``vaml_ext`` (e.g. upstream's
+    ``python -m mbrl.examples.main``) in the same numerics: ``eval "$(python -m vaml_ext.runlog.numerics)"``."""
+    import shlex
+
+    saved = dict(os.environ)
+    try:
+        pin(default_mode)
+        keys = (MODE_ENV, *PINS, *THREAD_VARS, _NPY_CHECKED)
+        return "\n".join(f"export {k}={shlex.quote(os.environ[k])}" for k in keys if k in os.environ)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+if __name__ == "__main__":
+    print(exports())
