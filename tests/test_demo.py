@@ -80,3 +80,26 @@ def test_demo_writes_the_curve_png_on_a_tiny_budget(tmp_path, capsys):
     log = (tmp_path / "mle.log").read_text()
     assert "| results" in log and "episode_reward: " in log and "episode_reward: " not in out  # mbrl's lines: log only
     assert (tmp_path / "mle" / "done.json").is_file()
+
+
+def test_one_plain_line_per_evaluation_with_its_own_return(tmp_path):
+    """Model training is logged before the evaluation at the same step; the plain display
+    must not print that step first with the previous evaluation's return."""
+    run = tmp_path / "mle"
+    run.mkdir()
+    st = demo.RunState("mle", run, total=2000)
+    stream = io.StringIO()
+    disp = demo.Display([st], stream=stream, tty=False, interval=1e9)
+    st.t0 = time.perf_counter()
+    (run / "returns.csv").write_text("env_steps,return,wall_time_s\n200,36.0,5\n")
+    disp.refresh()
+    (run / "va_model.csv").write_text("env_step,val_mse\n199,0.1\n399,0.1\n")  # trained at 400, not evaluated yet
+    disp.refresh()
+    (run / "returns.csv").write_text("env_steps,return,wall_time_s\n200,36.0,5\n400,91.0,9\n")
+    disp.refresh()
+    disp.refresh()  # nothing new: no line
+    lines = stream.getvalue().splitlines()
+    assert [ln.split(" | ")[0:2] for ln in lines] == [
+        ["[mle] 200/2,000 env steps ( 10%)", "return 36.0 (best 36.0)"],
+        ["[mle] 400/2,000 env steps ( 20%)", "return 91.0 (best 91.0)"],
+    ]

@@ -82,6 +82,7 @@ class RunState:
     def __init__(self, loss: str, run_dir: Path, total: int):
         self.loss, self.run_dir, self.total = loss, run_dir, total
         self.steps, self.ret, self.best = 0, float("nan"), float("nan")
+        self.n_evals = 0  # evaluations read so far: a plain-text line is printed per evaluation
         self.t0: Optional[float] = None  # run started
         #: (time, steps) when loop steps were first / last seen to advance: the pace between
         #: them (setup and the initial exploration excluded) gives the ETA
@@ -90,11 +91,14 @@ class RunState:
         self.end: Optional[Tuple[int, float]] = None  # (return code, seconds) once finished
 
     def poll(self) -> bool:
-        """Re-read the run's files; True when something changed."""
+        """Re-read the run's files; True when a new evaluation arrived. (Model training is
+        logged before the evaluation at the same step: a step count from it alone would
+        print a line with the previous evaluation's return, then another with its own.)"""
         evals = _read(self.run_dir / "returns.csv")  # one row per evaluation (vaml RunRecorder)
         diag = _read(self.run_dir / "va_model.csv")  # one row per model training (vaml diagnostics)
         steps = max([int(r["env_steps"]) for r in evals[-1:]] + [int(r["env_step"]) + 1 for r in diag[-1:]] + [0])
-        changed = steps != self.steps or len(evals) and evals[-1]["return"] != self.ret
+        changed = len(evals) != self.n_evals
+        self.n_evals = len(evals)
         if evals:
             self.ret = evals[-1]["return"]
             self.best = max(r["return"] for r in evals)
@@ -135,7 +139,7 @@ class RunState:
 
 class Display:
     """One live display for all runs: tqdm bars on a terminal, plain lines otherwise (a new
-    line per run when its step count or return changes, else one every ``interval`` s)."""
+    line per run for each evaluation, with its return, else one every ``interval`` s)."""
 
     def __init__(self, states, stream=None, tty=None, interval: float = 60.0):
         self.states = states
