@@ -72,3 +72,20 @@ def test_plugins_do_not_perturb_mle(tmp_path):
     for k in outs[0][1]:
         assert torch.equal(outs[0][1][k], outs[1][1][k]), k
     assert np.isfinite(json.loads(outs[0][0])).all()
+
+
+def test_config_without_model_loss_runs_as_mle(tmp_path):
+    """A programmatic caller who never heard of the plugin (upstream's own test_mbpo builds
+    such a config) gets upstream's behaviour, i.e. exactly the `model_loss=mle` run."""
+    from omegaconf import OmegaConf
+
+    cfg = compose("mbpo_inv_pendulum", [*DET_OVERRIDES, "overrides.model_loss=mle"])
+    bare = compose("mbpo_inv_pendulum", DET_OVERRIDES)
+    OmegaConf.set_struct(bare, False)
+    del bare.overrides["model_loss"]
+    assert "model_loss" not in bare.overrides
+    a = run_mbpo(cfg, tmp_path / "a")
+    b = run_mbpo(bare, tmp_path / "b")
+    assert [r["episode_reward"] for r in a["results"]] == [r["episode_reward"] for r in b["results"]]
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)

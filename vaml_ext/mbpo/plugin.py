@@ -171,7 +171,8 @@ def make_callbacks(cfg, ctx):
     # mbrl 0.2.0's overrides name the SAC batch size; 0.2.0.dev3's agent holds it (256)
     sac_batch = cfg.overrides.get("sac_batch_size") or getattr(getattr(ctx.agent, "sac_agent", None), "batch_size", 256)
     refit = None
-    if is_value_aware(cfg.overrides.model_loss) and o["value_update_interval"] > 0:
+    # a config built without this plugin's keys (e.g. upstream's own tests) is upstream's MLE run
+    if is_value_aware(cfg.overrides.get("model_loss", "mle")) and o["value_update_interval"] > 0:
         if o["value_refit_mode"] == "authors":
             from vaml_ext.mbpo.refit_authors import AuthorsValueRefit
 
