@@ -19,7 +19,17 @@ from vaml_ext.exp.aggregate import (
     probability_of_improvement,
     rliable_modules,
 )
-from vaml_ext.exp.claims import MIN_SEEDS, CLAIMS, ClaimData, Stat, canonical_env, evaluate_claims, norm_figure
+from vaml_ext.exp.claims import (
+    CLAIMS,
+    MARGIN,
+    MIN_SEEDS,
+    NOT_TESTABLE,
+    ClaimData,
+    Stat,
+    canonical_env,
+    evaluate_claims,
+    norm_figure,
+)
 
 REPS = 200
 REPO = Path(__file__).resolve().parents[2]
@@ -47,13 +57,14 @@ def write_run(root, env, method, seed, steps, returns, figure="fig2", done=True,
     return d
 
 
-def write_cell(root, env, method, level, n_seeds=5, spread=2.0, figure="fig2", steps=(0, 500, 1000), **kw):
-    """``n_seeds`` runs whose return ramps linearly to ``level + offset`` at the last step;
-    the offsets are symmetric about 0, so IQM and mean of every column equal the level."""
+def write_cell(root, env, method, level, n_seeds=5, spread=2.0, figure="fig2", steps=(0, 500, 1000), flat=False, **kw):
+    """``n_seeds`` runs whose return ramps linearly to ``level + offset`` at the last step
+    (``flat``: stays there from the first evaluation on, i.e. never learns); the offsets are
+    symmetric about 0, so IQM and mean of every column equal the level."""
     offs = np.linspace(-spread, spread, n_seeds)
     steps = list(steps)
     for s, off in enumerate(offs):
-        rets = [(level + off) * t / steps[-1] for t in steps]
+        rets = [(level + off) * (1.0 if flat else t / steps[-1]) for t in steps]
         write_run(root, env, method, s, steps, rets, figure=figure, **kw)
 
 
@@ -237,7 +248,7 @@ def test_claims_on_constructed_fig2_sweep(tmp_path):
     }
     for env, lv in levels.items():
         for m, level in zip(("mle", "ma_l1", "ma_vaml", "slbo"), lv):
-            write_cell(tmp_path, env, m, float(level))
+            write_cell(tmp_path, env, m, float(level), n_seeds=MIN_SEEDS)
     res = aggregate(tmp_path, reps=REPS, log=lambda m: None)
     verdicts = {c["id"]: c for c in res["claims"]}
     assert set(verdicts) == {"2a", "2b", "2c"}
@@ -262,7 +273,7 @@ def test_claims_on_constructed_fig2_sweep(tmp_path):
     for name in ("curves.png", "poi.png"):
         assert f"]({name})" in report
         assert (Path(res["out_dir"]) / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "`c0ffee` (80 runs)" in report
+    assert f"`c0ffee` ({16 * MIN_SEEDS} runs)" in report
     assert "envs walker, reacher, pendulum, acrobot; methods -" in report  # figure's envs not run
     for key in ("curves_csv", "final_csv", "poi_csv"):
         assert read_csv(res[key])
@@ -270,10 +281,12 @@ def test_claims_on_constructed_fig2_sweep(tmp_path):
 
 
 class StubData(ClaimData):
-    """Claim input from a dict ``{(env, method): Stat}``; AUC stats keyed with the horizon."""
+    """Claim input from a dict ``{(env, method): Stat}``; AUC stats keyed with the horizon;
+    ``initials`` ``{(env, method): Stat}`` (absent: learning unknown, the gate is skipped).
+    The IQM ratio's CI by interval arithmetic on the two CIs (conservative)."""
 
-    def __init__(self, stats, horizons=None):
-        self.stats, self.horizons = stats, horizons or {}
+    def __init__(self, stats, horizons=None, initials=None):
+        self.stats, self.horizons, self.initials = stats, horizons or {}, initials or {}
         self.envs = sorted({e for e, *_ in stats})
 
     def stat(self, env, method, metric="final", horizon=None):
@@ -284,8 +297,17 @@ class StubData(ClaimData):
     def horizon(self, env, methods):
         return self.horizons.get(env)
 
+    def initial(self, env, method):
+        return self.initials.get((env, method))
 
-def S(v, n=5, w=1.0):
+    def ratio(self, env, a, b, metric="final", horizon=None):
+        sa, sb = self.stat(env, a, metric, horizon), self.stat(env, b, metric, horizon)
+        if sa is None or sb is None or sb.lo <= 0:
+            return None
+        return sa.iqm / sb.iqm, sa.lo / sb.hi, sa.hi / sb.lo
+
+
+def S(v, n=MIN_SEEDS, w=1.0):
     return Stat(iqm=v, lo=v - w, hi=v + w, n=n)
 
 
@@ -296,20 +318,22 @@ def verdicts(fig, data):
 def test_claim_rules_fig3_fig4_and_inconclusive_reasons():
     d = StubData(
         {
-            ("hopper", "mle"): S(10),
-            ("hopper", "ma_l1"): S(10.5),
-            ("hopper", "ma_vaml"): S(20),
+            ("hopper", "mle"): S(100, w=2),
+            ("hopper", "ma_l1"): S(101, w=2),
+            ("hopper", "ma_vaml"): S(99, w=2),
             ("ant", "mle"): S(10),
             ("ant", "ma_l1"): S(5),
             ("ant", "ma_vaml"): S(5, n=MIN_SEEDS - 1),
         }
     )
     v = verdicts("fig3", d)
-    assert v["3a"] == "holds"  # overlap / above = near-matching
-    assert v["3b"] == "inconclusive (too few seeds (< 3))"
+    assert v["3a"] == "holds"  # both ratio CIs inside 1 +- MARGIN
+    assert v["3b"] == f"inconclusive (too few seeds (< {MIN_SEEDS}))"
     d.stats[("ant", "ma_vaml")] = S(5)
     assert verdicts("fig3", d)["3b"] == "holds"
-    d.stats[("hopper", "ma_vaml")] = S(2)
+    d.stats[("hopper", "ma_vaml")] = S(92, w=6)  # CIs overlap, but the ratio CI reaches below 1 - MARGIN
+    assert verdicts("fig3", d)["3a"] == f"inconclusive (ratio CI straddles the margin 1 ± {MARGIN:g})"
+    d.stats[("hopper", "ma_vaml")] = S(50, w=2)  # ratio CI entirely below 1 - MARGIN
     assert verdicts("fig3", d)["3a"] == "does not hold"
 
     envs = ["hopper", "walker", "swimmer", "pendulum"]
@@ -320,7 +344,9 @@ def test_claim_rules_fig3_fig4_and_inconclusive_reasons():
         st[(e, "ma_l1")] = S(20)
     st[("pendulum", "ma_l1")] = S(5)  # excluded by "but Pendulum"
     v = verdicts("fig4", StubData(st))
-    assert v == {"4a": "holds", "4b": "holds"}
+    assert v == {"4a": "holds", "4b": "inconclusive (ratio CI reaches above 1 + 0.1)"}  # naive = mle, wide CIs
+    st2 = {**st, **{(e, m): S(10, w=0.2) for e in envs for m in ("mle", "ma_l1_naive")}}
+    assert verdicts("fig4", StubData(st2))["4b"] == "holds"  # naive within 1 +- MARGIN of mle everywhere
     st[("hopper", "ma_l1_naive")] = S(30)
     st[("walker", "ma_l1_naive")] = S(30)  # naive > mle on 2 of 4 envs
     v = verdicts("fig4", StubData(st))
@@ -381,3 +407,49 @@ def test_fig1_report_has_steps_to_goal_table(tmp_path):
     assert not (
         aggregate(tmp_path / "f2", reps=REPS, log=lambda m: None, plots=False)["out_dir"] / "steps_to_goal.md"
     ).exists()
+
+
+# ------------------------------------------------- the protocol on synthetic sweeps (issue 26)
+def _fig3_verdict(tmp_path, levels, spread):
+    for m, level in levels.items():
+        write_cell(tmp_path, "hopper", m, level, n_seeds=MIN_SEEDS, spread=spread, figure="fig3")
+    res = aggregate(tmp_path, reps=REPS, log=lambda m: None)
+    return {c["id"]: c for c in res["claims"]}["3a"]
+
+
+def test_overlapping_cis_with_a_real_gap_do_not_make_a_near_match(tmp_path):
+    """Value-aware truly at 0.85x MLE with wide seed spread: the CIs overlap (the old rule's
+    "holds"), but the ratio CI reaches below 1 - MARGIN: inconclusive, never "holds"."""
+    c = _fig3_verdict(tmp_path, {"mle": 100.0, "ma_l1": 85.0, "ma_vaml": 85.0}, spread=30.0)
+    assert "overlap" not in c["verdict"] and c["verdict"].startswith("inconclusive (ratio CI straddles")
+    assert "ratio 0.85" in c["evidence"]
+
+
+def test_a_true_equivalence_within_the_margin_holds(tmp_path):
+    c = _fig3_verdict(tmp_path, {"mle": 100.0, "ma_l1": 101.0, "ma_vaml": 99.0}, spread=2.0)
+    assert c["verdict"] == "holds", c["evidence"]
+    assert "within" in c["evidence"]
+
+
+def test_a_gap_beyond_the_margin_does_not_hold(tmp_path):
+    c = _fig3_verdict(tmp_path, {"mle": 100.0, "ma_l1": 60.0, "ma_vaml": 101.0}, spread=2.0)
+    assert c["verdict"] == "does not hold", c["evidence"]
+
+
+def test_two_methods_that_never_learned_are_not_testable(tmp_path):
+    """Both stay at their first evaluation's level: comparing them says nothing about 2a."""
+    for m, level in {"ma_l1": 10.0, "ma_vaml": 50.0, "mle": 200.0}.items():
+        write_cell(tmp_path, "hopper", m, level, n_seeds=MIN_SEEDS, flat=m != "mle")
+    res = aggregate(tmp_path, reps=REPS, log=lambda m: None)
+    v = {c["id"]: c for c in res["claims"]}
+    assert v["2a"]["verdict"] == NOT_TESTABLE  # ma_l1 vs ma_vaml: neither left the initial policy
+    assert "not testable" in v["2a"]["evidence"]
+    assert v["2b"]["verdict"] == "does not hold"  # mle learned: ma_l1 / ma_vaml CI-below it counts
+
+
+def test_fewer_than_min_seeds_decide_nothing(tmp_path):
+    for m, level in {"ma_l1": 300.0, "ma_vaml": 100.0}.items():
+        write_cell(tmp_path, "hopper", m, level, n_seeds=MIN_SEEDS - 1)
+    res = aggregate(tmp_path, reps=REPS, log=lambda m: None)
+    v = {c["id"]: c for c in res["claims"]}
+    assert v["2a"]["verdict"] == f"inconclusive (too few seeds (< {MIN_SEEDS}))"  # disjoint CIs, but 7 seeds

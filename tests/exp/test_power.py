@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from vaml_ext.exp.aggregate.power import Z95, pooled_sd, seeds_to_separate, separation_table
+from vaml_ext.exp.aggregate.power import POWER, Z95, pooled_sd, seeds_to_separate, separation_table
+from vaml_ext.exp.claims import MIN_SEEDS
 from tests.exp.test_aggregate import write_run
 
 
@@ -15,24 +16,32 @@ def _ci(mean, sd, n):
     return mean - h, mean + h
 
 
-def test_seeds_to_separate_is_the_first_n_with_disjoint_cis():
-    x, y = [0.0, 2.0, 1.0, 3.0], [1.5, 3.5, 2.5, 4.5]  # same spread, delta = -1.5
+def _power(delta, sd, n):
+    """P(normal 95% CIs of two n-seed means are disjoint) when the true difference is delta:
+    the observed difference ~ N(delta, sd sqrt(2/n)) must exceed 2 * 1.96 sd / sqrt(n)."""
+    bar, se = 2 * Z95 * sd / math.sqrt(n), sd * math.sqrt(2 / n)
+    phi = lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2)))  # noqa: E731
+    return (1 - phi((bar - abs(delta)) / se)) + phi((-bar - abs(delta)) / se)
+
+
+def test_seeds_to_separate_is_the_first_n_with_80_percent_power():
+    x, y = [0.0, 2.0, 1.0, 3.0], [0.5, 2.5, 1.5, 3.5]  # same spread, delta = -0.5
     sd, delta = pooled_sd(x, y), np.mean(x) - np.mean(y)
     n = seeds_to_separate(x, y)
-    assert sd == pytest.approx(np.std(x, ddof=1))
+    assert sd == pytest.approx(np.std(x, ddof=1)) and n > MIN_SEEDS
+    assert _power(delta, sd, n) >= POWER > _power(delta, sd, n - 1)
+    # the old rule (CIs the observed difference apart just disjoint) had ~50% power
+    n50 = math.ceil((2 * Z95 * sd / abs(delta)) ** 2)
+    assert _power(delta, sd, n50) == pytest.approx(0.5, abs=0.03)
     lo_a, hi_a = _ci(np.mean(x), sd, n)
     lo_b, hi_b = _ci(np.mean(y), sd, n)
-    assert hi_a < lo_b  # disjoint at n ...
-    lo_a, hi_a = _ci(np.mean(x), sd, n - 1)
-    lo_b, hi_b = _ci(np.mean(y), sd, n - 1)
-    assert hi_a >= lo_b  # ... overlapping at n - 1
-    assert delta < 0 and n == math.ceil((2 * Z95 * sd / 1.5) ** 2)
+    assert hi_a < lo_b  # at n, CIs the observed difference apart are disjoint with room to spare
 
 
 def test_edge_cases():
     assert seeds_to_separate([1.0, 2.0], [1.0, 2.0]) is None  # no difference: nothing separates it
-    assert seeds_to_separate([1.0, 1.0], [2.0, 2.0]) == 1  # no spread
-    assert seeds_to_separate([0.0, 1.0], [100.0, 101.0]) == 2  # at least the 2 a CI needs
+    assert seeds_to_separate([1.0, 1.0], [2.0, 2.0]) == MIN_SEEDS  # no spread: the rule's minimum
+    assert seeds_to_separate([0.0, 1.0], [100.0, 101.0]) == MIN_SEEDS  # never below the rule's minimum
     with pytest.raises(ValueError, match=">= 2 values"):
         pooled_sd([1.0], [1.0, 2.0])
 

@@ -5,23 +5,32 @@ Each :class:`Claim` is ``(figure, id, text, rule, evaluate)``; ``evaluate`` take
 where ``verdict`` is ``"holds"``, ``"does not hold"`` or ``"inconclusive (reason)"``
 and ``evidence`` lists the numbers that decided it.
 
-Verdict rule (shared by every claim). Two methods are compared on one env with the
-IQM over seeds of a per-run score and its 95% stratified-bootstrap CI:
+Verdict rule (shared by every claim; declared before the runs it judges). Two methods are
+compared on one env with the IQM over seeds of a per-run score and its 95%
+stratified-bootstrap CI, in this order:
 
-* ``above``   -- A's CI lies entirely above B's (``A.lo > B.hi``);
-* ``below``   -- A's CI lies entirely below B's (``A.hi < B.lo``);
-* ``overlap`` -- otherwise;
-* ``few``     -- either side has fewer than :data:`MIN_SEEDS` seeds (a CI from so few
-  seeds says nothing, with one seed it is a single point);
-* ``missing`` -- either method has no data on that env.
+* ``missing``      -- either method has no data on that env;
+* ``not testable`` -- neither method learned: a method *learned* when the CI of its final
+  return lies above the CI of its first evaluation (the initial policy). Comparing two runs
+  that never left the initial policy measures nothing about the claim at this budget;
+* ``few``          -- either side has fewer than :data:`MIN_SEEDS` seeds: no decision (with 4
+  seeds a percentile-bootstrap "95 %" CI of the IQM is the seeds' min-max, coverage ~87 %);
+* ``above`` / ``below`` -- A's CI lies entirely above / below B's;
+* ``overlap``      -- otherwise.
 
 An ordering claim ("A ≥ B", "A beats B", "A ≫ B") is supported on an env by ``above``
-and contradicted by ``below``; "A near-matches B" is supported by ``overlap`` or
-``above`` and contradicted by ``below``; "A is poor (vs B)" is supported by ``below``
-and contradicted by ``above``. A claim over several envs *does not hold* if any env
-contradicts it, *holds* if every env present supports it, and is *inconclusive*
-otherwise (the reasons are listed). Envs the claim names that are absent from the sweep
-are listed; a claim none of whose envs are present is inconclusive (env missing).
+and contradicted by ``below``; "A is poor (vs B)" is supported by ``below`` and
+contradicted by ``above``. Overlapping CIs never support a claim. An *equivalence* claim
+("A near-matches B") is decided by the 95% bootstrap CI of the ratio IQM(A) / IQM(B)
+against the pre-declared margin :data:`MARGIN` (δ): supported when the CI lies inside
+``[1 - δ, 1 + δ]``, contradicted when it lies entirely outside, undecided otherwise (and
+untestable by ratio when B's IQM CI is not above 0). "A rarely beats B" counts an env as
+"beats" when A is CI-above B and as "does not beat" only when the ratio CI's upper end is at
+most ``1 + δ`` (overlap alone is not "does not beat"). A claim over several envs *does not
+hold* if any env contradicts it, *holds* if every env present supports it, is *not testable
+at this budget* if no env had a method that learned, and is *inconclusive* otherwise (the
+reasons are listed). Envs the claim names that are absent from the sweep are listed; a claim
+none of whose envs are present is inconclusive (env missing).
 
 Scores: figures 2-4 use the **final return** (last evaluation of each seed). Figure 1's
 claims are about learning speed, so they use the **AUC**: the mean return over the env's
@@ -39,7 +48,11 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, 
 
 from vaml_ext.figures import figure_names, load_figure
 
-MIN_SEEDS = 3
+#: seeds per method a decision needs (fewer: "inconclusive (too few seeds)")
+MIN_SEEDS = 8
+#: the equivalence margin δ of "near-matches" and "rarely beats": IQM ratios within 1 ± δ
+#: count as equal. 0.1: a method at 0.85x its baseline does not near-match it.
+MARGIN = 0.1
 
 # Methods that are not value-aware (no PoI over MLE is computed for them).
 BASELINES = ("mle", "slbo", "mle_va_slbo")
@@ -106,10 +119,37 @@ class ClaimData:
     def horizon(self, env: str, methods: Sequence[str]) -> Optional[float]:  # pragma: no cover
         raise NotImplementedError
 
+    def initial(self, env: str, method: str) -> Optional[Stat]:
+        """IQM of the runs' first evaluation (the initial policy) with its CI; None if unknown."""
+        return None
 
-def compare(a: Optional[Stat], b: Optional[Stat]) -> str:
+    def ratio(
+        self, env: str, a: str, b: str, metric: str = "final", horizon: Optional[float] = None
+    ) -> Optional[Tuple[float, float, float]]:
+        """``(IQM(a) / IQM(b), lo, hi)``: the ratio and its 95% bootstrap CI (seeds of each
+        method resampled independently); None when ``b``'s IQM CI is not above 0 or the
+        per-seed scores are not available."""
+        return None
+
+
+def learned(final: Optional[Stat], initial: Optional[Stat]) -> Optional[bool]:
+    """Whether a method left its initial policy: final-return CI above the first evaluation's
+    CI. None when either is unknown."""
+    if final is None or initial is None:
+        return None
+    return final.lo > initial.hi
+
+
+def compare(
+    a: Optional[Stat], b: Optional[Stat], learned_a: Optional[bool] = None, learned_b: Optional[bool] = None
+) -> str:
+    """The outcome of one comparison (module docstring). ``learned_*``: whether each method
+    learned (:func:`learned`); unknown (None) for both skips the gate."""
     if a is None or b is None:
         return "missing"
+    if learned_a is not None or learned_b is not None:
+        if not (learned_a or learned_b):
+            return "not testable"
     if min(a.n, b.n) < MIN_SEEDS:
         return "few"
     if a.lo > b.hi:
@@ -119,7 +159,15 @@ def compare(a: Optional[Stat], b: Optional[Stat]) -> str:
     return "overlap"
 
 
-_REASON = {"overlap": "CIs overlap", "few": f"too few seeds (< {MIN_SEEDS})", "missing": "method missing"}
+_REASON = {
+    "overlap": "CIs overlap",
+    "few": f"too few seeds (< {MIN_SEEDS})",
+    "missing": "method missing",
+    "not testable": "neither method learned at this budget",
+    "straddles": f"ratio CI straddles the margin 1 ± {MARGIN:g}",
+    "no ratio": "baseline IQM CI not above 0: no ratio margin",
+}
+NOT_TESTABLE = "not testable at this budget (nothing learned)"
 
 
 @dataclass
@@ -143,16 +191,44 @@ class Verdict(NamedTuple):
     checks: Tuple[Check, ...] = ()
 
 
+def _learned(data: ClaimData, env: str, method: str) -> Optional[bool]:
+    return learned(data.stat(env, method, "final"), data.initial(env, method))
+
+
+def _margin(data: ClaimData, env: str, a: str, b: str, metric: str, horizon: Optional[float]) -> Tuple[str, str]:
+    """(outcome, evidence) of the ratio test: ``within`` / ``outside`` / ``straddles`` /
+    ``no ratio``."""
+    r = data.ratio(env, a, b, metric, horizon)
+    if r is None:
+        return "no ratio", "ratio n/a"
+    point, lo, hi = r
+    if 1 - MARGIN <= lo and hi <= 1 + MARGIN:
+        out = "within"
+    elif hi < 1 - MARGIN or lo > 1 + MARGIN:
+        out = "outside"
+    else:
+        out = "straddles"
+    return out, f"ratio {point:.3g} [{lo:.3g}, {hi:.3g}] vs 1 ± {MARGIN:g}"
+
+
 def _pair(data: ClaimData, env: str, a: str, b: str, metric: str, kind: str, horizon: Optional[float] = None) -> Check:
-    """``kind``: ``ge`` (A ≥ / beats / ≫ B), ``near`` (A near-matches B), ``poor`` (A below B)."""
+    """``kind``: ``ge`` (A ≥ / beats / ≫ B), ``near`` (A near-matches B: ratio margin),
+    ``poor`` (A below B)."""
     if metric == "auc" and horizon is None:
         horizon = data.horizon(env, [a, b])
     sa, sb = data.stat(env, a, metric, horizon), data.stat(env, b, metric, horizon)
-    out = compare(sa, sb)
-    support = {"ge": out == "above", "near": out in ("above", "overlap"), "poor": out == "below"}[kind]
-    contradict = {"ge": out == "below", "near": out == "below", "poor": out == "above"}[kind]
+    out = compare(sa, sb, _learned(data, env, a), _learned(data, env, b))
+    extra = ""
+    if kind == "near":
+        if out in ("above", "below", "overlap"):
+            out, extra = _margin(data, env, a, b, metric, horizon)
+            extra = "; " + extra
+        support, contradict = out == "within", out == "outside"
+    else:
+        support = {"ge": out == "above", "poor": out == "below"}[kind]
+        contradict = {"ge": out == "below", "poor": out == "above"}[kind]
     h = f" @{horizon:g} steps" if metric == "auc" and horizon is not None else ""
-    ev = f"{env}: {a} {sa.fmt() if sa else 'n/a'} vs {b} {sb.fmt() if sb else 'n/a'} [{metric}{h}; {out}]"
+    ev = f"{env}: {a} {sa.fmt() if sa else 'n/a'} vs {b} {sb.fmt() if sb else 'n/a'} [{metric}{h}; {out}{extra}]"
     return Check(f"{env}:{a}/{b}", out, support, contradict, ev, (env, a, b, metric))
 
 
@@ -166,6 +242,8 @@ def combine(checks: List[Check], missing_envs: Sequence[str] = ()) -> Verdict:
         return Verdict("does not hold", evidence, tuple(checks))
     if all(c.support for c in checks):
         return Verdict("holds", evidence, tuple(checks))
+    if all(c.outcome == "not testable" for c in checks):
+        return Verdict(NOT_TESTABLE, evidence, tuple(checks))
     reasons = sorted({_REASON.get(c.outcome, c.outcome) for c in checks if not c.support})
     return Verdict(f"inconclusive ({' / '.join(reasons)})", evidence, tuple(checks))
 
@@ -240,7 +318,7 @@ def mle_efficiency_drops(data: ClaimData):
             continue
         h = min(hs, hb)
         s, b = data.stat(small, "mle", "auc", h), data.stat(big, "mle", "auc", h)
-        out = compare(s, b)
+        out = compare(s, b, _learned(data, small, "mle"), _learned(data, big, "mle"))
         checks.append(
             Check(
                 f"{small}>{big}",
@@ -254,9 +332,10 @@ def mle_efficiency_drops(data: ClaimData):
 
 
 def rarely_beats(a: str, b: str, figure: str, max_fraction: float = 1 / 3, metric: str = "final"):
-    """ "``a`` rarely beats ``b``": ``a``'s CI lies above ``b``'s on fewer than
-    ``max_fraction`` of the envs present. Overlapping CIs count as "does not beat" here
-    (no detectable improvement); envs with too few seeds are undecided."""
+    """ "``a`` rarely beats ``b``": ``a`` beats ``b`` (CI-above) on fewer than ``max_fraction``
+    of the testable envs. An env counts as "does not beat" only when the ratio CI's upper end
+    is at most ``1 + MARGIN``; overlap alone leaves it undecided. Envs where neither method
+    learned are not testable and left out of the count (listed)."""
 
     def evaluate(data: ClaimData):
         todo, missing = _envs(data, None, (), figure)
@@ -265,18 +344,36 @@ def rarely_beats(a: str, b: str, figure: str, max_fraction: float = 1 / 3, metri
         miss = f"; envs missing: {', '.join(missing)}" if missing else ""
         if not checks:
             return Verdict("inconclusive (env missing)", f"no env with both {a} and {b}{miss}")
-        n = len(checks)
-        beats = sum(c.outcome == "above" for c in checks)
-        undecided = sum(c.outcome == "few" for c in checks)
+        testable = [c for c in checks if c.outcome != "not testable"]
+        n = len(testable)
+        beats = sum(c.outcome == "above" for c in testable)
+        reasons = set()
+        for c in testable:
+            if c.outcome == "below":
+                c.outcome = "does not beat"
+            elif c.outcome == "overlap":
+                r = data.ratio(c.label.split(":")[0], a, b, metric)  # label: "<env>:<a>/<b>"
+                if r is None:
+                    reasons.add(_REASON["no ratio"])
+                    continue
+                c.evidence += f" (ratio {r[0]:.3g} [{r[1]:.3g}, {r[2]:.3g}] vs 1 + {MARGIN:g})"
+                if r[2] <= 1 + MARGIN:
+                    c.outcome = "does not beat"
+                else:
+                    reasons.add(f"ratio CI reaches above 1 + {MARGIN:g}")
+            elif c.outcome == "few":
+                reasons.add(_REASON["few"])
+        undecided = sum(c.outcome not in ("above", "does not beat") for c in testable)
         evidence = (
-            f"{a} above {b} on {beats}/{n} envs (limit: < {max_fraction:.2g} of envs); "
-            + "; ".join(c.evidence for c in checks)
-            + miss
+            f"{a} above {b} on {beats}/{n} testable envs, {undecided} undecided "
+            f"(limit: < {max_fraction:.2g} of envs); " + "; ".join(c.evidence for c in checks) + miss
         )
+        if n == 0:
+            return Verdict(NOT_TESTABLE, evidence, tuple(checks))
         if beats >= max_fraction * n:
             return Verdict("does not hold", evidence, tuple(checks))
         if beats + undecided >= max_fraction * n:
-            return Verdict(f"inconclusive ({_REASON['few']})", evidence, tuple(checks))
+            return Verdict(f"inconclusive ({' / '.join(sorted(reasons))})", evidence, tuple(checks))
         return Verdict("holds", evidence, tuple(checks))
 
     return evaluate
@@ -340,7 +437,7 @@ CLAIMS: List[Claim] = [
         "fig3",
         "3a",
         "Value-aware near-matches MLE on CartPole, Swimmer, Pusher, Walker, Hopper",
-        "final IQM CI of ma_l1 and of ma_vaml overlaps or lies above mle's on those envs",
+        f"95% CI of the final IQM ratio ma_l1 / mle and ma_vaml / mle inside 1 ± {MARGIN:g} on those envs",
         ordering(("ma_l1", "ma_vaml"), "mle", envs=["cartpole", "swimmer", "pusher", "walker", "hopper"], kind="near"),
     ),
     Claim(
@@ -361,7 +458,8 @@ CLAIMS: List[Claim] = [
         "fig4",
         "4b",
         "MA-L1 Naive rarely beats MLE",
-        "ma_l1_naive final IQM CI-above mle's on fewer than 1/3 of the envs",
+        "ma_l1_naive final IQM CI-above mle's on fewer than 1/3 of the testable envs, the others "
+        f"'not beating' (ratio CI top <= 1 + {MARGIN:g}) or undecided",
         rarely_beats("ma_l1_naive", "mle", figure="fig4"),
     ),
 ]

@@ -2,14 +2,20 @@
 
 The claims use a disjoint-CI rule (:mod:`vaml_ext.exp.claims`): a method beats another when
 their 95% CIs do not overlap. With per-method normal CIs ``mean +- 1.96 sd / sqrt(n)`` and a
-common seed spread ``sd``, two CIs a true difference ``delta`` apart stop overlapping once
+common seed spread ``sd``, the CIs are disjoint when the *observed* difference exceeds
+``2 * 1.96 * sd / sqrt(n)``. The observed difference of means scatters around the true
+``delta`` with sd ``sd * sqrt(2 / n)``, so it clears that bar with probability ``POWER``
+(80%) once
 
-    |delta| > 2 * 1.96 * sd / sqrt(n)   <=>   n > (3.92 * sd / |delta|) ** 2,
+    |delta| >= (2 * 1.96 + z_0.8 * sqrt(2)) * sd / sqrt(n)
+        <=>   n >= ((3.92 + 0.8416 * 1.414) * sd / |delta|) ** 2 = (5.11 * sd / |delta|) ** 2.
 
-so :func:`seeds_to_separate` is that ``n`` (per method), from the observed difference of means
-and the pooled seed standard deviation. It is a planning figure at *this* budget (a longer run
-changes both the effect and the spread), not a test; the bootstrap CIs of the report are a
-little wider than normal ones at small ``n``, so read it as a lower bound.
+(Asking only that CIs ``delta`` apart be disjoint, as this module did before, gives 50% power.)
+:func:`seeds_to_separate` is that ``n`` per method, from the observed difference of means and
+the pooled seed sd, and never below the rule's own minimum (``MIN_SEEDS``). It is a planning
+figure at *this* budget (a longer run changes both the effect and the spread), not a test;
+the bootstrap CIs of the report are a little wider than normal ones at small ``n``, so read it
+as a lower bound.
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from vaml_ext.exp.claims import MIN_SEEDS
 from vaml_ext.runlog import rundir
 
 Z95 = 1.959963984540054
+POWER = 0.8
+Z_POWER = 0.8416212335729143  # standard normal quantile at POWER
 
 
 def pooled_sd(x: Sequence[float], y: Sequence[float]) -> float:
@@ -33,15 +42,16 @@ def pooled_sd(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def seeds_to_separate(x: Sequence[float], y: Sequence[float]) -> Optional[int]:
-    """Seeds per method at which 95% CIs ``delta`` apart (observed) would be disjoint;
-    ``None`` when the observed difference is exactly 0 (no finite number separates it)."""
+    """Seeds per method at which the disjoint-CI rule separates a true difference equal to
+    the observed one with probability :data:`POWER`, at least ``MIN_SEEDS``; ``None`` when the
+    observed difference is exactly 0 (no finite number separates it)."""
     delta = float(np.mean(x) - np.mean(y))
     sd = pooled_sd(x, y)
     if delta == 0.0:
         return None
     if sd == 0.0:
-        return 1
-    return max(2, math.ceil((2 * Z95 * sd / abs(delta)) ** 2))
+        return MIN_SEEDS
+    return max(MIN_SEEDS, math.ceil(((2 * Z95 + Z_POWER * math.sqrt(2)) * sd / abs(delta)) ** 2))
 
 
 def separation_table(data, pairs: Sequence[tuple]) -> List[dict]:

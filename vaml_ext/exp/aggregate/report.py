@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 from vaml_ext.exp.aggregate.loading import Loaded, _seed_key
 from vaml_ext.exp.aggregate.stats import CI
 from vaml_ext.exp.aggregate.sweep import SweepData, _env_order, _method_order, _num
-from vaml_ext.exp.claims import FIGURE_ENVS, FIGURE_METHODS, MIN_SEEDS
+from vaml_ext.exp.claims import FIGURE_ENVS, FIGURE_METHODS, MARGIN, MIN_SEEDS
 
 
 def _fmt(x) -> str:
@@ -188,8 +188,8 @@ def write_report(
     if few:
         L += [
             "",
-            f"Fewer than {MIN_SEEDS} seeds for {', '.join(few)}: CIs are unreliable; claims treat them "
-            "as inconclusive.",
+            f"Fewer than {MIN_SEEDS} seeds for {', '.join(few)}: the protocol decides nothing on them; "
+            "claims that need them are inconclusive.",
         ]
     L += ["", "## Probability of improvement (over MLE; over the Naive ablation where it ran)", ""]
     if poi:
@@ -214,8 +214,9 @@ def write_report(
             "### Seeds that would separate each pair (planning figure)",
             "",
             "Final return, for each pair above and each pair a claim below compares. Seeds per method at "
-            "which normal 95% CIs the observed difference apart stop "
-            "overlapping, n > (3.92 sd / |delta|)^2 with the pooled seed sd (`vaml_ext/exp/aggregate/power.py`): "
+            "which the disjoint-CI rule separates a true difference equal to the observed one with 80% power, "
+            f"n >= (5.11 sd / |delta|)^2 with the pooled seed sd, at least {MIN_SEEDS} "
+            "(`vaml_ext/exp/aggregate/power.py`): "
             "a lower bound at *this* budget (longer runs change both delta and sd); CPU hours = 2 methods x n x "
             "the median wall-clock of these runs.",
             "",
@@ -261,10 +262,12 @@ def write_report(
         )
         L += [
             "",
-            f"Verdict rule: two methods differ on an env only if their {int(CI * 100)}% CIs are disjoint; "
-            f"fewer than {MIN_SEEDS} seeds or a missing env/method makes a comparison inconclusive; "
-            "a claim holds if every env it covers supports it, does not hold if any contradicts it "
-            "(details: vaml_ext/exp/claims.py).",
+            f"Verdict rule: a comparison counts only where at least one of its methods learned (final "
+            f"{int(CI * 100)}% CI above its first evaluation's), else it is not testable at this budget; "
+            f"it needs >= {MIN_SEEDS} seeds per method; two methods differ on an env only if their CIs are "
+            f"disjoint (overlap never supports a claim); 'near-matches' needs the CI of the IQM ratio inside "
+            f"1 ± {MARGIN:g}; a claim holds if every env it covers supports it, does not hold if any "
+            "contradicts it (details: vaml_ext/exp/claims.py).",
         ]
     L += ["", "## Figures", ""]
     curves_png, poi_png = files.get("curves_png"), files.get("poi_png")

@@ -20,7 +20,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from vaml_ext.exp.aggregate.loading import Run, _seed_key
-from vaml_ext.exp.aggregate.stats import curve_fn, interval_estimates, iqm_mean_fn, probability_of_improvement
+from vaml_ext.exp.aggregate.stats import (
+    CI,
+    curve_fn,
+    interval_estimates,
+    iqm,
+    iqm_columns,
+    iqm_mean_fn,
+    probability_of_improvement,
+)
 from vaml_ext.exp.claims import BASELINES, ClaimData, Stat
 
 
@@ -115,6 +123,33 @@ class SweepData(ClaimData):
             else:
                 self._cache[key], self._mean_ci[key] = iqm_stat(x, self.reps)
         return self._cache[key]
+
+    def initial(self, env: str, method: str) -> Optional[Stat]:
+        """IQM of each run's first evaluation (the initial policy's return) with its CI."""
+        key = (env, method, "initial", None)
+        if key not in self._cache:
+            x = np.asarray([r.returns[0] for r in self.runs(env, method) if len(r.returns)], float)
+            x = x[np.isfinite(x)]
+            self._cache[key] = iqm_stat(x, self.reps)[0] if len(x) else None
+        return self._cache[key]
+
+    def ratio(
+        self, env: str, a: str, b: str, metric: str = "final", horizon: Optional[float] = None
+    ) -> Optional[Tuple[float, float, float]]:
+        """IQM(a) / IQM(b) with the 95% percentile CI of ``self.reps`` bootstrap replicates
+        (each method's seeds resampled independently; a fixed generator, so repeatable).
+        None unless b's IQM CI lies above 0 (a ratio to a baseline that may be 0 or negative
+        means nothing)."""
+        sb = self.stat(env, b, metric, horizon)
+        xa, xb = self.scores(env, a, metric, horizon), self.scores(env, b, metric, horizon)
+        if sb is None or sb.lo <= 0 or len(xa) == 0 or len(xb) == 0:
+            return None
+        rng = np.random.default_rng(0)
+        ra = iqm_columns(xa[rng.integers(0, len(xa), size=(len(xa), self.reps))])
+        rb = iqm_columns(xb[rng.integers(0, len(xb), size=(len(xb), self.reps))])
+        reps = ra / rb
+        lo, hi = np.percentile(reps, [100 * (1 - CI) / 2, 100 * (1 + CI) / 2])
+        return float(iqm(xa) / iqm(xb)), float(lo), float(hi)
 
     def mean_ci(self, env, method, metric="final", horizon=None) -> Tuple[float, float]:
         self.stat(env, method, metric, horizon)
