@@ -453,3 +453,21 @@ def test_fewer_than_min_seeds_decide_nothing(tmp_path):
     res = aggregate(tmp_path, reps=REPS, log=lambda m: None)
     v = {c["id"]: c for c in res["claims"]}
     assert v["2a"]["verdict"] == f"inconclusive (too few seeds (< {MIN_SEEDS}))"  # disjoint CIs, but 7 seeds
+
+
+def test_committed_slbo_reports_rederived_under_the_protocol():
+    """exp/rederive_claims.py on the committed Figure 2 / 4 reports: no value-aware SLBO run
+    learned at the medium budget, so 2a and 4a are not testable; nothing is decided on 4 seeds."""
+    out = subprocess.run(
+        [sys.executable, "exp/rederive_claims.py", "exp/slbo/fig2_medium", "exp/slbo/fig4_medium"],
+        cwd=rundir.REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = {ln.split(" ")[1]: ln for ln in out.stdout.splitlines() if ln.startswith("| 2") or ln.startswith("| 4")}
+    assert "**not testable at this budget (nothing learned)**" in rows["2a"]
+    assert "**not testable at this budget (nothing learned)**" in rows["4a"]
+    assert all("holds**" not in r for r in rows.values())  # 4 seeds decide nothing
+    assert "hopper/mle" in out.stdout and "ma_l1" not in out.stdout.split("Learned")[1].split("\n")[0]
