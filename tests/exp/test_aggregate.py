@@ -251,7 +251,8 @@ def test_claims_on_constructed_fig2_sweep(tmp_path):
             write_cell(tmp_path, env, m, float(level), n_seeds=MIN_SEEDS)
     res = aggregate(tmp_path, reps=REPS, log=lambda m: None)
     verdicts = {c["id"]: c for c in res["claims"]}
-    assert set(verdicts) == {"2a", "2b", "2c"}
+    assert set(verdicts) == {"2a", "2b", "2b-authors", "2c"}
+    assert verdicts["2b-authors"]["verdict"] == "inconclusive (method missing)"  # mle_va_slbo not run
     assert verdicts["2a"]["verdict"] == "does not hold"
     assert "hopper: ma_l1 200" in verdicts["2a"]["evidence"] and "below" in verdicts["2a"]["evidence"]
     assert verdicts["2b"]["verdict"] == "inconclusive (CIs overlap)"
@@ -274,7 +275,7 @@ def test_claims_on_constructed_fig2_sweep(tmp_path):
         assert f"]({name})" in report
         assert (Path(res["out_dir"]) / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"`c0ffee` ({16 * MIN_SEEDS} runs)" in report
-    assert "envs walker, reacher, pendulum, acrobot; methods -" in report  # figure's envs not run
+    assert "envs walker, reacher, pendulum, acrobot; methods mle_va_slbo" in report  # the figure's envs and methods not run
     for key in ("curves_csv", "final_csv", "poi_csv"):
         assert read_csv(res[key])
     assert {"all"} <= set(res["poi"].env)
@@ -344,13 +345,17 @@ def test_claim_rules_fig3_fig4_and_inconclusive_reasons():
         st[(e, "ma_l1")] = S(20)
     st[("pendulum", "ma_l1")] = S(5)  # excluded by "but Pendulum"
     v = verdicts("fig4", StubData(st))
-    assert v == {"4a": "holds", "4b": "inconclusive (ratio CI reaches above 1 + 0.1)"}  # naive = mle, wide CIs
+    assert v == {
+        "4a": "holds",
+        "4b": "inconclusive (ratio CI reaches above 1 + 0.1)",  # naive = mle, wide CIs
+        "4b-authors": "inconclusive (env missing)",  # mle_va_slbo not in the data
+    }
     st2 = {**st, **{(e, m): S(10, w=0.2) for e in envs for m in ("mle", "ma_l1_naive")}}
     assert verdicts("fig4", StubData(st2))["4b"] == "holds"  # naive within 1 +- MARGIN of mle everywhere
     st[("hopper", "ma_l1_naive")] = S(30)
     st[("walker", "ma_l1_naive")] = S(30)  # naive > mle on 2 of 4 envs
     v = verdicts("fig4", StubData(st))
-    assert v == {"4a": "does not hold", "4b": "does not hold"}
+    assert v == {"4a": "does not hold", "4b": "does not hold", "4b-authors": "inconclusive (env missing)"}
     assert verdicts("fig4", StubData({("cartpole", "mle"): S(1)}))["4b"] == "inconclusive (env missing)"
 
 
