@@ -275,7 +275,7 @@ def test_claims_on_constructed_fig2_sweep(tmp_path):
         assert f"]({name})" in report
         assert (Path(res["out_dir"]) / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"`c0ffee` ({16 * MIN_SEEDS} runs)" in report
-    assert "envs walker, reacher, pendulum, acrobot; methods mle_va_slbo" in report  # the figure's envs and methods not run
+    assert "envs walker, reacher, pendulum, acrobot; methods mle_va_slbo" in report  # figure's, not run
     for key in ("curves_csv", "final_csv", "poi_csv"):
         assert read_csv(res[key])
     assert {"all"} <= set(res["poi"].env)
