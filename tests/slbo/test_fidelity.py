@@ -230,3 +230,25 @@ def test_paper_setting_runs_with_the_authors_settings(patched_tree, tmp_path):
     assert cfg["vaml"]["model_loss"] == "ma_l1" and cfg["model"]["weight_decay"] == 1e-5
     rows = list(csv.DictReader(open(log_dir / "model_diag.csv")))
     assert int(rows[-1]["refits_total"]) == 1
+
+
+@pytest.mark.parametrize(
+    "variant,extra,refits",
+    [
+        ("slbo", [], 2),  # setting=paper: the authors refit for every algorithm (patch 0011)
+        ("mle_va_slbo", [], 2),
+        ("slbo", ["vaml.refit_every_loss=false"], 0),  # switchable
+    ],
+)
+def test_paper_setting_refits_the_baselines_as_the_authors_did(patched_tree, tmp_path, variant, extra, refits):
+    """va_slbo refits the value net on model rollouts for every algorithm when its interval
+    is > 0 (slbo/main.py l.327-330); under setting=paper so do our baselines, unless switched off.
+    (Under setting=upstream, test_smoke_budget_refits_once_per_iteration: only value-aware.)"""
+    assert ("vaml.refit_every_loss=true" in setting_flags("paper", "pendulum", variant)) and not setting_flags(
+        "upstream", "pendulum", variant
+    )
+    log_dir = tmp_path / "run"
+    args = [f"variant={variant}", "env=pendulum", "setting=paper", "seed=3", f"log_dir={log_dir}", *SMOKE, *extra]
+    _run(patched_tree, tmp_path, args)
+    prog = list(csv.DictReader(open(log_dir / "progress.csv")))
+    assert int(prog[-1]["n_refits"]) == refits

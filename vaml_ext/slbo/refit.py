@@ -100,10 +100,13 @@ def make_value_refit(
     lambda_=0.95,
     value_update_interval=20,
     n_samples=4000,
+    value_aware_only=True,
 ) -> Optional[ValueRefit]:
-    """Hook 2: the refit callback, or ``None`` if the objective is not value-aware or the
-    interval is 0 (then the patched loop runs exactly as upstream)."""
-    if not getattr(loss_mod, "value_aware", False) or not value_update_interval:
+    """Hook 2: the refit callback, or ``None`` if the interval is 0 or the objective is not
+    value-aware (then the patched loop runs exactly as upstream). ``value_aware_only=False``
+    (``vaml.refit_every_loss``, patch 0011) refits for every objective, as the authors' code
+    did for every algorithm (va_slbo ``slbo/main.py`` l.327-330)."""
+    if not value_update_interval or (value_aware_only and not getattr(loss_mod, "value_aware", False)):
         return None
     if n_samples % n_envs:
         raise ValueError(f"vaml.n_refit_samples={n_samples} must be a multiple of plan.n_envs={n_envs}")

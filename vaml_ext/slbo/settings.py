@@ -30,6 +30,11 @@ anything given on the command line still wins.
     the same ``size_average=False``; its loss itself is the registry entry ``mle_va_slbo``
     (:mod:`vaml_ext.slbo.losses`).
 
+  - ``slbo``, ``mle``, ``mle_va_slbo``: Algorithm 2's value refit too
+    (``vaml.refit_every_loss=true``, patch 0011): the authors' loop refits for every
+    algorithm when the interval is > 0 (va_slbo ``slbo/main.py`` l.327-330) and their README
+    command passes 20 whatever the algorithm. ``vaml.refit_every_loss=false`` switches it off.
+
   Refit interval (20), coefficient (0.01), optimiser and weight decay (1e-5) are the port's
   defaults already -- the authors kept upstream's (``va_loss.py`` l.116-136).
 """
@@ -58,9 +63,14 @@ PAPER_COMMON: List[str] = ["vaml.vf_grad_clip=2.0"]
 
 #: per-variant flags under ``setting=paper``
 PAPER_VARIANT: Dict[str, List[str]] = {
-    "slbo": ["vaml.criterion_size_average=false"],
-    "mle": [],  # our (correct) MLE ablation; the authors' is ``mle_va_slbo``
-    "mle_va_slbo": ["model.loss=MSE", "model.multi_step=2", "vaml.criterion_size_average=false"],
+    "slbo": ["vaml.criterion_size_average=false", "vaml.refit_every_loss=true"],
+    "mle": ["vaml.refit_every_loss=true"],  # our (correct) MLE ablation; the authors' is ``mle_va_slbo``
+    "mle_va_slbo": [
+        "model.loss=MSE",
+        "model.multi_step=2",
+        "vaml.criterion_size_average=false",
+        "vaml.refit_every_loss=true",
+    ],
     "ma_l1": ["model.multi_step=1"],
     "ma_vaml": ["model.multi_step=1"],
     "ma_l1_naive": ["model.multi_step=1"],
