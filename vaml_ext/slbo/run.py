@@ -97,6 +97,10 @@ def main(argv=None):
     from slbo.main import cli
     from slbo.utils.flags import FLAGS
 
+    from vaml_ext.slbo.mbbl_envs import register
+
+    register()  # MBBLPendulum-v0, MBBLAcrobot-v0: the paper's Pendulum and Acrobot (setting=paper)
+
     if not hasattr(FLAGS, "vaml"):
         raise SystemExit(f"`slbo` was imported from {sys.modules['slbo'].__file__}, not the patched tree {tree}")
     log_dir = Path(next(a.partition("=")[2] for a in reversed(args) if a.startswith("log_dir=")))

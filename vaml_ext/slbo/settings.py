@@ -11,6 +11,10 @@ anything given on the command line still wins.
   ``--config configs/algos/${ALGO}.yml configs/env_tingwu/gym_cheetah.yml --set
   model.value_update_interval=20 ...``):
 
+  - Pendulum and Acrobot are MBBL's tasks (``env.id=MBBLPendulum-v0`` / ``MBBLAcrobot-v0``,
+    :mod:`vaml_ext.slbo.mbbl_envs`; va_slbo ``slbo/partial_envs.py`` l.20-57): a dense
+    reward for hanging still at the bottom, and a three-torque Acrobot rewarded by its tip
+    height without termination -- not Gymnasium's swing-up and the port's sparse Acrobot;
   - per-env episode length and virtual rollout horizon from ``configs/env_tingwu/gym_*.yml``
     (``runner.max_steps`` = ``plan.max_steps``; ``plan.n_envs`` then follows from
     ``plan.n_trpo_samples`` 4000, ``slbo/utils/flags.py`` l.48-52): MuJoCo 1000 (4 x 1000),
@@ -58,6 +62,10 @@ PAPER_EPISODE_STEPS: Dict[str, int] = {
     "reacher": 50,  # gym_reacher.yml
 }
 
+#: the authors' env classes where they are not the port's default (``slbo/partial_envs.py``
+#: l.20-57 of va_slbo: MBBL's Pendulum and Acrobot, :mod:`vaml_ext.slbo.mbbl_envs`)
+PAPER_ENV_IDS: Dict[str, str] = {"pendulum": "MBBLPendulum-v0", "acrobot": "MBBLAcrobot-v0"}
+
 #: flags every variant gets under ``setting=paper``
 PAPER_COMMON: List[str] = ["vaml.vf_grad_clip=2.0"]
 
@@ -91,4 +99,5 @@ def setting_flags(setting: str, env: str, variant: str) -> List[str]:
     if variant not in PAPER_VARIANT:
         raise ValueError(f"setting=paper has no settings for variant={variant!r}; valid: {', '.join(PAPER_VARIANT)}")
     steps = PAPER_EPISODE_STEPS[env]
-    return [f"runner.max_steps={steps}", f"plan.max_steps={steps}", *PAPER_COMMON, *PAPER_VARIANT[variant]]
+    env_id = [f"env.id={PAPER_ENV_IDS[env]}"] if env in PAPER_ENV_IDS else []
+    return [*env_id, f"runner.max_steps={steps}", f"plan.max_steps={steps}", *PAPER_COMMON, *PAPER_VARIANT[variant]]
