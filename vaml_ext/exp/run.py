@@ -48,7 +48,7 @@ from vaml_ext.runlog.lock import RunInUse, RunLock, child_env, describe
 from vaml_ext.runlog.rundir import REPO, git_provenance, is_done, read_done, read_run_config, write_run_config
 
 CONF_DIR = REPO / "exp" / "conf"
-PRESETS = ("smoke", "short", "medium", "paper", "smoke_mlp", "paper_mlp", "paper_mlp_onehot")
+PRESETS = ("smoke", "short", "medium", "decision", "paper", "smoke_mlp", "paper_mlp", "paper_mlp_onehot")
 FAILED_FILE = "failed.json"
 
 
