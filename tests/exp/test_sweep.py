@@ -239,6 +239,18 @@ def test_sigkill_sweep_then_rerun(tmp_path):
     assert _rows(second) == _rows(ref) and len(_rows(ref)) == 2
 
 
+#: a run that fails at once (an invalid MBPO setting)
+FAILING_RUN = [
+    "figure=fig3",
+    "preset=smoke",
+    "env=cartpole",
+    "method=mle",
+    "seed=0",
+    "progress=false",
+    "figure.presets.smoke.budget.default=['overrides.num_value_updates=-1']",
+]
+
+
 def test_failed_run_is_recorded_and_does_not_raise(tmp_path):
     """A run that fails writes failed.json (exit code + log tail) and returns, so the
     launcher goes on with the sweep; the same run directory is refused for another config."""
@@ -246,17 +258,7 @@ def test_failed_run_is_recorded_and_does_not_raise(tmp_path):
 
     from vaml_ext.exp.run import run_one
 
-    cfg = _compose(
-        [
-            "figure=fig3",
-            "preset=smoke",
-            "env=cartpole",
-            "method=mle",
-            "seed=0",
-            "progress=false",
-            "figure.presets.smoke.budget.default=['overrides.num_value_updates=-1']",
-        ]
-    )
+    cfg = _compose(FAILING_RUN)
     out = run_one(cfg, tmp_path)
     assert out["status"] == "failed" and out["returncode"] != 0
     info = json.loads((tmp_path / "failed.json").read_text())
@@ -299,19 +301,7 @@ def test_one_run_command_exits_non_zero_when_its_run_fails(tmp_path):
 
     from vaml_ext.runlog.rundir import REPO
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "vaml_ext.exp.run",
-        "figure=fig3",
-        "preset=smoke",
-        "env=cartpole",
-        "method=mle",
-        "seed=0",
-        "progress=false",
-        "figure.presets.smoke.budget.default=['overrides.num_value_updates=-1']",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    ]
+    cmd = [sys.executable, "-m", "vaml_ext.exp.run", *FAILING_RUN, f"hydra.run.dir={tmp_path / 'run'}"]
     out = subprocess.run(
         cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=300
     )
