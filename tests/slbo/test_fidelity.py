@@ -232,6 +232,7 @@ def test_paper_setting_runs_with_the_authors_settings(patched_tree, tmp_path):
     assert int(rows[-1]["refits_total"]) == 1
 
 
+@pytest.mark.slow  # three SLBO runs
 @pytest.mark.parametrize(
     "variant,extra,refits",
     [
