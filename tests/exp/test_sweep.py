@@ -75,6 +75,7 @@ def test_preset_selects_envs_methods_seeds():
     assert selection_for(fig4, "medium", "envs") == ["swimmer", "hopper"]
     assert selection_for(fig4, "medium", "methods") == ["mle", "ma_l1_naive", "ma_l1", "slbo"]
     assert selection_for(fig4, "short", "methods") == fig4["methods"]  # no list: the figure's
+    assert selection_for(fig4, "decision", "seeds") == list(range(1, 9))  # beyond the paper's 5: the protocol's 8
     assert seeds_for(fig4, "medium") == [1, 2, 3, 4]
     bad = dict(fig4, presets={"x": {"methods": ["mle", "nope"]}})
     with pytest.raises(RunConfigError, match="nope"):
