@@ -24,10 +24,13 @@ import pytest
 
 from vaml_ext.runlog.rundir import REPO, iter_run_dirs, read_eval, read_run_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.numerics]  # a smoke sweep per figure (minutes); stored curves
+pytestmark = pytest.mark.slow  # a smoke sweep per figure (minutes)
 
 BASELINES = REPO / "tests" / "baselines" / "smoke"
-FIGURES = ("fig1", "fig2", "fig3", "fig4")
+#: fig1 (the gridworld, whose deterministic cells have the tightest tolerance, 1e-3 relative)
+#: is also rerun by CI's second dispatch pass (`numerics` marker); the other three only once,
+#: to keep CI under an hour
+FIGURES = (pytest.param("fig1", marks=pytest.mark.numerics), "fig2", "fig3", "fig4")
 Z = 4.0
 
 
