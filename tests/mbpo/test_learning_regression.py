@@ -23,8 +23,6 @@ import pytest
 
 from vaml_ext.mbpo.runner import REGRESSIONS, random_policy_return, regression_config, run_mbpo
 
-pytestmark = pytest.mark.numerics  # stored curves
-
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 
 
@@ -63,6 +61,7 @@ def mle_band(scores):
     return mu, mu - max(3 * sd, 0.3 * mu)
 
 
+@pytest.mark.numerics  # stored curves: also checked by CI's second dispatch pass
 @pytest.mark.parametrize(
     "regression,method", [("inv_pendulum_1k", "mle"), ("cartpole_2k", "mle"), ("cartpole_2k", "ma_l1")]
 )
@@ -78,6 +77,7 @@ def test_baseline_files_are_sane(regression, method):
 
 
 @pytest.mark.slow
+@pytest.mark.numerics  # the cheaper stored-curve regression (~2 min) is rerun by CI's second pass
 def test_mbpo_mle_learning_regression(tmp_path):
     _, curves = load_curves("inv_pendulum_1k", "mle")
     mu, lower = mle_band({s: last_epochs_score(c, 2) for s, c in curves.items()})
