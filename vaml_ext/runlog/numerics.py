@@ -34,6 +34,7 @@ This module imports nothing heavy: it must run before torch and NumPy are import
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -70,7 +71,13 @@ def mode(default: str = "pinned") -> str:
 
 
 def cpu_info() -> Dict[str, Any]:
-    """Model, vendor and the ISA flags that matter here, from /proc/cpuinfo (Linux)."""
+    """Model, vendor and the ISA flags that matter here, from /proc/cpuinfo (Linux); read
+    once per process (a copy each call)."""
+    return dict(_cpu_info())
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_info() -> Dict[str, Any]:
     model = vendor = None
     flags: set = set()
     try:
