@@ -4,6 +4,8 @@ code paths (this tree vs. the port before the issue-14 speed-up), side by side i
     python exp/slbo/bench_stage_time.py                                    # variants, this tree
     python exp/slbo/bench_stage_time.py --compare-base 81225a6 --envs hopper swimmer \\
         --variants slbo ma_l1 --n-iters 2 --stages 1 --train-samples 10000 --test-samples 10000
+    python exp/slbo/bench_stage_time.py --compare-base 4046066 --setting paper \\
+        --envs pendulum hopper --variants mle ma_l1     # the clipped value fit's fast path (issue 27)
 
 Each run is the real entry point (``python -m vaml_ext.slbo.run``, patched tree) in its own
 process with one torch thread, same seed. ``--compare-base COMMIT`` also runs every variant
@@ -81,6 +83,7 @@ def _command(variant, env_name, args, log_dir: Path, root: Path):
         f"slbo.n_policy_iters={args.policy_iters}",
         f"rollout.n_train_samples={args.train_samples}",
         f"rollout.n_test_samples={args.test_samples}",
+        f"setting={args.setting}",
     ]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), PYTHONPATH=str(root))
     env.pop("SLBO_PATCHED", None)
@@ -157,6 +160,12 @@ def main(argv=None):
     p.add_argument("--train-samples", type=int, default=10000)
     p.add_argument("--test-samples", type=int, default=10000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--setting",
+        choices=["upstream", "paper"],
+        default="upstream",
+        help="the port's settings: upstream's, or the authors' (setting=paper: value-net clip, refit for every loss)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="keep the run directories here")
     p.add_argument(
@@ -190,7 +199,8 @@ def main(argv=None):
 
     print(
         f"\n{args.n_iters} iteration(s) of ({args.model_iters} model + {args.policy_iters} TRPO updates), "
-        f"{args.train_samples} real samples, {args.test_samples} test samples, {args.threads} thread(s); "
+        f"{args.train_samples} real samples, {args.test_samples} test samples, {args.threads} thread(s), "
+        f"setting={args.setting}; "
         f"full stage = 1.5 x fixed + {FULL_ITERS} x per-iteration; runs in {out_dir}"
     )
     hdr = (

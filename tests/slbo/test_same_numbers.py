@@ -1,4 +1,4 @@
-"""Same numbers before and after the SLBO port's speed-up (issue 14).
+"""Same numbers before and after the SLBO port's speed-ups (issues 14 and 27).
 
 A fixed-seed short SLBO run on Hopper (1 stage, 2 iterations, tiny sample counts) through
 the patched tree, for ``slbo`` and ``ma_l1`` with Algorithm 2's refit firing four times,
@@ -7,8 +7,11 @@ tensor of the final policy / model / value net / normalisers, of both Adam state
 train buffer and of the NumPy and torch RNG states after the run. Compared bit for bit:
 
 * ``test_same_numbers_as_the_code_before_the_speed_up`` -- against the same run of the
-  code *before* the speed-up (``REFERENCE_COMMIT``, taken from this clone's git history),
-  run now, on this machine, under the same numerics: replays on any machine;
+  code *before* the speed-up (``REFERENCE_COMMITS``, taken from this clone's git history),
+  run now, on this machine, under the same numerics: replays on any machine. Upstream's
+  settings (``slbo``, ``ma_l1``) against the port before issue 14's speed-up;
+  ``setting=paper`` (``ma_l1``: the value-net clip in every TRPO and refit value fit) against
+  the port whose clipped fit still took autograd, before issue 27's;
 * ``test_stored_reference_replays`` -- against ``tests/baselines/slbo_same_numbers.json``,
   where this machine is of the kind the reference names (pinned numerics, the same
   torch / MKL / NumPy / MuJoCo, the same CPU vendor): evidence that the pinned numerics
@@ -48,6 +51,11 @@ REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "tests" / "baselines" / "slbo_same_numbers.json"
 #: the port before the speed-up of issue 14 (the code the speed-up must not change)
 REFERENCE_COMMIT = "81225a6bc32eeeb4dd755d60ebac7c6329e57fe9"
+#: per setting, the code whose numbers the current port must give: upstream's settings against
+#: the port before issue 14's speed-up; ``setting=paper`` against the port before its clipped
+#: value fit took the hand-written path (issue 27: before, the clip forced autograd)
+REFERENCE_COMMITS = {"upstream": REFERENCE_COMMIT, "paper": "4046066c6c0fd31b3489929578898df3cd87dabf"}
+SETTING_ARGS = {"upstream": [], "paper": ["setting=paper"]}
 #: what the reference commit's tree needs to build and run the SLBO port
 REFERENCE_PATHS = ("vaml_ext", "third_party/slbo", "patches/slbo")
 VARIANTS = ("slbo", "ma_l1")
@@ -129,12 +137,13 @@ def fingerprint(log_dir: Path) -> dict:
     }
 
 
-def run_variant(variant: str, tree: Path, log_dir: Path, code_root: Path = REPO) -> dict:
+def run_variant(variant: str, tree: Path, log_dir: Path, code_root: Path = REPO, setting: str = "upstream") -> dict:
     """One run of ``code_root``'s ``vaml_ext.slbo.run`` on the patched ``tree``. The child
     inherits this process's numerics (tests: pinned by ``tests/conftest.py``)."""
     env = dict(os.environ, SLBO_PATCHED=str(tree), PYTHONPATH=str(code_root), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     out = subprocess.run(
-        [sys.executable, "-m", "vaml_ext.slbo.run", f"variant={variant}", f"log_dir={log_dir}", *ARGS],
+        [sys.executable, "-m", "vaml_ext.slbo.run", f"variant={variant}", f"log_dir={log_dir}", *ARGS]
+        + SETTING_ARGS[setting],
         cwd=code_root,
         env=env,
         capture_output=True,
@@ -165,12 +174,12 @@ def build_tree(into: Path, code_root: Path = REPO) -> Path:
     return into
 
 
-def checkout_reference(into: Path) -> Optional[Path]:
-    """``REFERENCE_PATHS`` of ``REFERENCE_COMMIT`` from this clone's history, into ``into``;
+def checkout_reference(into: Path, commit: str = REFERENCE_COMMIT) -> Optional[Path]:
+    """``REFERENCE_PATHS`` of ``commit`` from this clone's history, into ``into``;
     None when the history does not hold it (a shallow clone, a tarball)."""
     try:
         blob = subprocess.run(
-            ["git", "archive", "--format=tar", REFERENCE_COMMIT, *REFERENCE_PATHS],
+            ["git", "archive", "--format=tar", commit, *REFERENCE_PATHS],
             cwd=REPO,
             capture_output=True,
             check=True,
@@ -214,33 +223,44 @@ def _first_differences(ref: dict, new: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference_code(tmp_path_factory):
-    root = checkout_reference(tmp_path_factory.mktemp("reference") / "code")
-    return None if root is None else (root, build_tree(root / "tree", root))
+def reference_codes(tmp_path_factory):
+    """setting -> (code root, patched tree) of its reference commit, or None; built on first use."""
+    built: dict = {}
+
+    def get(setting):
+        if setting not in built:
+            commit = REFERENCE_COMMITS[setting]
+            root = checkout_reference(tmp_path_factory.mktemp(f"reference-{setting}") / "code", commit)
+            built[setting] = None if root is None else (root, build_tree(root / "tree", root))
+        return built[setting]
+
+    return get
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_same_numbers_as_the_code_before_the_speed_up(tmp_path, variant, reference_code):
+@pytest.mark.parametrize("setting,variant", [("upstream", v) for v in VARIANTS] + [("paper", "ma_l1")], ids=lambda x: x)
+def test_same_numbers_as_the_code_before_the_speed_up(tmp_path, setting, variant, reference_codes):
+    commit = REFERENCE_COMMITS[setting]
+    reference_code = reference_codes(setting)
+    if reference_code is None and setting != "upstream":
+        pytest.skip(f"commit {commit[:10]} not in this checkout's history (a shallow clone?)")
     if reference_code is None:  # no history: the stored reference is the check where it applies
         mismatch = _kind_mismatch(json.loads(REFERENCE.read_text())["machine_kind"], reference_kind())
         if mismatch:
             pytest.skip(
-                f"commit {REFERENCE_COMMIT[:10]} is not in this checkout's history (a shallow clone? "
+                f"commit {commit[:10]} is not in this checkout's history (a shallow clone? "
                 "`git fetch --unshallow`), and the stored reference is of another machine kind "
                 f"({'; '.join(mismatch)}): nothing to compare with on this machine"
             )
-        pytest.skip(
-            f"commit {REFERENCE_COMMIT[:10]} not in this checkout's history; test_stored_reference_replays runs"
-        )
+        pytest.skip(f"commit {commit[:10]} not in this checkout's history; test_stored_reference_replays runs")
     ref_root, ref_tree = reference_code
-    ref = run_variant(variant, ref_tree, tmp_path / "reference_run", code_root=ref_root)
-    new = run_variant(variant, build_tree(tmp_path / "tree"), tmp_path / "run")
+    ref = run_variant(variant, ref_tree, tmp_path / "reference_run", code_root=ref_root, setting=setting)
+    new = run_variant(variant, build_tree(tmp_path / "tree"), tmp_path / "run", setting=setting)
     if variant == "ma_l1":
         assert sum("[refit]" in ln for ln in new["log"]) >= 1
     differs = _first_differences(ref, new)
     assert not differs, (
-        f"{variant}: the current port differs from the code of {REFERENCE_COMMIT[:10]} run on this machine "
-        f"under the same numerics: {differs}"
+        f"{variant} (setting={setting}): the current port differs from the code of {commit[:10]} run on this "
+        f"machine under the same numerics: {differs}"
     )
 
 
@@ -356,13 +376,31 @@ def _autograd_fit(algo, data):
 
 
 @pytest.mark.parametrize("resumed", [False, True])
-def test_fast_value_fit_is_bit_identical_to_autograd_adam(resumed):
+@pytest.mark.parametrize("clip", [None, 4.0])
+def test_fast_value_fit_is_bit_identical_to_autograd_adam(resumed, clip):
+    """The hand-written fit against autograd + ``torch.optim.Adam``; with ``clip``, against
+    autograd + ``clip_grad_norm_`` before every step (the paper setting's value-net clip), where
+    the fast fit applies the clip itself (some steps clipped, some not)."""
     import copy
+
+    from slbo.algos.TRPO import _TanhMLPAdamFit
+    from vaml_ext.slbo.value_fit import GlobalNormClip
 
     ref, data = _vf_setup()
     fast = copy.deepcopy(ref)
     ref.vf_optimizer = torch.optim.Adam(ref.vf.parameters(), lr=1e-3, foreach=False)
     fast.vf_optimizer = torch.optim.Adam(fast.vf.parameters(), lr=1e-3)
+    clipped = []
+    if clip is not None:
+        ref_params = list(ref.vf.parameters())
+
+        def ref_clip(opt, args, kwargs):  # the autograd path's clip, written out
+            clipped.append(float(torch.nn.utils.clip_grad_norm_(ref_params, clip)) > clip)
+
+        ref.vf_optimizer.register_step_pre_hook(ref_clip)
+        fast.vf_optimizer.register_step_pre_hook(GlobalNormClip(fast.vf.parameters(), clip))
+        fit = _TanhMLPAdamFit.create(fast.vf, fast.vf_optimizer)
+        assert fit is not None and fit.max_grad_norm == clip  # the clip does not force autograd
     if resumed:  # an optimiser with state already (a second fit, or a resumed run)
         np.random.seed(5)
         _autograd_fit(ref, data)
@@ -381,18 +419,30 @@ def test_fast_value_fit_is_bit_identical_to_autograd_adam(resumed):
         sa, sb = ref.vf_optimizer.state[a], fast.vf_optimizer.state[b]
         assert float(sa["step"]) == float(sb["step"])
         assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+    if clip is not None:
+        assert any(clipped) and not all(clipped), "the test must see clipped and unclipped steps"
 
 
 def test_value_fit_with_a_step_hook_takes_the_autograd_path():
     from slbo.algos.TRPO import _TanhMLPAdamFit
+    from vaml_ext.slbo.value_fit import GlobalNormClip
 
     algo, data = _vf_setup()
     assert _TanhMLPAdamFit.create(algo.vf, algo.vf_optimizer) is not None
     calls = []
-    algo.vf_optimizer.register_step_pre_hook(lambda *a: calls.append(1))
+    h = algo.vf_optimizer.register_step_pre_hook(lambda *a: calls.append(1))
     assert _TanhMLPAdamFit.create(algo.vf, algo.vf_optimizer) is None
     algo.train_vf(data)
     assert len(calls) == algo.n_vf_iters * (len(data) // 64)
+    h.remove()
+    # a clip of other parameters, or a clip next to another hook, is not the fast fit's to do
+    h = algo.vf_optimizer.register_step_pre_hook(GlobalNormClip(list(algo.vf.parameters())[:-1], 1.0))
+    assert _TanhMLPAdamFit.create(algo.vf, algo.vf_optimizer) is None
+    h.remove()
+    algo.vf_optimizer.register_step_pre_hook(GlobalNormClip(algo.vf.parameters(), 1.0))
+    assert _TanhMLPAdamFit.create(algo.vf, algo.vf_optimizer) is not None
+    algo.vf_optimizer.register_step_pre_hook(lambda *a: None)
+    assert _TanhMLPAdamFit.create(algo.vf, algo.vf_optimizer) is None
 
 
 def test_trpo_fisher_vector_product_equals_the_full_forward_one():

@@ -267,9 +267,17 @@ class _TanhMLPAdamFit(object):
     loss gradient ``(1/B)·2·(v - y)`` is exact (power-of-two scalings). The optimiser's own
     state (``step``, ``exp_avg``, ``exp_avg_sq``) is read and written, and ``.grad`` holds the
     last minibatch's gradient afterwards, as after the autograd loop.
+
+    A gradient-norm clip is the one step hook it takes over: an optimiser whose only hook is a
+    step pre-hook declaring itself a global-norm clip of exactly these parameters (attributes
+    ``params`` and ``max_grad_norm``, as ``vaml_ext.slbo.value_fit``'s, the paper setting's
+    clip) is fitted here with the clip applied as ``torch.nn.utils.clip_grad_norm_`` does it
+    (same total-norm and scaling ops), bit-identical to the hook on the autograd path. Any
+    other hook takes the autograd path.
     """
 
-    def __init__(self, layers, optimizer):
+    def __init__(self, layers, optimizer, max_grad_norm=None):
+        self.max_grad_norm = max_grad_norm
         self.weights = [(layer.weight, layer.bias) for layer in layers[0::2]]
         self.params = [p for wb in self.weights for p in wb]
         group = optimizer.param_groups[0]
@@ -299,9 +307,16 @@ class _TanhMLPAdamFit(object):
         if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
             return None
         from torch.optim import optimizer as _optim
-        if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks or \
-                _optim._global_optimizer_pre_hooks or _optim._global_optimizer_post_hooks:
-            return None  # a step hook (e.g. a gradient clip) must see every step: autograd path
+        pre_hooks = list(optimizer._optimizer_step_pre_hooks.values())
+        if optimizer._optimizer_step_post_hooks or _optim._global_optimizer_pre_hooks or \
+                _optim._global_optimizer_post_hooks or len(pre_hooks) > 1:
+            return None  # a step hook must see every step: autograd path
+        max_grad_norm = None
+        if pre_hooks:  # only a declared global-norm clip of these very parameters is done here
+            max_grad_norm = getattr(pre_hooks[0], 'max_grad_norm', None)
+            clipped = getattr(pre_hooks[0], 'params', None)
+            if not isinstance(max_grad_norm, float) or clipped is None:
+                return None
         group = optimizer.param_groups[0]
         if group['weight_decay'] != 0 or group['amsgrad'] or group['maximize'] or group.get('capturable') or \
                 group.get('differentiable') or group.get('fused') or isinstance(group['lr'], torch.Tensor):
@@ -310,10 +325,12 @@ class _TanhMLPAdamFit(object):
         if [id(p) for p in group['params']] != [id(p) for p in params] or \
                 any(p.dtype != torch.float32 or p.device.type != 'cpu' for p in params):
             return None
+        if max_grad_norm is not None and [id(p) for p in clipped] != [id(p) for p in params]:
+            return None
         steps = [optimizer.state[p].get('step') for p in params]
         if any(s is not None and (not isinstance(s, torch.Tensor) or float(s) != float(steps[0])) for s in steps):
             return None
-        return cls(layers, optimizer)
+        return cls(layers, optimizer, max_grad_norm)
 
     @torch.no_grad()
     def step(self, x, y):
@@ -333,6 +350,10 @@ class _TanhMLPAdamFit(object):
             if i > 0:
                 g = torch.ops.aten.tanh_backward(g.mm(w), h)
         grads.reverse()  # [W0, b0, W1, b1, ...]
+        if self.max_grad_norm is not None:  # as torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            total_norm = torch.nn.utils.get_total_norm(grads, 2.0)
+            clip_coef = self.max_grad_norm / (total_norm + 1e-6)
+            torch._foreach_mul_(grads, torch.clamp(clip_coef, max=1.0))
         self.grads = grads
         self.step_count += 1
         torch._foreach_lerp_(self.exp_avgs, grads, 1 - self.beta1)
