@@ -68,6 +68,27 @@ def test_pin_after_torch_chose_other_kernels_fails_naming_the_fix():
     assert "NumericsError" in out.stderr and "before torch" in out.stderr and "VAML_NUMERICS=native" in out.stderr
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: OpenMP's default team is one thread anyway")
+def test_pin_after_torch_loaded_still_runs_one_thread():
+    """``python -m vaml_ext.slbo.run`` loads torch (its package registers a loss) before
+    ``main`` pins: OpenMP had read its (unset) thread count, and MKL ran every GEMM on a team
+    of all cores with a worker spinning at the barrier. The pin must set torch's count."""
+    code = (
+        "import os, torch, vaml_ext.slbo\n"
+        "from vaml_ext.runlog import numerics; numerics.pin()\n"
+        "a = torch.randn(512, 512)\n"
+        "before = len(os.listdir('/proc/self/task'))\n"
+        "for _ in range(50): a @ a\n"
+        "print(torch.get_num_threads(), len(os.listdir('/proc/self/task')) - before)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in numerics.THREAD_VARS}
+    env.update(PYTHONPATH=str(REPO), VAML_NUMERICS="pinned")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    threads, new_tasks = map(int, out.stdout.split()[-2:])
+    assert threads == 1 and new_tasks == 0, f"torch threads {threads}, {new_tasks} thread(s) started by a GEMM"
+
+
 def test_unknown_mode_is_refused_naming_the_valid_ones(monkeypatch):
     monkeypatch.setenv(numerics.MODE_ENV, "exact")
     with pytest.raises(numerics.NumericsError, match="pinned, native"):

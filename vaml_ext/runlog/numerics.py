@@ -109,6 +109,22 @@ def can_pin() -> bool:
     return info["arch"] in ("x86_64", "AMD64") and all(f in info["isa"] for f in REQUIRED_FLAGS)
 
 
+def _apply_threads() -> None:
+    """Where torch is already loaded (e.g. ``python -m vaml_ext.slbo.run``: its package imports
+    torch before ``main`` pins), OpenMP and MKL read ``OMP_NUM_THREADS`` when they loaded, so
+    setting the variable now changes nothing: set torch's thread count instead. Without this,
+    MKL ran its GEMMs on an OpenMP team of every core, one worker spinning at a barrier."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    try:
+        n = int(os.environ["OMP_NUM_THREADS"])
+    except ValueError:
+        return
+    if n >= 1 and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def pin(default_mode: str = "pinned") -> str:
     """Apply ``$VAML_NUMERICS`` (``default_mode`` when unset) to this process's environment,
     which its children inherit. Returns the mode in force. Call it before torch/NumPy load;
@@ -119,6 +135,7 @@ def pin(default_mode: str = "pinned") -> str:
         return m
     for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
+    _apply_threads()
     if not can_pin():
         warnings.warn(
             "VAML_NUMERICS=pinned needs an x86-64 CPU with AVX2 and FMA; this one "
