@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from tests.mbpo.upstream_compat_checks import check_model_loads_back, check_mujoco_state_helpers
 from vaml_ext.mbpo.runner import MBPO_OVERRIDES, SMOKE_OVERRIDES, compose, read_results, run_mbpo
 
 
@@ -26,6 +27,12 @@ def test_cli_entry_point_runs_one_epoch(tmp_path):
     assert len(rows) == 2 and rows[-1]["env_step"] == 199
     assert (tmp_path / "model.pth").is_file() and (tmp_path / "sac.pth").is_file()
     assert (tmp_path / ".hydra" / "config.yaml").is_file()
+    # the saved model loads back through mbrl's own API (torch >= 2.6: weights_only loads)
+    assert check_model_loads_back(tmp_path, (4,), (1,)) > 0
+
+
+def test_mujoco_state_helpers_on_gymnasium_envs():
+    check_mujoco_state_helpers()
 
 
 @pytest.mark.slow
