@@ -165,3 +165,24 @@ def test_failed_writes_keep_the_previous_files(tmp_path, monkeypatch):
         "previous.pt",
         "returns.csv",
     ]  # no temporary files left
+
+
+def test_plain_config_resolves_what_resolves_and_keeps_the_rest():
+    """An MBPO run's composed config: upstream's action_optimizer group interpolates
+    overrides.cem_* that MBPO overrides do not define; the run record must not fail on it."""
+    from omegaconf import OmegaConf
+
+    from vaml_ext.runlog.rundir import plain_config
+
+    cfg = OmegaConf.create(
+        {
+            "seed": 3,
+            "overrides": {"num_steps": 10, "lr": "${seed}"},
+            "action_optimizer": {"population_size": "${overrides.cem_population_size}", "device": "cpu"},
+        }
+    )
+    with pytest.raises(Exception):
+        OmegaConf.to_container(cfg, resolve=True)
+    out = plain_config(cfg)
+    assert out["overrides"] == {"num_steps": 10, "lr": 3} and out["seed"] == 3
+    assert out["action_optimizer"]["population_size"] == "${overrides.cem_population_size}"

@@ -49,7 +49,7 @@ from vaml_ext.runlog.ckpt import CheckpointStore
 from vaml_ext.runlog.lock import RunLock
 from vaml_ext.runlog.progress import RunProgress
 from vaml_ext.runlog.rng import capture_rng, restore_rng
-from vaml_ext.runlog.rundir import EvalLog, read_eval
+from vaml_ext.runlog.rundir import EvalLog, plain_config, read_eval
 
 RESTART_HINT = "re-run with overrides.resume=false"
 #: config keys that may differ between the run that wrote a checkpoint and the one resuming it
@@ -313,13 +313,11 @@ class RunRecorder(Callback):
 
     # ---- checkpoint ---------------------------------------------------------------------
     def _save(self, ctx) -> None:
-        from omegaconf import OmegaConf
-
         dyn = ctx.dynamics_model
         norm = getattr(dyn, "input_normalizer", None)
         state = {
             "format": 1,
-            "config": OmegaConf.to_container(ctx.cfg, resolve=True),
+            "config": plain_config(ctx.cfg),
             "loop": {
                 "env_steps": int(ctx.env_steps),
                 "epoch": int(ctx.epoch),
@@ -347,10 +345,8 @@ class RunRecorder(Callback):
         self.store(ctx.work_dir).save(state)
 
     def _restore(self, ctx, path: Path, st: dict) -> int:
-        from omegaconf import OmegaConf
-
         old = _flat(st["config"])
-        new = _flat(OmegaConf.to_container(ctx.cfg, resolve=True))
+        new = _flat(plain_config(ctx.cfg))
         diff = sorted(
             k
             for k in set(old) | set(new)

@@ -100,11 +100,10 @@ class ValueAwareDiagnostics(Callback):
             except ImportError:  # pragma: no cover - tensorboard is a dependency
                 self.writer = None
         if self.wandb_opts is not None and ctx.work_dir:
-            from omegaconf import OmegaConf
-
+            from vaml_ext.runlog.rundir import plain_config
             from vaml_ext.runlog.tracking import start_wandb
 
-            self.wandb = start_wandb(self.wandb_opts, OmegaConf.to_container(ctx.cfg, resolve=True), ctx.work_dir)
+            self.wandb = start_wandb(self.wandb_opts, plain_config(ctx.cfg), ctx.work_dir)
 
     def state_dict(self):
         return {"calls": self.calls, "history": list(self.history)}

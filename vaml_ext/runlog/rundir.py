@@ -67,6 +67,24 @@ def git_provenance(repo: Path = REPO) -> Dict[str, object]:
     }
 
 
+def plain_config(cfg) -> dict:
+    """``cfg`` (an OmegaConf config) as plain containers, each top-level group resolved where
+    it resolves and kept as written where it does not: upstream's ``action_optimizer`` group
+    interpolates ``overrides.cem_*``, which MBPO's overrides files do not define and which
+    upstream never resolves for an MBPO run."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
+
+    out = {}
+    for key in cfg:
+        node = cfg._get_node(key)
+        try:
+            out[key] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else cfg[key]
+        except InterpolationResolutionError:
+            out[key] = OmegaConf.to_container(node, resolve=False)
+    return out
+
+
 def write_run_config(run_dir: Path, cfg: dict) -> None:
     import yaml
 
