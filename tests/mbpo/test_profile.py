@@ -41,12 +41,15 @@ def test_paper_profile_callbacks(mbpo_ctx):
         "RunRecorder",
     ]
     assert cbs[0].max_norm == 2.0 and cbs[1].num_starts == 50000 and cbs[2].value == "q1_indep"
-    cfg.overrides.model_loss = "mle"  # no refit for mle (FIDELITY.md); the SAC clip still applies
+    cfg.overrides.model_loss = "mle"  # the authors refit for every loss (FIDELITY.md): mle too
     assert [type(c).__name__ for c in plugin.make_callbacks(cfg, mbpo_ctx)] == [
         "SacGradClip",
+        "AuthorsValueRefit",
         "ValueAwareDiagnostics",
         "RunRecorder",
     ]
+    cfg.overrides.profile = "current"  # this project's mle: upstream's, no refit
+    assert [type(c).__name__ for c in plugin.make_callbacks(cfg, mbpo_ctx)] == ["ValueAwareDiagnostics", "RunRecorder"]
 
 
 @pytest.mark.parametrize(
@@ -57,18 +60,35 @@ def test_paper_profile_callbacks(mbpo_ctx):
         ("value_refit_batch_size", 2000),
         ("va_reduction", "mean"),
         ("sac_grad_clip", 1.0),
+        ("va_value", "q1"),  # the current default, set explicitly: still a conflict
+        ("sac_grad_clip", None),
+        ("value_refit_batch_size", 1000),
     ],
 )
 def test_conflicts_with_the_paper_profile_name_the_key(mbpo_ctx, key, value):
     cfg = copy.deepcopy(mbpo_ctx.cfg)
     cfg.overrides.profile = "paper"
+    plugin.validate_config(cfg)  # unset: the profile's value
+    assert plugin.settings(cfg)[key] == PAPER[key] and cfg.overrides[key] == PAPER[key]
     OmegaConf.update(cfg, f"overrides.{key}", value)
-    if key == "value_refit_mode" and value == "separate":
-        plugin.validate_config(cfg)  # the default value: the profile's value wins
-        assert plugin.settings(cfg)[key] == "authors"
-        return
     with pytest.raises(ValueError, match=rf"overrides\.{key}=.* conflicts with overrides\.profile=paper"):
         plugin.validate_config(cfg)
+    OmegaConf.update(cfg, f"overrides.{key}", PAPER[key])  # the paper value, explicitly: fine
+    plugin.validate_config(cfg)
+
+
+def test_explicit_current_default_conflicts_on_the_command_line():
+    """``overrides.profile=paper overrides.va_value=q1`` used to run ``q1_indep`` silently."""
+    from vaml_ext.mbpo.profile import CURRENT
+    from vaml_ext.mbpo.runner import compose
+
+    cfg = compose("mbpo_inv_pendulum", ["device=cpu", "overrides.profile=paper", "overrides.va_value=q1"])
+    with pytest.raises(ValueError, match=r"overrides\.va_value='q1' conflicts with overrides\.profile=paper"):
+        plugin.validate_config(cfg)
+    cfg = compose("mbpo_inv_pendulum", ["device=cpu", "overrides.va_value=q1_indep"])
+    assert plugin.settings(cfg)["va_value"] == "q1_indep"  # profile=current: any valid value
+    cfg = compose("mbpo_inv_pendulum", ["device=cpu"])  # unset keys read as the profile's values
+    assert {k: cfg.overrides[k] for k in CURRENT} == CURRENT == {k: plugin.settings(cfg)[k] for k in CURRENT}
 
 
 @pytest.mark.parametrize(

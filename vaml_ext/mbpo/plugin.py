@@ -7,7 +7,8 @@ Registers, through the seam added by the ``plugins`` patch of ``patches/mbrl-lib
   (``ma_l1`` = paper Eq. 10, ``ma_vaml`` = squared model advantage);
 * ``validate_config`` -- rejects bad values before any training, naming the key;
 * ``make_callbacks`` -- the stale-value refit (Algorithm 2) when the loss is value
-  aware and ``value_update_interval > 0`` (``value_refit_mode``: ``separate`` =
+  aware (under ``profile=paper``: any loss, as the authors' loop) and
+  ``value_update_interval > 0`` (``value_refit_mode``: ``separate`` =
   :mod:`vaml_ext.mbpo.refit`, ``authors`` = :mod:`vaml_ext.mbpo.refit_authors`), the
   SAC gradient clip when ``sac_grad_clip`` is set, diagnostics for every loss, and the
   run recorder (``returns.csv``, checkpoint/resume, progress; :mod:`vaml_ext.mbpo.checkpoint`).
@@ -19,24 +20,18 @@ from __future__ import annotations
 
 import math
 
-from vaml_ext.losses import DEFAULT_VA_LOSS_COEFF, available_losses, get_loss_class
+from vaml_ext.losses import available_losses, get_loss_class
+from vaml_ext.mbpo.profile import UNSET, register_resolver
 from vaml_ext.runlog.tracking import WANDB_DEFAULTS, check_wandb_options
 
-#: Defaults. Paper: va_loss_coeff 0.01, K_interval 5 for MBPO, 5 critic updates per
-#: refit, k = 1 sample. value_refit_batch_size: see exp/mbpo/README.md for the
-#: refit-size-vs-overhead curve it was chosen from (the paper's code used 50,000).
+#: Defaults. The keys a profile governs (vaml_ext.mbpo.profile: CURRENT, PAPER) default to
+#: "not set" (``${vaml_profile:<key>}``, resolving to the profile's value), so an explicit
+#: setting that contradicts ``profile=paper`` is caught whatever its value.
+#: value_refit_batch_size: see exp/mbpo/README.md for the refit-size-vs-overhead curve it
+#: was chosen from (the paper's code used 50,000).
 config_defaults = {
-    "va_loss_coeff": DEFAULT_VA_LOSS_COEFF,
-    "value_update_interval": 5,
-    "num_value_updates": 5,
-    "value_refit_batch_size": 1000,
-    "va_value": "q1",  # this project's shared-draw Q1; q1_indep = the authors' (vaml_ext.mbpo.values)
-    "value_refit_mode": "separate",  # separate D'' (vaml_ext.mbpo.refit) | authors (refit_authors)
-    "sac_grad_clip": None,  # SAC critic/actor grad-norm clip (authors: 2.0); null = upstream's none
+    **UNSET,
     "profile": "current",  # current | paper (vaml_ext.mbpo.profile)
-    "va_samples": 1,
-    "va_grad_clip": 2.0,
-    "va_reduction": "sum",
     # run management (vaml_ext.mbpo.checkpoint): checkpoint every N epochs (0 = off),
     # resume from <work_dir>/ckpt/latest.pt when present, progress bar / summary line
     "checkpoint_every": 0,
@@ -45,6 +40,7 @@ config_defaults = {
     # optional Weights & Biases logging (vaml_ext.runlog.tracking): wandb, wandb_project, wandb_entity, wandb_mode
     **WANDB_DEFAULTS,
 }
+register_resolver()
 
 
 def settings(cfg):
@@ -171,8 +167,12 @@ def make_callbacks(cfg, ctx):
     # mbrl 0.2.0's overrides name the SAC batch size; 0.2.0.dev3's agent holds it (256)
     sac_batch = cfg.overrides.get("sac_batch_size") or getattr(getattr(ctx.agent, "sac_agent", None), "batch_size", 256)
     refit = None
-    # a config built without this plugin's keys (e.g. upstream's own tests) is upstream's MLE run
-    if is_value_aware(cfg.overrides.get("model_loss", "mle")) and o["value_update_interval"] > 0:
+    # a config built without this plugin's keys (e.g. upstream's own tests) is upstream's MLE run.
+    # profile=paper refits for every loss, mle included, as the authors' loop did: it passed the
+    # refit to ModelTrainer whatever the loss, only value_update_interval=0 turned it off
+    # (va_mbpo mbrl/algorithms/mbpo.py l.197 and l.237-249, mbrl/models/model_trainer.py l.179-204)
+    every_loss = o["profile"] == "paper"
+    if (every_loss or is_value_aware(cfg.overrides.get("model_loss", "mle"))) and o["value_update_interval"] > 0:
         if o["value_refit_mode"] == "authors":
             from vaml_ext.mbpo.refit_authors import AuthorsValueRefit
 
