@@ -102,6 +102,45 @@ def test_value_aware_runs_on_the_paper_base(tmp_path, extra):
 
 
 @pytest.mark.slow
+def test_paper_profile_mle_refits_and_its_model_loads_back(tmp_path):
+    """``profile=paper`` ``mle`` is the authors' MLE run: the refit wipes and refills the SAC
+    buffer and refits the critic as for any loss (va_mbpo mbrl/algorithms/mbpo.py l.197,
+    l.237-249). The run's saved model then loads back through mbrl's own API, and the mujoco
+    state helpers work, in the paper base's interpreter (tests/mbpo/upstream_compat_checks.py)."""
+    proc, rows = _run(tmp_path, "overrides.model_loss=mle", "overrides.profile=paper")
+    assert len(rows) == 2
+    assert "value_refit_mode=authors: the SAC buffer holds" in proc.stdout
+    with open(tmp_path / "va_model.csv") as f:
+        diag = list(csv.DictReader(f))
+    assert len(diag) == 4 and int(float(diag[-1]["refits"])) > 0
+    check = subprocess.run(
+        [str(PAPER_PY), "-m", "tests.mbpo.upstream_compat_checks", str(tmp_path), "11", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert "model tensors loaded back" in check.stdout
+
+
+def test_pets_action_optimizer_takes_the_envs_settings_on_the_paper_base():
+    code = (
+        "from vaml_ext.mbpo.runner import compose\n"
+        "for name in ('pets_cartpole', 'pets_halfcheetah', 'pets_icem_cartpole', 'pets_mppi_halfcheetah'):\n"
+        "    opt = 'icem' if 'icem' in name else 'mppi' if 'mppi' in name else 'cem'\n"
+        "    c = compose(name, ['device=cpu', f'action_optimizer={opt}'], algorithm='pets')\n"
+        "    key = 'mppi_population_size' if opt == 'mppi' else 'cem_population_size'\n"
+        "    print(name, c.action_optimizer.population_size, c.overrides[key])\n"
+    )
+    out = subprocess.run([str(PAPER_PY), "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line.split() for line in out.stdout.strip().splitlines()]
+    assert len(rows) == 4 and all(got == want for _, got, want in rows), rows
+    assert dict((r[0], r[1]) for r in rows)["pets_cartpole"] == "350"
+
+
+@pytest.mark.slow
 def test_mle_is_identical_with_plugins_on_and_off(tmp_path):
     _, with_plugins = _run(tmp_path / "on")
     _, without = _run(tmp_path / "off", env={"MBRL_PLUGINS": "none"})
