@@ -38,3 +38,39 @@ def test_pets_cartpole_population_is_its_own_not_a_default():
     cfg = compose("pets_cartpole", ["device=cpu"], algorithm="pets")
     assert cfg.overrides.cem_population_size == 350 and cfg.action_optimizer.population_size == 350
     assert np.isclose(compose("pets_halfcheetah", ["device=cpu"], algorithm="pets").action_optimizer.alpha, 0.12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base", ["current", "paper"])
+def test_pets_runs_through_the_entry_point(tmp_path, base):
+    """`python -m mbrl.examples.main algorithm=pets ...` on each base (tiny budget). Under
+    hydra-core >= 1.1 the agent config was instantiated recursively and its optimizer failed
+    on the bounds the agent fills in (`_recursive_: false`, patch 0001 of each base)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    python = sys.executable if base == "current" else str(repo / ".venv-paper" / "bin" / "python")
+    if not Path(python).exists():
+        if os.environ.get("VAML_REQUIRE_PAPER_BASE") == "1":
+            pytest.fail("paper base required (VAML_REQUIRE_PAPER_BASE=1) but .venv-paper is missing")
+        pytest.skip("paper base not installed (make install-paper)")
+    cmd = [
+        python,
+        "-m",
+        "mbrl.examples.main",
+        "algorithm=pets",
+        "overrides=pets_cartpole",
+        "device=cpu",
+        f"hydra.run.dir={tmp_path}",
+        "overrides.num_steps=60",
+        "overrides.trial_length=20",
+        "overrides.cem_population_size=20",
+        "overrides.planning_horizon=3",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = (tmp_path / "results.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("env_step") and len(rows) >= 3
