@@ -3,13 +3,14 @@
 #   make test   -- set up everything, then run the test suite (all tiers; README, CI)
 #   make test-fast -- the edit-loop tier: everything not marked `slow` (<= 3 min on 2 cores)
 #   make test-numerics -- the `numerics` tests again under another CPU dispatch (CI's second pass)
+#   make test-upstream -- upstream mbrl-lib's own tests against both patched bases (CI)
 #   make lint   -- ruff check + ruff format --check + mypy vaml_ext;  make format -- ruff format (rewrites files)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-installed
 
-.PHONY: install install-paper demo test test-fast test-numerics lint format check-patches clean
+.PHONY: install install-paper demo test test-fast test-numerics test-upstream lint format check-patches clean
 
 install: $(STAMP)
 	$(BIN)/vaml-patch apply mbrl-lib slbo
@@ -60,6 +61,12 @@ test-fast: install
 test-numerics: install
 	VAML_NUMERICS=native ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=SSE41 \
 	  $(BIN)/python -m pytest -q --durations=10 -m numerics tests
+
+# Upstream's own test suites (the pinned sdists' tests/) against both patched bases; every
+# test passes but those listed, with reasons, in patches/<name>/upstream-tests.toml.
+test-upstream: install install-paper
+	$(BIN)/python -m vaml_ext.patching.upstream_tests mbrl-lib --python $(BIN)/python
+	$(BIN)/python -m vaml_ext.patching.upstream_tests mbrl-lib-dev3 --python $(PAPER_BIN)/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

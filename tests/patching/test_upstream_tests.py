@@ -1,0 +1,64 @@
+"""vaml_ext.patching.upstream_tests: the known-failures contract, and the shipped lists."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from vaml_ext.patching.upstream_tests import Outcome, judge, load_list, parse_junit
+
+REPO = Path(__file__).resolve().parents[2]
+KNOWN = [{"test": "tests/a.py::test_x", "match": "numpy refuses", "reason": "in the test"}]
+
+
+def test_everything_passing_or_failing_as_listed_is_fine():
+    out = [Outcome("tests/a.py::test_x", "failed", "TypeError: numpy refuses"), Outcome("tests/b.py::t", "passed")]
+    assert judge(out, KNOWN) == []
+
+
+@pytest.mark.parametrize(
+    "outcomes,expect",
+    [
+        (
+            [Outcome("tests/a.py::test_x", "failed", "numpy refuses"), Outcome("tests/b.py::t", "failed", "boom")],
+            "unexpected failed",
+        ),
+        ([Outcome("tests/a.py::test_x", "passed")], "listed as failing but passed"),
+        ([Outcome("tests/a.py::test_x", "error", "ImportError: something else")], "another reason"),
+        ([Outcome("tests/b.py::t", "passed")], "listed but not run"),
+    ],
+)
+def test_each_breach_is_reported(outcomes, expect):
+    problems = judge(outcomes, KNOWN)
+    assert len(problems) == 1 and expect in problems[0]
+
+
+def test_junit_parsing(tmp_path):
+    xml = tmp_path / "j.xml"
+    xml.write_text(
+        textwrap.dedent(
+            """\
+            <testsuites><testsuite>
+              <testcase classname="tests.a" name="test_x" file="tests/a.py"><failure message="TypeError: x">tb</failure></testcase>
+              <testcase classname="tests.b" name="t" file="tests/b.py"/>
+              <testcase classname="tests.b" name="s" file="tests/b.py"><skipped message="no"/></testcase>
+            </testsuite></testsuites>"""
+        )
+    )
+    got = [(o.test, o.status) for o in parse_junit(xml)]
+    assert got == [("tests/a.py::test_x", "failed"), ("tests/b.py::t", "passed"), ("tests/b.py::s", "skipped")]
+
+
+@pytest.mark.parametrize("name", ["mbrl-lib", "mbrl-lib-dev3"])
+def test_shipped_lists_are_short_and_every_entry_has_a_reason(name):
+    listed = load_list(REPO / "patches" / name)
+    entries = listed["known"] + listed["ignore"]
+    assert 0 < len(entries) <= 8
+    assert all(len(e["reason"]) > 30 for e in entries)
+    assert all(e.get("match") for e in listed["known"])
+
+
+def test_an_entry_without_a_reason_is_refused(tmp_path):
+    (tmp_path / "upstream-tests.toml").write_text('[[known]]\ntest = "tests/a.py::t"\nmatch = "x"\n')
+    with pytest.raises(SystemExit, match="needs a reason"):
+        load_list(tmp_path)
