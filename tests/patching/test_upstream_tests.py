@@ -62,3 +62,30 @@ def test_an_entry_without_a_reason_is_refused(tmp_path):
     (tmp_path / "upstream-tests.toml").write_text('[[known]]\ntest = "tests/a.py::t"\nmatch = "x"\n')
     with pytest.raises(SystemExit, match="needs a reason"):
         load_list(tmp_path)
+
+
+def test_what_the_tests_wrote_into_the_tree_is_undone_and_nothing_else(tmp_path):
+    """`vaml-patch apply` refuses a tree with uncommitted edits: a suite run must leave none
+    (upstream's MuJoCo tests rewrite the sdist's MUJOCO_LOG.TXT), but keep a developer's own."""
+    import subprocess
+
+    from vaml_ext.patching.upstream_tests import _dirty, _restore
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    (tmp_path / "MUJOCO_LOG.TXT").write_text("shipped\n")
+    (tmp_path / "mine.py").write_text("a = 1\n")
+    git("add", ".")
+    git("commit", "-qm", "tree")
+    (tmp_path / "mine.py").write_text("a = 2  # work in progress\n")
+    before = _dirty(tmp_path)
+    (tmp_path / "MUJOCO_LOG.TXT").write_text("written by a test\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "video.mp4").write_bytes(b"\0")
+    _restore(tmp_path, before)
+    assert (tmp_path / "MUJOCO_LOG.TXT").read_text() == "shipped\n" and not (tmp_path / "out").exists()
+    assert (tmp_path / "mine.py").read_text() == "a = 2  # work in progress\n"

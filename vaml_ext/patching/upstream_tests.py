@@ -104,6 +104,28 @@ def judge(outcomes: List[Outcome], known: List[dict]) -> List[str]:
     return problems
 
 
+def _dirty(tree: Path) -> set:
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=tree, capture_output=True, text=True, check=True
+    ).stdout
+    return set(out.splitlines())
+
+
+def _restore(tree: Path, before: set) -> None:
+    """Undo what the tests wrote into the built tree (e.g. MuJoCo's ``MUJOCO_LOG.TXT``, which
+    the sdist ships): ``vaml-patch apply`` refuses a tree with uncommitted edits. Only paths
+    the run changed are touched; edits that were there before are left as they were."""
+    import shutil
+
+    for line in sorted(_dirty(tree) - before):
+        path = line[3:]
+        if line.startswith("??"):
+            target = tree / path
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        else:
+            subprocess.run(["git", "checkout", "--", path], cwd=tree, capture_output=True, check=False)
+
+
 def run_suite(name: str, python: str, repo: Path, extra: Optional[List[str]] = None) -> Report:
     spec = load_spec(repo, name)
     tree = spec.dest
@@ -121,7 +143,11 @@ def run_suite(name: str, python: str, repo: Path, extra: Optional[List[str]] = N
         cmd += [f"--ignore={p}" for p in ignored] + list(extra or [])
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         print(f"[upstream-tests] {name}: {' '.join(cmd[2:5])} in {tree} ({len(ignored)} module(s) ignored)", flush=True)
-        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+        before = _dirty(tree)
+        try:
+            proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+        finally:
+            _restore(tree, before)
         if not xml.is_file():
             raise SystemExit(
                 f"pytest wrote no report (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
