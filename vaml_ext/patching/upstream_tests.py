@@ -122,6 +122,10 @@ def _restore(tree: Path, before: set) -> None:
         if line.startswith("??"):
             target = tree / path
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+            parent = target.parent
+            while parent != tree and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
         else:
             subprocess.run(["git", "checkout", "--", path], cwd=tree, capture_output=True, check=False)
 
