@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from vaml_ext.losses import available_losses, get_loss_class
+from vaml_ext.mbpo.envs import register as _register_envs
 from vaml_ext.mbpo.profile import UNSET, register_resolver
 from vaml_ext.runlog.tracking import WANDB_DEFAULTS, check_wandb_options
 
@@ -41,6 +42,7 @@ config_defaults = {
     **WANDB_DEFAULTS,
 }
 register_resolver()
+_register_envs()  # gym___vaml/...NoContactForces-v0 (vaml_ext.mbpo.envs)
 
 
 def settings(cfg):
