@@ -28,15 +28,43 @@ def test_baseline_band_is_the_stored_curves_of_the_same_setting():
     assert demo.baseline_for("mbpo_inv_pendulum", 1000, [], ["mle"]) == {}
 
 
-def test_curve_png_with_band(tmp_path):
+def test_curve_png_with_band(tmp_path, monkeypatch):
+    import matplotlib
+    import matplotlib.axes
+
+    matplotlib.use("Agg")
     runs = [
         {"loss": "mle", "rows": [{"env_steps": 200, "return": 30.0}, {"env_steps": 400, "return": 80.0}]},
         {"loss": "ma_l1", "rows": [{"env_steps": 200, "return": 20.0}, {"env_steps": 400, "return": 60.0}]},
     ]
-    base = demo.baseline_for("mbpo_cartpole", 400, [], ["mle", "ma_l1"])
+    base = {  # two stored seeds per loss: the band is their min-max at each step
+        "mle": {0: [(200, 20.0), (400, 70.0)], 1: [(200, 40.0), (400, 90.0)]},
+        "ma_l1": {0: [(200, 10.0), (400, 50.0)], 1: [(200, 30.0), (400, 55.0)]},
+    }
+    bands = []
+    orig = matplotlib.axes.Axes.fill_between
+
+    def spy(self, x, y1, y2=0, **kw):
+        bands.append((list(x), list(y1), list(y2), kw.get("label", "")))
+        return orig(self, x, y1, y2, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", spy)
     png = demo.plot_curves(runs, base, tmp_path / "sub" / "returns.png", "test")
     data = png.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 10_000
+    assert bands == [
+        ([200, 400], [20.0, 70.0], [40.0, 90.0], "mle: stored baseline, seeds 0,1 (min-max)"),
+        ([200, 400], [10.0, 50.0], [30.0, 55.0], "ma_l1: stored baseline, seeds 0,1 (min-max)"),
+    ]
+    bands.clear()
+    demo.plot_curves(runs, {}, tmp_path / "none.png", "test")  # no stored baseline: no band
+    assert bands == []
+
+
+def test_stored_baseline_of_the_demo_setting_is_found():
+    base = demo.baseline_for("mbpo_cartpole", 400, [], ["mle", "ma_l1"])
+    assert set(base) == {"mle", "ma_l1"} and all(len(seeds) >= 2 for seeds in base.values())
+    assert all(x <= 400 for seeds in base.values() for curve in seeds.values() for x, _ in curve)
 
 
 def test_progress_lines_steps_return_and_eta(tmp_path):

@@ -156,9 +156,35 @@ def test_mode_selected_by_config(mbpo_ctx):
         plugin.validate_config(cfg)
 
 
-def test_authors_refit_state_roundtrip():
-    a = AuthorsValueRefit(interval=5, num_updates=5)
-    a.model_steps, a.critic_steps, a.refits, a.critic_updates = 3, 2, 7, 35
-    b = AuthorsValueRefit(interval=5, num_updates=5)
-    b.load_state_dict(a.state_dict())
-    assert b.state_dict() == a.state_dict()
+def test_authors_refit_resumes_its_schedule_where_it_stopped(monkeypatch):
+    """A refit restored from its state mid-training fires at the same model steps, with the
+    same critic counter (it decides the target updates, l.202), as one never interrupted."""
+    events = []
+
+    def schedule_only(self, ctx):  # what the checkpoint must carry: when, and the counters seen
+        events.append((self.model_steps, self.critic_steps, self.refits))
+        self.critic_steps += self.num_updates
+        self.critic_updates += self.num_updates
+        self.refits += 1
+
+    monkeypatch.setattr(AuthorsValueRefit, "refit", schedule_only)
+
+    def train(refit, batches, begin=True):
+        if begin:
+            refit.on_model_train_begin(None)
+        for _ in range(batches):
+            refit.on_model_batch(None, 0, 0.0, {}, "train")
+
+    full = AuthorsValueRefit(interval=3, num_updates=2)
+    train(full, 4)
+    train(full, 10)  # a second ModelTrainer.train call restarts the counters (l.151-152)
+    uninterrupted = list(events)
+    events.clear()
+    first = AuthorsValueRefit(interval=3, num_updates=2)
+    train(first, 4)
+    train(first, 5)
+    resumed = AuthorsValueRefit(interval=3, num_updates=2)
+    resumed.load_state_dict(first.state_dict())  # killed after 5 batches of the second call
+    train(resumed, 5, begin=False)
+    assert len(uninterrupted) == 4 and events == uninterrupted
+    assert resumed.state_dict() == full.state_dict()

@@ -36,8 +36,13 @@ def test_advantage_matches_closed_form_for_linear_value(mbpo_ctx):
     sd = torch.sqrt((w**2 * logvar[..., :4].exp()).sum(-1) / k)
     err = (terms["advantage"] - exact).abs()
     assert (err <= 5 * sd + 1e-5).all(), (err / sd).max()
+    # reward: the k-sample mean of (r̂ − r)² estimates (μ_r − r)² + σ_r² (r̂ = μ_r + σ_r ε)
     reward_err = terms["reward_sq_err"]
-    assert reward_err.shape == exact.shape and (reward_err >= 0).all()
+    d, var = mean[..., 4] - target[..., 4].unsqueeze(0), logvar[..., 4].exp()
+    expected = d**2 + var
+    sd_r = torch.sqrt((4 * d**2 * var + 2 * var**2) / k)  # sd of the mean of k draws of (d + σε)²
+    assert reward_err.shape == exact.shape
+    assert ((reward_err - expected).abs() <= 5 * sd_r + 1e-5).all(), ((reward_err - expected).abs() / sd_r).max()
 
 
 @pytest.mark.parametrize("loss", ["ma_l1", "ma_vaml"])
