@@ -20,7 +20,7 @@ comparison, and lets many independent runs (methods × seeds) live in one
 runs do not interact). Logits start at 0: an untrained row predicts the uniform
 distribution over all cells. Its weakness as a test of the paper's argument: every
 visited row is fitted on its own, so MLE's model error does not grow with ``S``; the
-network model shares limited capacity across cells, so it does (see the README).
+network model shares limited capacity across cells, so it does (see docs/slbo-and-gridworld.md).
 """
 
 from __future__ import annotations
