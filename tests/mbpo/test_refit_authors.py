@@ -11,7 +11,8 @@ from tests.mbpo.conftest import same, snapshot
 from vaml_ext.mbpo import plugin
 from vaml_ext.mbpo.agents import adapter_for
 from vaml_ext.mbpo.refit import StaleValueRefit
-from vaml_ext.mbpo.refit_authors import AuthorsValueRefit, clear_buffer, refit_start_count
+from vaml_ext.mbpo.buffers import clear_buffer
+from vaml_ext.mbpo.refit_authors import AuthorsValueRefit, refit_start_count
 
 KINDS = ["pranz24", "yarats"]
 

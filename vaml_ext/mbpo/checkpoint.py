@@ -41,7 +41,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mbrl.util.plugins import Callback
@@ -49,6 +48,7 @@ from vaml_ext.runlog.ckpt import CheckpointStore
 from vaml_ext.runlog.lock import RunLock
 from vaml_ext.runlog.progress import RunProgress
 from vaml_ext.runlog.rng import capture_rng, restore_rng
+from vaml_ext.mbpo.buffers import buffer_state, gen_state, load_buffer_state, new_buffer, set_gen_state
 from vaml_ext.runlog.rundir import EvalLog, plain_config, read_eval
 
 RESTART_HINT = "re-run with overrides.resume=false"
@@ -105,107 +105,12 @@ def _load_obj_state(obj, state: dict) -> None:
             setattr(obj, k, v)
 
 
-def _gen_state(gen: np.random.Generator):
-    return gen.bit_generator.state
-
-
-def _set_gen_state(gen: np.random.Generator, state) -> None:
-    gen.bit_generator.state = state  # in place: the loop and the buffer share the object
-
-
-#: per-transition arrays of mbrl's ``ReplayBuffer`` (0.2.0: ``terminated``/``truncated``;
-#: 0.2.0.dev3: ``done``) and of Yarats' ``pytorch_sac.ReplayBuffer`` (0.2.0.dev3's
-#: model-rollout buffer, ``mbrl/third_party/pytorch_sac/replay_buffer.py``)
-_MBRL_ARRAYS = ("obs", "next_obs", "action", "reward", "terminated", "truncated", "done")
-_YARATS_ARRAYS = ("obses", "next_obses", "actions", "rewards", "not_dones", "not_dones_no_max")
-
-
-def _buffer_rng(buf) -> np.random.Generator:
-    return buf.rng if hasattr(buf, "rng") else buf._rng  # 0.2.0 | 0.2.0.dev3
-
-
-def _buffer_state(buf) -> dict:
-    if hasattr(buf, "obses"):  # Yarats' pytorch_sac buffer (samples with numpy's global RNG)
-        n = len(buf)
-        return {
-            "kind": "pytorch_sac",
-            "capacity": buf.capacity,
-            "obs_shape": buf.obses.shape[1:],
-            "act_shape": buf.actions.shape[1:],
-            "device": str(buf.device),
-            "idx": buf.idx,
-            "full": buf.full,
-            "last_save": buf.last_save,
-            "arrays": {k: getattr(buf, k)[:n].copy() for k in _YARATS_ARRAYS},
-        }
-    n = buf.num_stored
-    return {
-        "capacity": buf.capacity,
-        "cur_idx": buf.cur_idx,
-        "num_stored": n,
-        "obs_shape": buf.obs.shape[1:],
-        "act_shape": buf.action.shape[1:],
-        "dtypes": (buf.obs.dtype, buf.action.dtype, buf.reward.dtype),
-        "arrays": {k: getattr(buf, k)[:n].copy() for k in _MBRL_ARRAYS if hasattr(buf, k)},
-        "trajectory_indices": buf.trajectory_indices,
-        "start_last_trajectory": buf._start_last_trajectory,
-        "rng": _gen_state(_buffer_rng(buf)),
-    }
-
-
-def _load_buffer_state(buf, st: dict) -> None:
-    obs = buf.obses if st.get("kind") == "pytorch_sac" else buf.obs
-    if buf.capacity != st["capacity"] or obs.shape[1:] != tuple(st["obs_shape"]):
-        raise RuntimeError(
-            f"checkpointed replay buffer (capacity {st['capacity']}, obs {st['obs_shape']}) "
-            f"does not fit this run's buffer (capacity {buf.capacity}, obs {obs.shape[1:]})"
-        )
-    if st.get("kind") == "pytorch_sac":
-        n = len(st["arrays"]["obses"])
-        for k, v in st["arrays"].items():
-            getattr(buf, k)[:n] = v
-        buf.idx, buf.full, buf.last_save = st["idx"], st["full"], st["last_save"]
-        return
-    n = st["num_stored"]
-    for k, v in st["arrays"].items():
-        getattr(buf, k)[:n] = v
-    buf.num_stored, buf.cur_idx = n, st["cur_idx"]
-    buf.trajectory_indices = st["trajectory_indices"]
-    buf._start_last_trajectory = st["start_last_trajectory"]
-    _set_gen_state(_buffer_rng(buf), st["rng"])
-
-
-def _new_buffer(st: dict):
-    if st.get("kind") == "pytorch_sac":
-        from mbrl.third_party.pytorch_sac import ReplayBuffer
-
-        sac_buf = ReplayBuffer(
-            tuple(st["obs_shape"]), tuple(st["act_shape"]), st["capacity"], torch.device(st["device"])
-        )
-        _load_buffer_state(sac_buf, st)
-        return sac_buf
-    import mbrl.util
-
-    obs_t, act_t, rew_t = st["dtypes"]
-    buf = mbrl.util.ReplayBuffer(
-        st["capacity"],
-        tuple(st["obs_shape"]),
-        tuple(st["act_shape"]),
-        obs_type=obs_t,
-        action_type=act_t,
-        reward_type=rew_t,
-        rng=np.random.default_rng(),
-    )
-    _load_buffer_state(buf, st)
-    return buf
-
-
 def _env_state(env) -> dict:
     u = env.unwrapped
     return {
-        "np_random": _gen_state(u.np_random),
-        "action_space": _gen_state(env.action_space.np_random),
-        "observation_space": _gen_state(env.observation_space.np_random),
+        "np_random": gen_state(u.np_random),
+        "action_space": gen_state(env.action_space.np_random),
+        "observation_space": gen_state(env.observation_space.np_random),
         # the paper base's gym-0.17 shim (mbrl/util/gym_compat.py, patches/mbrl-lib-dev3/0001)
         # holds `env.seed(s)` until the next reset; a fresh env has one pending, a checkpointed
         # run had used it long before, so it is restored too (None)
@@ -214,9 +119,9 @@ def _env_state(env) -> dict:
 
 
 def _load_env_state(env, st: dict) -> None:
-    _set_gen_state(env.unwrapped.np_random, st["np_random"])
-    _set_gen_state(env.action_space.np_random, st["action_space"])
-    _set_gen_state(env.observation_space.np_random, st["observation_space"])
+    set_gen_state(env.unwrapped.np_random, st["np_random"])
+    set_gen_state(env.action_space.np_random, st["action_space"])
+    set_gen_state(env.observation_space.np_random, st["observation_space"])
     if hasattr(env, "_pending_seed"):
         env._pending_seed = st.get("pending_seed")
 
@@ -331,8 +236,8 @@ class RunRecorder(Callback):
             "normalizer": None if norm is None else (norm.mean.clone(), norm.std.clone()),
             "model_optimizer": ctx.model_trainer.optimizer.state_dict(),
             "model_trainer_iteration": ctx.model_trainer.train_iteration,
-            "replay_buffer": _buffer_state(ctx.replay_buffer),
-            "sac_buffer": None if ctx.sac_buffer is None else _buffer_state(ctx.sac_buffer),
+            "replay_buffer": buffer_state(ctx.replay_buffer),
+            "sac_buffer": None if ctx.sac_buffer is None else buffer_state(ctx.sac_buffer),
             "torch_generator": ctx.torch_generator.get_state(),
             "rng": capture_rng(),
             "env": _env_state(ctx.env),
@@ -368,8 +273,8 @@ class RunRecorder(Callback):
             dyn.input_normalizer.mean, dyn.input_normalizer.std = (t.clone() for t in st["normalizer"])
         ctx.model_trainer.optimizer.load_state_dict(st["model_optimizer"])
         ctx.model_trainer.train_iteration = st["model_trainer_iteration"]
-        _load_buffer_state(ctx.replay_buffer, st["replay_buffer"])
-        ctx.sac_buffer = None if st["sac_buffer"] is None else _new_buffer(st["sac_buffer"])
+        load_buffer_state(ctx.replay_buffer, st["replay_buffer"])
+        ctx.sac_buffer = None if st["sac_buffer"] is None else new_buffer(st["sac_buffer"])
         ctx.torch_generator.set_state(st["torch_generator"])
         restore_rng(st["rng"])
         _load_env_state(ctx.env, st["env"])

@@ -21,49 +21,89 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import mbrl.models
 import mbrl.util
 from mbrl.util.plugins import Callback
-from vaml_ext.mbpo.agents import Pranz24SAC, adapter_for
+from vaml_ext.mbpo.agents import AgentAdapter, adapter_for
+from vaml_ext.mbpo.buffers import sample_buffer
 
 
-class StaleValueRefit(Callback):
-    def __init__(self, interval: int, num_updates: int, num_starts: int, batch_size: int, seed: int = 0):
+class ValueRefit(Callback):
+    """What both refit modes share (paper Algorithm 2's schedule): every ``interval`` train
+    minibatches of model learning, :meth:`collect` model rollouts of the current policy, then
+    :meth:`critic_updates_on` them -- critic-only updates, each one
+    :meth:`AgentAdapter.critic_update <vaml_ext.mbpo.agents.AgentAdapter.critic_update>`, the
+    one critic-update path for every agent and mode. Subclasses say where the rollouts go and
+    when the target network moves; ``_STATE`` is what a checkpoint carries."""
+
+    _STATE: Tuple[str, ...] = ("model_steps", "refits", "seconds", "critic_updates", "last_buffer_size")
+
+    def __init__(self, interval: int, num_updates: int, num_starts: int, batch_size: Optional[int]):
         self.interval = int(interval)
         self.num_updates = int(num_updates)
         self.num_starts = int(num_starts)
-        self.batch_size = int(batch_size)
-        self.rng = np.random.default_rng(int(seed) + 104729)
-        self.generator = None
-        self.model_env: mbrl.models.ModelEnv | None = None
+        self.batch_size = batch_size
         self.model_steps = 0
         self.refits = 0
         self.seconds = 0.0
-        self.critic_updates = 0
+        self.critic_updates = 0  # total, for diagnostics
         self.last_buffer_size = 0
 
     # -- checkpoint (vaml_ext.mbpo.checkpoint) -----------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        return {k: getattr(self, k) for k in self._STATE}
+
+    def load_state_dict(self, st) -> None:
+        for k in self._STATE:
+            setattr(self, k, st[k])
+
+    # -- plugin hooks -------------------------------------------------------------
+    def on_model_batch(self, ctx, epoch, loss, meta, mode):
+        if mode != "train" or self.interval <= 0:
+            return
+        self.model_steps += 1
+        if self.model_steps % self.interval == 0:
+            self.refit(ctx)
+
+    # -- the refit ----------------------------------------------------------------
+    def collect(self, ctx):  # pragma: no cover - abstract
+        """Model rollouts of the current policy into a buffer; returns the buffer."""
+        raise NotImplementedError
+
+    def critic_updates_on(self, ag: AgentAdapter, buf) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def refit(self, ctx) -> None:
+        t0 = time.perf_counter()
+        buf = self.collect(ctx)
+        self.last_buffer_size = len(buf)
+        if self.last_buffer_size > 0 and self.num_updates > 0:
+            self.critic_updates_on(adapter_for(ctx.agent), buf)
+        self.refits += 1
+        self.seconds += time.perf_counter() - t0
+
+
+class StaleValueRefit(ValueRefit):
+    """Paper Algorithm 2 with a separate ``D''`` (the module docstring)."""
+
+    def __init__(self, interval: int, num_updates: int, num_starts: int, batch_size: int, seed: int = 0):
+        super().__init__(interval, num_updates, num_starts, int(batch_size))
+        self.rng = np.random.default_rng(int(seed) + 104729)
+        self.generator: Optional[torch.Generator] = None
+        self.model_env: mbrl.models.ModelEnv | None = None
+
     def state_dict(self):
-        return {
-            "rng": self.rng.bit_generator.state,
-            "generator": self.generator.get_state(),
-            "model_steps": self.model_steps,
-            "refits": self.refits,
-            "seconds": self.seconds,
-            "critic_updates": self.critic_updates,
-            "last_buffer_size": self.last_buffer_size,
-        }
+        return {"rng": self.rng.bit_generator.state, "generator": self.generator.get_state(), **super().state_dict()}
 
     def load_state_dict(self, st):
         self.rng.bit_generator.state = st["rng"]
         self.generator.set_state(st["generator"])  # on_train_begin has built it
-        for k in ("model_steps", "refits", "seconds", "critic_updates", "last_buffer_size"):
-            setattr(self, k, st[k])
+        super().load_state_dict(st)
 
     # -- plugin hooks -------------------------------------------------------------
     def on_train_begin(self, ctx):
@@ -72,13 +112,6 @@ class StaleValueRefit(Callback):
         self.model_env = mbrl.models.ModelEnv(
             ctx.env, ctx.dynamics_model, ctx.model_env.termination_fn, None, generator=self.generator
         )
-
-    def on_model_batch(self, ctx, epoch, loss, meta, mode):
-        if mode != "train" or self.interval <= 0:
-            return
-        self.model_steps += 1
-        if self.model_steps % self.interval == 0:
-            self.refit(ctx)
 
     # -- Algorithm 2 --------------------------------------------------------------
     def collect(self, ctx) -> mbrl.util.ReplayBuffer:
@@ -121,46 +154,15 @@ class StaleValueRefit(Callback):
                 break
         return scratch
 
-    def critic_updates_on(self, sac, scratch) -> float:
-        """``num_value_updates`` SAC critic steps on D''; policy and α untouched."""
-        from mbrl.third_party.pytorch_sac_pranz24.utils import soft_update  # absent from mbrl 0.2.0.dev3
-
-        loss_val = 0.0
-        device = sac.device
+    def critic_updates_on(self, ag: AgentAdapter, scratch) -> float:
+        """``num_value_updates`` critic steps on D'' (policy and α untouched); SAC's soft target
+        update after every ``target_update_interval``-th of them, counted over the run."""
+        loss = 0.0
+        n = min(len(scratch) if self.batch_size is None else self.batch_size, len(scratch))
         for _ in range(self.num_updates):
-            s, a, s2, r, term, _ = scratch.sample(min(self.batch_size, len(scratch))).astuple()
-            s = torch.as_tensor(s, dtype=torch.float32, device=device)
-            a = torch.as_tensor(a, dtype=torch.float32, device=device)
-            s2 = torch.as_tensor(s2, dtype=torch.float32, device=device)
-            r = torch.as_tensor(r, dtype=torch.float32, device=device).unsqueeze(1)
-            not_done = 1.0 - torch.as_tensor(term, dtype=torch.float32, device=device).unsqueeze(1)
-            with torch.no_grad():
-                a2, logp2, _ = sac.policy.sample(s2)
-                q1t, q2t = sac.critic_target(s2, a2)
-                alpha = sac.alpha.detach() if isinstance(sac.alpha, torch.Tensor) else sac.alpha
-                target = r + not_done * sac.gamma * (torch.min(q1t, q2t) - alpha * logp2)
-            q1, q2 = sac.critic(s, a)
-            loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
-            sac.critic_optim.zero_grad()
-            loss.backward()
-            sac.critic_optim.step()
+            s, a, r, s2, not_done = sample_buffer(scratch, n, ag.device)
+            loss = ag.critic_update(s, a, r, s2, not_done)
             self.critic_updates += 1
-            if self.critic_updates % sac.target_update_interval == 0:
-                soft_update(sac.critic_target, sac.critic, sac.tau)
-            loss_val = loss.item()
-        return loss_val
-
-    def refit(self, ctx) -> None:
-        t0 = time.perf_counter()
-        scratch = self.collect(ctx)
-        self.last_buffer_size = len(scratch)
-        if len(scratch) > 0 and self.num_updates > 0:
-            ag = adapter_for(ctx.agent)
-            if isinstance(ag, Pranz24SAC):
-                self.critic_updates_on(ag.sac, scratch)
-            else:  # e.g. mbrl 0.2.0.dev3's Yarats SACAgent: same schedule, its own update rule
-                from vaml_ext.mbpo.refit_authors import adapted_critic_updates
-
-                adapted_critic_updates(self, ag, scratch)
-        self.refits += 1
-        self.seconds += time.perf_counter() - t0
+            if self.critic_updates % ag.target_update_every == 0:
+                ag.soft_update_target()
+        return loss

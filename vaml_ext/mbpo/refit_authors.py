@@ -30,48 +30,15 @@ loop, ``mbrl/algorithms/mbpo.py`` l.254).
 
 from __future__ import annotations
 
-import time
-from typing import Optional, Tuple
+from typing import Optional
 
-import torch
 
-from mbrl.util.plugins import Callback
-from vaml_ext.mbpo.agents import AgentAdapter, adapter_for
+from vaml_ext.mbpo.agents import AgentAdapter
+from vaml_ext.mbpo.buffers import clear_buffer, sample_buffer
+from vaml_ext.mbpo.refit import ValueRefit
 
 AUTHORS_REFIT_STARTS = 50000  # va_mbpo mbrl/algorithms/mbpo.py l.244 (v_update_batch_size)
 AUTHORS_CRITIC_GRAD_CLIP = 2.0  # va_mbpo pytorch_sac/agent/sac.py l.137
-
-
-# -- the two SAC-buffer types of the two bases ----------------------------------------
-def clear_buffer(buf) -> None:
-    """Empty the agent's SAC buffer in place (the authors' ``clear_all_contents``,
-    va_mbpo pytorch_sac/replay_buffer.py l.47-60: the index and fill state reset)."""
-    if hasattr(buf, "not_dones_no_max"):  # pytorch_sac.ReplayBuffer (mbrl 0.2.0.dev3)
-        buf.idx, buf.full = 0, False
-        if hasattr(buf, "last_save"):
-            buf.last_save = 0
-    elif hasattr(buf, "num_stored") and hasattr(buf, "cur_idx"):  # mbrl.util.ReplayBuffer
-        buf.cur_idx, buf.num_stored = 0, 0
-        if hasattr(buf, "_start_last_trajectory"):
-            buf._start_last_trajectory = 0
-        if getattr(buf, "trajectory_indices", None) is not None:
-            buf.trajectory_indices = []
-    else:
-        raise TypeError(f"value_refit_mode=authors cannot clear a SAC buffer of type {type(buf).__name__}")
-
-
-def sample_buffer(buf, n: int, device) -> Tuple[torch.Tensor, ...]:
-    """``(s, a, r [n,1], s', not_done [n,1])`` from either buffer type; ``not_done`` is
-    ``1 − terminated`` (time-limit truncations bootstrap, as ``not_done_no_max``)."""
-    if hasattr(buf, "not_dones_no_max"):
-        s, a, r, s2, _not_done, not_done_no_max = buf.sample(n)
-        return s.to(device), a.to(device), r.to(device), s2.to(device), not_done_no_max.to(device)
-    s, a, s2, r, term, _ = buf.sample(n).astuple()
-
-    def t(x):
-        return torch.as_tensor(x, dtype=torch.float32, device=device)
-
-    return t(s), t(a), t(r).reshape(-1, 1), t(s2), 1.0 - t(term).reshape(-1, 1)
 
 
 def _members_used(dynamics_model) -> int:
@@ -87,9 +54,11 @@ def refit_start_count(num_starts: int, dynamics_model) -> int:
     return num_starts + m - (num_starts % m)
 
 
-class AuthorsValueRefit(Callback):
+class AuthorsValueRefit(ValueRefit):
     """``value_refit_mode=authors``: wipe-and-refill the agent's SAC buffer, clipped
     critic-only updates, counters restarted per model-training call."""
+
+    _STATE = ("critic_steps", *ValueRefit._STATE)
 
     def __init__(
         self,
@@ -99,44 +68,19 @@ class AuthorsValueRefit(Callback):
         batch_size: Optional[int] = None,
         critic_grad_clip: Optional[float] = AUTHORS_CRITIC_GRAD_CLIP,
     ):
-        self.interval = int(interval)
-        self.num_updates = int(num_updates)
-        self.num_starts = int(num_starts)
-        self.batch_size = batch_size
+        super().__init__(interval, num_updates, num_starts, batch_size)
         self.critic_grad_clip = critic_grad_clip
-        self.model_steps = 0  # restarted at each model-training call (l.151)
-        self.critic_steps = 0  # restarted at each model-training call (l.152)
-        self.refits = 0
-        self.seconds = 0.0
-        self.critic_updates = 0  # total, for diagnostics
-        self.last_buffer_size = 0
+        self.critic_steps = 0  # restarted at each model-training call (l.152); model_steps too (l.151)
         self.capped = False  # start states capped at the SAC buffer's capacity (tiny budgets)
-
-    # -- checkpoint (vaml_ext.mbpo.checkpoint) -----------------------------------------
-    _STATE = ("model_steps", "critic_steps", "refits", "seconds", "critic_updates", "last_buffer_size")
-
-    def state_dict(self):
-        return {k: getattr(self, k) for k in self._STATE}
-
-    def load_state_dict(self, st):
-        for k in self._STATE:
-            setattr(self, k, st[k])
 
     # -- plugin hooks -------------------------------------------------------------
     def on_model_train_begin(self, ctx):
         self.model_steps = 0
         self.critic_steps = 0
 
-    def on_model_batch(self, ctx, epoch, loss, meta, mode):
-        if mode != "train" or self.interval <= 0:
-            return
-        self.model_steps += 1
-        if self.model_steps % self.interval == 0:
-            self.refit(ctx)
-
     # -- the refit ----------------------------------------------------------------
-    def collect(self, ctx) -> None:
-        """Wipe the agent's SAC buffer and refill it with model rollouts (l.184-197)."""
+    def collect(self, ctx):
+        """Wipe the agent's SAC buffer and refill it with model rollouts (l.184-197); returns it."""
         from mbrl.algorithms.mbpo import rollout_model_and_populate_sac_buffer
 
         buf = ctx.sac_buffer
@@ -166,7 +110,7 @@ class AuthorsValueRefit(Callback):
             max(1, int(ctx.rollout_length or 1)),
             n,
         )
-        self.last_buffer_size = len(buf)
+        return buf
 
     def critic_updates_on(self, ag: AgentAdapter, buf) -> float:
         n = int(self.batch_size or getattr(ag.sac, "batch_size", None) or 256)
@@ -179,24 +123,3 @@ class AuthorsValueRefit(Callback):
             self.critic_steps += 1
             self.critic_updates += 1
         return loss
-
-    def refit(self, ctx) -> None:
-        t0 = time.perf_counter()
-        self.collect(ctx)
-        if self.last_buffer_size > 0 and self.num_updates > 0:
-            self.critic_updates_on(adapter_for(ctx.agent), ctx.sac_buffer)
-        self.refits += 1
-        self.seconds += time.perf_counter() - t0
-
-
-def adapted_critic_updates(refit, ag: AgentAdapter, scratch) -> float:
-    """The default refit's critic steps (:meth:`vaml_ext.mbpo.refit.StaleValueRefit.critic_updates_on`)
-    for agents other than pranz24's ``SAC``: same schedule, the agent's own update rule."""
-    loss = 0.0
-    for _ in range(refit.num_updates):
-        s, a, r, s2, not_done = sample_buffer(scratch, min(refit.batch_size, len(scratch)), ag.device)
-        loss = ag.critic_update(s, a, r, s2, not_done)
-        refit.critic_updates += 1
-        if refit.critic_updates % ag.target_update_every == 0:
-            ag.soft_update_target()
-    return loss
