@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from vaml_ext.mbpo.runner import REGRESSIONS
+from vaml_ext.runlog.rundir import REPO
 
 DEFAULT_ENV = "mbpo_cartpole"
 DEFAULT_LOSSES = ("mle", "ma_l1")
@@ -48,7 +49,6 @@ ENV_OVERRIDES = {
     ),
 }
 OTHER_OVERRIDES = ("algorithm.initial_exploration_steps=500", "++overrides.num_epochs_train_model=25")
-REPO = Path(__file__).resolve().parents[1]
 BASELINES = REPO / "tests" / "baselines"
 #: files a run's progress is read from (cleared before the run so a previous demo's rows never show)
 PROGRESS_FILES = ("returns.csv", "va_model.csv", "results.csv", "done.json")

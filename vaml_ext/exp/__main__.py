@@ -34,20 +34,19 @@ import sys
 import time
 from pathlib import Path
 
+from vaml_ext import figures
 from vaml_ext.runlog.lock import describe, holder_if_locked
 from vaml_ext.runlog.rundir import DONE_FILE, REPO
 from vaml_ext.exp.bases import BASES, BaseError, base_for, interpreter, preset_base
-from vaml_ext.exp.run import CONF_DIR, FAILED_FILE, PRESETS, RunConfigError, seeds_for, selection_for
+from vaml_ext.exp.run import FAILED_FILE, PRESETS, RunConfigError, seeds_for, selection_for
 
 
 def load_figure(name: str) -> dict:
-    import yaml
-
-    path = CONF_DIR / "figure" / f"{name}.yaml"
-    if not path.is_file():
-        valid = sorted(p.stem for p in (CONF_DIR / "figure").glob("*.yaml"))
-        raise SystemExit(f"unknown figure {name!r}; valid: {', '.join(valid)}")
-    return yaml.safe_load(path.read_text())
+    """:func:`vaml_ext.figures.load_figure`, an unknown name ending the command with the valid ones."""
+    try:
+        return figures.load_figure(name)
+    except KeyError:
+        raise SystemExit(f"unknown figure {name!r}; valid: {', '.join(figures.figure_names())}") from None
 
 
 def _subset(kind, chosen, valid):

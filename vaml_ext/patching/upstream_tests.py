@@ -164,8 +164,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="the upstream under patches/ (mbrl-lib, mbrl-lib-dev3)")
     p.add_argument("--python", default=sys.executable, help="the interpreter with that tree installed")
-    p.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[2])
+    p.add_argument("--repo", type=Path, default=None, help="the repository root (default: found from here)")
     args, extra = p.parse_known_args(argv)
+    if args.repo is None:
+        from vaml_ext.patching.cli import find_repo_root
+
+        args.repo = find_repo_root(Path(__file__).parent)
     python = Path(args.python)
     if os.sep in args.python:  # a path, relative to where we were called: the suite runs elsewhere
         python = python.absolute()  # not resolve(): a venv's python is a symlink to the base interpreter

@@ -30,8 +30,8 @@ import sys
 from pathlib import Path
 
 from vaml_ext.runlog.lock import RunInUse, RunLock
+from vaml_ext.runlog.rundir import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 VARIANTS = ("slbo", "mle", "ma_l1", "ma_vaml", "ma_l1_naive", "mle_va_slbo")
 
 
