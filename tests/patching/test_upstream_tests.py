@@ -89,3 +89,15 @@ def test_what_the_tests_wrote_into_the_tree_is_undone_and_nothing_else(tmp_path)
     _restore(tmp_path, before)
     assert (tmp_path / "MUJOCO_LOG.TXT").read_text() == "shipped\n" and not (tmp_path / "out").exists()
     assert (tmp_path / "mine.py").read_text() == "a = 2  # work in progress\n"
+
+
+def test_an_entry_for_a_missing_program_applies_only_where_it_is_missing(tmp_path, monkeypatch):
+    import shutil
+
+    (tmp_path / "upstream-tests.toml").write_text(
+        '[[known]]\ntest = "tests/a.py::t"\nmatch = "ffmpeg"\nunless_program = "ffmpeg"\nreason = "needs the ffmpeg binary"\n'
+    )
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert len(load_list(tmp_path)["known"]) == 1
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert load_list(tmp_path)["known"] == []  # installed: the test must pass

@@ -12,7 +12,8 @@ its reason:
 * ``[[ignore]]`` -- a test module that cannot be collected on this stack (``path``,
   ``reason``), e.g. one importing gym 0.17;
 * ``[[known]]`` -- a test that fails (``test``: its pytest id, ``match``: a regex its failure
-  message must match, ``reason``).
+  message must match, ``reason``; ``unless_program``: only where that system program is
+  missing).
 
 Exit status 0 only when every other test passes, every known test fails *for its stated
 reason*, and every ignored module exists: a known failure that now passes or fails
@@ -56,6 +57,11 @@ class Report:
 
 
 def load_list(patch_dir: Path) -> dict:
+    """The list, less the entries that do not apply on this machine: an entry with
+    ``unless_program = "<name>"`` (a failure that a missing system program causes) applies
+    only where that program is not on ``PATH``; where it is, the test must pass."""
+    import shutil
+
     path = patch_dir / LIST_FILE
     if not path.is_file():
         return {"ignore": [], "known": []}
@@ -63,7 +69,15 @@ def load_list(patch_dir: Path) -> dict:
     for entry in data.get("ignore", []) + data.get("known", []):
         if not entry.get("reason"):
             raise SystemExit(f"{path}: every entry needs a reason: {entry}")
-    return {"ignore": data.get("ignore", []), "known": data.get("known", [])}
+
+    def applies(entry):
+        program = entry.get("unless_program")
+        return program is None or shutil.which(program) is None
+
+    return {
+        "ignore": [e for e in data.get("ignore", []) if applies(e)],
+        "known": [e for e in data.get("known", []) if applies(e)],
+    }
 
 
 def parse_junit(xml_path: Path) -> List[Outcome]:
