@@ -179,6 +179,8 @@ def test_plain_config_resolves_what_resolves_and_keeps_the_rest():
             "seed": 3,
             "overrides": {"num_steps": 10, "lr": "${seed}"},
             "action_optimizer": {"population_size": "${overrides.cem_population_size}", "device": "cpu"},
+            "schedule": [1, "${seed}"],
+            "lr": "${overrides.missing_lr}",
         }
     )
     with pytest.raises(Exception):
@@ -186,3 +188,5 @@ def test_plain_config_resolves_what_resolves_and_keeps_the_rest():
     out = plain_config(cfg)
     assert out["overrides"] == {"num_steps": 10, "lr": 3} and out["seed"] == 3
     assert out["action_optimizer"]["population_size"] == "${overrides.cem_population_size}"
+    assert out["schedule"] == [1, 3] and type(out["schedule"]) is list  # lists become plain lists too
+    assert out["lr"] == "${overrides.missing_lr}"  # a single unresolvable value, kept as written

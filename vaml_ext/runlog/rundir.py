@@ -72,16 +72,17 @@ def plain_config(cfg) -> dict:
     it resolves and kept as written where it does not: upstream's ``action_optimizer`` group
     interpolates ``overrides.cem_*``, which MBPO's overrides files do not define and which
     upstream never resolves for an MBPO run."""
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import Container, OmegaConf
     from omegaconf.errors import InterpolationResolutionError
 
     out = {}
     for key in cfg:
         node = cfg._get_node(key)
+        container = isinstance(node, Container)  # a group or a list; else a single value
         try:
-            out[key] = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else cfg[key]
+            out[key] = OmegaConf.to_container(node, resolve=True) if container else cfg[key]
         except InterpolationResolutionError:
-            out[key] = OmegaConf.to_container(node, resolve=False)
+            out[key] = OmegaConf.to_container(node, resolve=False) if container else node._value()
     return out
 
 
