@@ -20,12 +20,16 @@ def default_inputs(cls, requires_grad=True, zero=False, seed=0):
     for key in cls.in_keys:
         if key == "advantage":
             shape = (6, 9) if cls.needs_trajectories else (32,)
+        elif key == "error":  # a prediction error [B, d]
+            shape = (32, 5)
+        elif key == "value_grad":  # per-head value gradients [H, B, d]: weights, not differentiated
+            shape = (4, 32, 5)
         else:
             shape = (32,)
         x = torch.zeros(shape) if zero else torch.randn(shape, generator=g)
         if key == "nll" or key.endswith("sq_err"):  # non-negative inputs (errors, NLLs)
             x = x.abs() if not zero else x
-        out[key] = x.double().requires_grad_(requires_grad)
+        out[key] = x.double().requires_grad_(requires_grad and key != "value_grad")
     return out
 
 
@@ -81,6 +85,11 @@ class LossContract:
         with pytest.raises(KeyError, match=self.cls.in_keys[0]):
             self.cls()()
 
-    def test_value_aware_default_coeff_is_paper(self):
-        if self.cls.value_aware:
+    def test_default_coeff(self):
+        assert self.cls().coeff == self.cls.default_coeff
+        if self.cls.takes_refit:  # the model-advantage paper's losses: its va_loss_coeff
             assert self.cls().coeff == pytest.approx(0.01)
+
+    def test_refit_property_is_a_bool(self):
+        assert isinstance(self.cls.takes_refit, bool)
+        assert not self.cls.takes_refit or self.cls.value_aware  # a refit only serves a value-aware loss

@@ -28,6 +28,9 @@ class ModelLoss(nn.Module):
       is the paper's ``va_loss_coeff``, default 0.01).
     * ``needs_trajectories`` -- ``True`` for the direct forms (Eq. 8) that sum over
       whole trajectories; their ``advantage`` input is ``[num_traj, T]``.
+    * ``takes_refit`` -- ``True`` if the loss is meant to run with Algorithm 2's
+      stale-value refit (the paper's model-advantage losses); ``False`` for MLE and for
+      losses that, like VaGraM, re-read the current critic at every model-training call.
     * ``in_keys`` -- names of the keyword inputs :meth:`forward` requires.
 
     ``reduction`` (constructor argument, one of :data:`REDUCTIONS`) says how the
@@ -40,6 +43,7 @@ class ModelLoss(nn.Module):
     name: ClassVar[str] = "<unregistered>"
     value_aware: ClassVar[bool] = False
     needs_trajectories: ClassVar[bool] = False
+    takes_refit: ClassVar[bool] = False
     in_keys: ClassVar[Tuple[str, ...]] = ()
     default_coeff: ClassVar[float] = 1.0
     REDUCTIONS: ClassVar[Tuple[str, ...]] = ("mean", "sum")

@@ -45,6 +45,7 @@ class MAL1Loss(ModelLoss):
     """
 
     value_aware = True
+    takes_refit = True  # Algorithm 2
     in_keys = ("advantage",)
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
@@ -60,6 +61,7 @@ class MAVAMLLoss(ModelLoss):
     """
 
     value_aware = True
+    takes_refit = True  # Algorithm 2
     in_keys = ("advantage",)
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
@@ -93,6 +95,7 @@ class MADirectL1Loss(ModelLoss):
     """
 
     value_aware = True
+    takes_refit = True  # Algorithm 2
     needs_trajectories = True
     in_keys = ("advantage",)
     default_coeff = DEFAULT_VA_LOSS_COEFF
@@ -108,6 +111,7 @@ class MADirectL2Loss(ModelLoss):
     """MA Direct L2: the square of the Eq. 8 trajectory sum."""
 
     value_aware = True
+    takes_refit = True  # Algorithm 2
     needs_trajectories = True
     in_keys = ("advantage",)
     default_coeff = DEFAULT_VA_LOSS_COEFF
@@ -116,3 +120,53 @@ class MADirectL2Loss(ModelLoss):
         self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_
     ) -> torch.Tensor:
         return self.reduce(_discounted_traj_sums(advantage, gamma, mask)).pow(2)
+
+
+@register_loss("vagram")
+class VaGraMLoss(ModelLoss):
+    """Value-gradient weighted model loss (Voelcker et al., ICLR 2022, "Value Gradient
+    weighted Model-Based Reinforcement Learning"; code ``pairlab/vagram``,
+    ``mbrl/models/vaml_mlp.py`` ``VAMLMLP._vaml_loss``).
+
+    Inputs: ``error`` ``[..., d]`` = ``ŝ' − s'`` (differentiable in the model) and
+    ``value_grad`` ``[H, ..., d]`` = ``∇_s V_h(s')`` for each of ``H`` value heads, treated
+    as constants (detached here). Per transition:
+
+    * ``bounded=True`` (the authors' default, ``use_scaling``):
+      ``mean_d (1/H) Σ_h (∂_d V_h · e_d)²`` -- the paper's bounded, per-dimension form;
+    * ``bounded=False`` (``use_vaml``): ``(1/H) Σ_h (∇V_h · e)²``, the first-order Taylor
+      VAML term.
+
+    The reward error and any MSE warm-up are the framework's (``vaml_ext.mbpo.vagram``).
+    The coefficient defaults to 1.0: VaGraM's loss has none.
+    """
+
+    value_aware = True
+    takes_refit = False  # the weights are recomputed with the current critic at each training call
+    in_keys = ("error", "value_grad")
+    default_coeff = 1.0
+
+    def __init__(self, coeff: float | None = None, reduction: str = "mean", bounded: bool = True):
+        super().__init__(coeff, reduction)
+        self.bounded = bool(bounded)
+
+    def per_transition(self, error: torch.Tensor, value_grad: torch.Tensor) -> torch.Tensor:
+        """The unreduced, unscaled term per transition (shape ``error.shape[:-1]``)."""
+        g = value_grad.detach()
+        if g.shape[1:] != error.shape:
+            raise ValueError(
+                f"vagram: value_grad must be [H, *error.shape] = [H, {', '.join(map(str, error.shape))}], "
+                f"got {list(g.shape)}"
+            )
+        weighted = g * error.unsqueeze(0)
+        if self.bounded:
+            return weighted.pow(2).mean(0).mean(-1)
+        return weighted.sum(-1).pow(2).mean(0)
+
+    def _loss(
+        self, error: torch.Tensor, value_grad: torch.Tensor, mask: Optional[torch.Tensor] = None, **_
+    ) -> torch.Tensor:
+        return self.reduce(self.per_transition(error, value_grad), mask)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", bounded={self.bounded}"

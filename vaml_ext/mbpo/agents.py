@@ -139,9 +139,18 @@ class AgentAdapter:
         critic update draws it (global torch RNG)."""
         raise NotImplementedError
 
+    def mean_action(self, states: torch.Tensor) -> torch.Tensor:
+        """The policy's deterministic action ``tanh(μ(s))`` (scaled to the action box)."""
+        raise NotImplementedError
+
     # -- critic --------------------------------------------------------------
     def q1(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return critic_q1(self.critic, states, actions).squeeze(-1)
+
+    def q_heads(self, states: torch.Tensor, actions: torch.Tensor, target_heads: bool = True) -> torch.Tensor:
+        """``[H, N]``: Q1 and Q2 of the critic, then (``target_heads``) of the target critic."""
+        nets = (self.critic, self.critic_target) if target_heads else (self.critic,)
+        return torch.stack([q.squeeze(-1) for net in nets for q in net(states, actions)], 0)
 
     def critic_update(self, obs, action, reward, next_obs, not_done, grad_clip: Optional[float] = None) -> float:
         """One soft-Bellman critic step, ``r + γ·not_done·(min Q_targ(s',a') − α log π(a'|s'))``
@@ -228,6 +237,12 @@ class Pranz24SAC(AgentAdapter):
         a2, logp2, _ = self.sac.policy.sample(next_obs)
         return a2, logp2
 
+    def mean_action(self, states):
+        # GaussianPolicy.sample's third output (pytorch_sac_pranz24/model.py)
+        policy = self.sac.policy
+        mean, _ = policy(states)
+        return torch.tanh(mean) * policy.action_scale + policy.action_bias
+
 
 class YaratsSAC(AgentAdapter):
     """Yarats' ``pytorch_sac.agent.sac.SACAgent`` (mbrl 0.2.0.dev3; the authors' fork)."""
@@ -286,6 +301,10 @@ class YaratsSAC(AgentAdapter):
         log_det = 2.0 * (math.log(2.0) - x - F.softplus(-2.0 * x))
         logp = (_normal_logp(eps, log_std) - log_det).sum(-1, keepdim=True)
         return action, logp
+
+    def mean_action(self, states):
+        # SquashedNormal.mean = tanh(μ) (pytorch_sac/agent/actor.py)
+        return torch.tanh(self._mu_log_std(states)[0])
 
     def next_action_for_target(self, next_obs):
         dist = self.sac.actor(next_obs)

@@ -4,10 +4,13 @@ Registers, through the seam added by the ``plugins`` patch of ``patches/mbrl-lib
 
 * ``config_defaults`` -- the ``overrides.*`` keys below (no ``+`` needed on the CLI);
 * ``model_losses`` -- every per-transition value-aware loss of the shared registry
-  (``ma_l1`` = paper Eq. 10, ``ma_vaml`` = squared model advantage);
+  (``ma_l1`` = paper Eq. 10, ``ma_vaml`` = squared model advantage; ``vagram`` = VaGraM,
+  :mod:`vaml_ext.mbpo.vagram`, which also scores validation batches);
+* ``wrap_env`` -- ``overrides.distractor_dims`` extra observation columns
+  (:mod:`vaml_ext.mbpo.distractors`);
 * ``validate_config`` -- rejects bad values before any training, naming the key;
-* ``make_callbacks`` -- the stale-value refit (Algorithm 2) when the loss is value
-  aware (under ``profile=paper``: any loss, as the authors' loop) and
+* ``make_callbacks`` -- the stale-value refit (Algorithm 2) when the loss takes it
+  (``ModelLoss.takes_refit``; under ``profile=paper``: any loss, as the authors' loop) and
   ``value_update_interval > 0`` (``value_refit_mode``: ``separate`` =
   :mod:`vaml_ext.mbpo.refit`, ``authors`` = :mod:`vaml_ext.mbpo.refit_authors`), the
   SAC gradient clip when ``sac_grad_clip`` is set, diagnostics for every loss, and the
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+from mbrl.util.plugins import Callback
 from vaml_ext.losses import available_losses, get_loss_class
 from vaml_ext.mbpo.envs import register as _register_envs
 from vaml_ext.mbpo.profile import UNSET, register_resolver
@@ -38,6 +42,18 @@ config_defaults = {
     "checkpoint_every": 0,
     "resume": True,
     "progress_bar": False,
+    # VaGraM (vaml_ext.mbpo.vagram): corrected | published (the code of the paper's runs);
+    # bounded (per-dimension) or Taylor form; quantile clip of the value gradients (null = off);
+    # average over the target critic's heads too (the authors' use_all_vf)
+    "vagram_mode": "corrected",
+    "vagram_bounded": True,
+    "vagram_clip_quantile": 0.95,
+    "vagram_target_heads": True,
+    # distracting observation dimensions for any env (vaml_ext.mbpo.distractors); 0 = off,
+    # seed null = the run's seed
+    "distractor_dims": 0,
+    "distractor_seed": None,
+    "distractor_pure_noise": False,
     # optional Weights & Biases logging (vaml_ext.runlog.tracking): wandb, wandb_project, wandb_entity, wandb_mode
     **WANDB_DEFAULTS,
 }
@@ -52,17 +68,27 @@ def settings(cfg):
     return effective(cfg.overrides, config_defaults)
 
 
+#: the loss inputs MBPO computes: the model advantage (Eq. 9-10; ValueAwareModelUpdate) and
+#: the prediction error with value gradients (VaGraM; vaml_ext.mbpo.vagram)
+_MBPO_INPUTS = {"advantage", "error", "value_grad"}
+
+
 def _per_transition_value_aware():
     names = []
     for name in available_losses():
         cls = get_loss_class(name)
-        if cls.value_aware and not cls.needs_trajectories:
+        if cls.value_aware and not cls.needs_trajectories and set(cls.in_keys) <= _MBPO_INPUTS:
             names.append(name)
     return names
 
 
 def is_value_aware(name: str) -> bool:
     return name in _per_transition_value_aware()
+
+
+def takes_refit(name: str) -> bool:
+    """Whether ``model_loss=name`` runs with Algorithm 2's stale-value refit."""
+    return name in available_losses() and get_loss_class(name).takes_refit
 
 
 def _factory(name):
@@ -84,7 +110,57 @@ def _factory(name):
     return make
 
 
-model_losses = {name: _factory(name) for name in _per_transition_value_aware()}
+def _vagram_factory(ctx):
+    from vaml_ext.mbpo.profile import is_set
+    from vaml_ext.mbpo.vagram import VaGraMModelUpdate
+
+    o = settings(ctx.cfg)
+    # VaGraM's loss has no coefficient: 1.0 unless va_loss_coeff is set explicitly
+    coeff = o["va_loss_coeff"] if is_set(ctx.cfg.overrides, "va_loss_coeff") else None
+    return VaGraMModelUpdate(
+        ctx,
+        coeff=coeff,
+        bounded=o["vagram_bounded"],
+        mode=o["vagram_mode"],
+        clip_quantile=o["vagram_clip_quantile"],
+        target_heads=o["vagram_target_heads"],
+    )
+
+
+model_losses = {
+    name: (_vagram_factory if name == "vagram" else _factory(name)) for name in _per_transition_value_aware()
+}
+
+
+def wrap_env(cfg, env):
+    from vaml_ext.mbpo.distractors import wrap
+
+    return wrap(cfg, env)
+
+
+def _validate_vagram(cfg, o) -> None:
+    from vaml_ext.mbpo.vagram import MODES
+
+    if o["profile"] == "paper":
+        raise ValueError(
+            "overrides.model_loss=vagram with overrides.profile=paper: the paper profile is the "
+            "model-advantage authors' code; VaGraM's published code is overrides.vagram_mode=published"
+        )
+    if o.get("vagram_mode") not in MODES:
+        raise ValueError(
+            f"overrides.vagram_mode={o.get('vagram_mode')!r} is invalid: expected one of {', '.join(MODES)}"
+        )
+    for key in ("vagram_bounded", "vagram_target_heads"):
+        if not isinstance(o.get(key), bool):
+            raise ValueError(f"overrides.{key}={o.get(key)!r} is invalid: expected true or false")
+    q = o.get("vagram_clip_quantile")
+    if q is not None and (isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q <= 1.0):
+        raise ValueError(f"overrides.vagram_clip_quantile={q!r} is invalid: expected a number in (0, 1] or null")
+    if not cfg.get("dynamics_model", {}).get("deterministic", False):
+        raise ValueError(
+            "overrides.model_loss=vagram trains a deterministic model, as the authors' VAMLMLP "
+            "(pairlab/vagram conf/dynamics_model/vaml_ensemble.yaml); add dynamics_model.deterministic=true"
+        )
 
 
 def _int(o, key, minimum):
@@ -136,18 +212,27 @@ def validate_config(cfg) -> None:
             f"overrides.va_reduction={o.get('va_reduction')!r} is invalid: expected one of " + ", ".join(REDUCTIONS)
         )
     check_wandb_options(o, prefix="overrides.")
+    dims = o.get("distractor_dims")
+    if isinstance(dims, bool) or not isinstance(dims, int) or dims < 0:
+        raise ValueError(f"overrides.distractor_dims={dims!r} is invalid: expected an integer >= 0 (0 = off)")
+    seed = o.get("distractor_seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"overrides.distractor_seed={seed!r} is invalid: expected an integer or null")
+    if name == "vagram":
+        _validate_vagram(cfg, o)
     if is_value_aware(name):
         c = o.get("va_loss_coeff")
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
             raise ValueError(
                 f"overrides.va_loss_coeff={c!r} is invalid with model_loss={name}: expected a finite number > 0"
             )
-        if o.get("value_update_interval", 0) > 0 and o.get("num_value_updates", 0) < 1:
+        if takes_refit(name) and o.get("value_update_interval", 0) > 0 and o.get("num_value_updates", 0) < 1:
             raise ValueError("overrides.num_value_updates must be >= 1 when value_update_interval > 0")
         import mbrl
 
         if (
             getattr(mbrl, "__version__", "") == "0.2.0.dev3"
+            and takes_refit(name)
             and o.get("value_update_interval", 0) > 0
             and o.get("value_refit_mode") == "separate"
         ):
@@ -174,7 +259,7 @@ def make_callbacks(cfg, ctx):
     # refit to ModelTrainer whatever the loss, only value_update_interval=0 turned it off
     # (va_mbpo mbrl/algorithms/mbpo.py l.197 and l.237-249, mbrl/models/model_trainer.py l.179-204)
     every_loss = o["profile"] == "paper"
-    if (every_loss or is_value_aware(cfg.overrides.get("model_loss", "mle"))) and o["value_update_interval"] > 0:
+    if (every_loss or takes_refit(cfg.overrides.get("model_loss", "mle"))) and o["value_update_interval"] > 0:
         if o["value_refit_mode"] == "authors":
             from vaml_ext.mbpo.refit_authors import AuthorsValueRefit
 
@@ -194,4 +279,7 @@ def make_callbacks(cfg, ctx):
     stateful = {"diagnostics": diag, **({"refit": refit} if refit is not None else {})}
     # last: it restores a checkpoint after the others have built their objects
     recorder = RunRecorder(o["checkpoint_every"], resume=o["resume"], progress=o["progress_bar"], stateful=stateful)
-    return [cb for cb in (clip, refit, diag, recorder) if cb is not None]
+    # a model update that tracks the training loop (VaGraM's published mode) is a callback too
+    update = getattr(getattr(ctx, "model_trainer", None), "update_fn", None)
+    update_cb = update if isinstance(update, Callback) else None
+    return [cb for cb in (clip, refit, update_cb, diag, recorder) if cb is not None]
