@@ -124,6 +124,25 @@ def test_paper_profile_mle_refits_and_its_model_loads_back(tmp_path):
     assert "model tensors loaded back" in check.stdout
 
 
+@pytest.mark.slow
+def test_vagram_with_distractors_runs_on_the_paper_base(tmp_path):
+    """VaGraM's published mode with distracting dimensions on mbrl 0.2.0.dev3 (old-API envs):
+    the seam's eval_score and wrap_env work there too, and no refit runs."""
+    proc, rows = _run(
+        tmp_path,
+        "overrides.model_loss=vagram",
+        "dynamics_model.deterministic=true",
+        "overrides.vagram_mode=published",
+        "overrides.distractor_dims=4",
+    )
+    assert len(rows) == 2
+    with open(tmp_path / "va_model.csv") as f:
+        diag = list(csv.DictReader(f))
+    assert len(diag) == 4 and all(float(r["refits"]) == 0 for r in diag)
+    with open(tmp_path / "model_train.csv") as f:
+        assert all(float(r["model_loss"]) >= 0 for r in csv.DictReader(f))
+
+
 def test_pets_action_optimizer_takes_the_envs_settings_on_the_paper_base():
     code = (
         "from vaml_ext.mbpo.runner import compose\n"
