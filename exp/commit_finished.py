@@ -4,6 +4,7 @@ aggregates on any machine (a clean clone skips the finished runs; checkpoints st
     python exp/commit_finished.py exp/slbo/decision_runs            # commit what finished
     python exp/commit_finished.py exp/slbo/decision_runs --dry-run  # list it only
     python exp/commit_finished.py exp/slbo/decision_runs --every 600  # every 10 min until killed
+    python exp/commit_finished.py exp/mbpo/vagram_runs               # MBPO sweeps alike
 
 A run is finished when its directory holds ``done.json`` (written last by
 ``vaml_ext.exp.run``). Its files in ``SMALL_FILES`` that are new or changed are committed,
@@ -20,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 #: what the aggregation and the resume of a finished run need; never checkpoints
-SMALL_FILES = ("run.yaml", "done.json", "returns.csv", "progress.csv", "model_diag.csv", "config.yml")
+SMALL_FILES = ("run.yaml", "done.json", "returns.csv", "progress.csv", "model_diag.csv", "config.yml", "va_model.csv")
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -383,7 +383,7 @@ def test_env_and_figure_names():
     assert canonical_env("Half_Cheetah") == canonical_env("halfcheetah") == "halfcheetah"
     assert canonical_env("Walker2d-v5") == "walker" and canonical_env("grid_16") == "grid16"
     assert norm_figure("Fig_2") == norm_figure(2) == norm_figure("figure2") == "fig2"
-    assert {c.figure for c in CLAIMS} == {"fig1", "fig2", "fig3", "fig4"}
+    assert {c.figure for c in CLAIMS} == {"fig1", "fig2", "fig3", "fig4", "vagram"}
 
 
 def test_arch_compat_is_scoped_not_process_wide(tmp_path):
@@ -476,3 +476,38 @@ def test_committed_slbo_reports_rederived_under_the_protocol():
     assert "**not testable at this budget (nothing learned)**" in rows["4a"]
     assert all("holds**" not in r for r in rows.values())  # 4 seeds decide nothing
     assert "hopper/mle" in out.stdout and "ma_l1" not in out.stdout.split("Learned")[1].split("\n")[0]
+
+
+def _vagram_cells(vagram=100.0, others=100.0, mle=100.0, w=1.0, n=MIN_SEEDS):
+    stats = {}
+    for env in ("cartpole", "cartpoled16", "cartpolesmall", "cartpoled16small"):
+        stats[(env, "mle")] = S(mle, w=w, n=n)
+        stats[(env, "ma_l1")] = S(others, w=w, n=n)
+        stats[(env, "ma_vaml")] = S(others, w=w, n=n)
+        stats[(env, "vagram")] = S(vagram, w=w, n=n)
+    return stats
+
+
+def test_vagram_claims_any_beats_and_the_equivalence_margin():
+    # VaGraM CI-above MLE in every cell: V1-V3 hold; V4 needs every loss within the margin
+    v = verdicts("vagram", StubData(_vagram_cells(vagram=150.0)))
+    assert (v["V1"], v["V2"], v["V3"]) == ("holds", "holds", "holds")
+    assert v["V4"] == "does not hold"  # vagram's ratio 1.5 lies outside 1 ± 0.1
+    # everything equal within the margin: nothing beats MLE, and that is decided
+    v = verdicts("vagram", StubData(_vagram_cells()))
+    assert v["V1"] == "does not hold" and v["V4"] == "holds"
+    assert v["V2"].startswith("inconclusive (CIs overlap)")
+    # a real gap hidden by overlapping CIs (ratio CI reaches 1.3): undecided, never "does not hold"
+    v = verdicts("vagram", StubData(_vagram_cells(vagram=110.0, w=10.0)))
+    assert v["V1"].startswith("inconclusive") and "ratio CI reaches above" in v["V1"]
+    assert v["V4"].startswith("inconclusive")
+    # too few seeds: no decision either way
+    v = verdicts("vagram", StubData(_vagram_cells(vagram=150.0, n=MIN_SEEDS - 1)))
+    assert v["V1"].startswith("inconclusive (too few seeds")
+
+
+def test_vagram_claims_not_testable_when_nothing_learned():
+    stats = _vagram_cells()
+    initials = {k: Stat(iqm=100.0, lo=95.0, hi=105.0, n=MIN_SEEDS) for k in stats}
+    v = verdicts("vagram", StubData(stats, initials=initials))
+    assert v["V1"] == NOT_TESTABLE and v["V2"] == NOT_TESTABLE

@@ -8,7 +8,7 @@ from vaml_ext.mbpo.runner import REGRESSIONS, SMOKE_OVERRIDES
 
 
 def test_claims_read_the_figure_configs():
-    assert figure_names() == ["fig1", "fig2", "fig3", "fig4"]
+    assert figure_names() == ["fig1", "fig2", "fig3", "fig4", "vagram"]
     for name in figure_names():
         fig = load_figure(name)
         assert FIGURE_ENVS[name] == [canonical_env(e) for e in fig["envs"]]
@@ -27,7 +27,7 @@ def test_mbpo_settings_derive_from_fig3():
 
 
 def test_unknown_figure_and_preset_name_the_valid_ones():
-    with pytest.raises(KeyError, match="valid: fig1, fig2, fig3, fig4"):
+    with pytest.raises(KeyError, match="valid: fig1, fig2, fig3, fig4, vagram"):
         load_figure("fig9")
     with pytest.raises(KeyError, match="preset='huge'.*valid: smoke, smoke_mlp, short, paper, paper_mlp"):
         preset_budget(load_figure("fig1"), "huge", "grid5")
