@@ -190,3 +190,19 @@ def test_plain_config_resolves_what_resolves_and_keeps_the_rest():
     assert out["action_optimizer"]["population_size"] == "${overrides.cem_population_size}"
     assert out["schedule"] == [1, 3] and type(out["schedule"]) is list  # lists become plain lists too
     assert out["lr"] == "${overrides.missing_lr}"  # a single unresolvable value, kept as written
+
+
+def test_checkpoint_config_check_names_keys_and_ignores_mutable_ones():
+    from vaml_ext.runlog.ckpt import CheckpointOfAnotherRun, check_checkpoint_config, flat_config
+
+    assert flat_config({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+    check_checkpoint_config("p.pt", {"a": {"b": 1}, "x": 1}, {"a": {"b": 1}, "x": 2}, "", ignore=lambda k: k == "x")
+    with pytest.raises(
+        CheckpointOfAnotherRun, match=r"p\.pt was written by a different run \(a\.b: 1 -> 2\).*go on"
+    ) as e:
+        check_checkpoint_config("p.pt", {"a": {"b": 1}}, {"a": {"b": 2}}, "go on")
+    assert isinstance(e.value, ValueError)
+    many_old, many_new = {f"k{i}": i for i in range(10)}, {f"k{i}": -i - 1 for i in range(10)}
+    with pytest.raises(CheckpointOfAnotherRun, match=r"k7: 7 -> -8, \.\.\.\)") as e:
+        check_checkpoint_config("p.pt", many_old, many_new, "")
+    assert "k8" not in str(e.value)

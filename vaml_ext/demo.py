@@ -23,7 +23,6 @@ like.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import subprocess
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from vaml_ext.mbpo.runner import REGRESSIONS
-from vaml_ext.runlog.rundir import REPO
+from vaml_ext.runlog.rundir import REPO, read_csv_rows
 
 DEFAULT_ENV = "mbpo_cartpole"
 DEFAULT_LOSSES = ("mle", "ma_l1")
@@ -59,11 +58,8 @@ def demo_overrides(env: str):
 
 
 def _read(path: Path):
-    if not path.is_file():
-        return []
     try:
-        with open(path) as f:
-            return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
+        return read_csv_rows(path, numeric=True, drop_empty=True)
     except (ValueError, OSError):  # a row being written right now
         return []
 

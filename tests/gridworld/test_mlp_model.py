@@ -103,7 +103,7 @@ def test_mlp_rows_match_table_and_start_uniform():
     assert enc.min() == -1 and enc.max() == 1 and enc.shape == (spec.n_states, 2)
     with pytest.raises(ValueError, match="encoding"):
         state_encoding(9, "polar")
-    with pytest.raises(ValueError, match="model must be one of"):
+    with pytest.raises(ValueError, match="model='gp' is invalid: expected one of table, mlp"):
         make_model("gp", 1, 9)
     with pytest.raises(ValueError, match="dyna.model"):
         DynaConfig(model="gp")

@@ -256,8 +256,9 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     d = tmp_path / "run"
     run_gridworld(d, env_steps=100, progress=False, **RUN)
     (d / "done.json").unlink()
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(ValueError, match="different run \\(method: '.*' -> 'mle'\\).*restart=True") as e:
         run_gridworld(d, env_steps=100, progress=False, **dict(RUN, method="mle"))
+    assert "delete" not in str(e.value)  # the checkpoint is kept; the remedy is restart=True
 
 
 @pytest.mark.parametrize(

@@ -147,5 +147,7 @@ def test_sum_reduction_is_count_times_mean(name):
 
 
 def test_unknown_reduction_names_the_valid_ones():
-    with pytest.raises(ValueError, match="reduction='max' is not one of mean, sum"):
+    with pytest.raises(
+        ValueError, match="reduction='max' is invalid for model_loss='ma_l1': expected one of mean, sum"
+    ):
         get_loss_class("ma_l1")(reduction="max")

@@ -138,7 +138,9 @@ def test_resume_refuses_a_checkpoint_of_another_config(reference, tmp_path):
     import shutil
 
     shutil.copytree(reference["mle"] / "ckpt", tmp_path / "ckpt")
-    with pytest.raises(RuntimeError, match="overrides.model_loss: 'mle' -> 'ma_l1'"):
+    from vaml_ext.runlog.ckpt import CheckpointOfAnotherRun
+
+    with pytest.raises(CheckpointOfAnotherRun, match="overrides.model_loss: 'mle' -> 'ma_l1'.*overrides.resume=false"):
         run_mbpo(compose(ENV, overrides("ma_l1")), tmp_path)
 
 

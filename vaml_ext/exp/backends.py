@@ -17,7 +17,6 @@ process and writes ``done.json``. Every backend writes ``returns.csv``, ``tb/`` 
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 import threading
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 from vaml_ext.runlog.progress import RunProgress
-from vaml_ext.runlog.rundir import EvalLog, read_eval, read_run_config, write_done
+from vaml_ext.runlog.rundir import EvalLog, read_csv_rows, read_eval, read_run_config, write_done
 
 
 def _progress_enabled() -> bool:
@@ -125,11 +124,7 @@ def run_mbpo_backend(run_dir: Path, run: dict) -> dict:
 def slbo_to_returns(run_dir: Path) -> int:
     """Rewrite ``returns.csv`` from SLBO's ``progress.csv`` (which a resumed SLBO run
     already truncates to its checkpoint); returns the number of rows."""
-    src = Path(run_dir) / "progress.csv"
-    rows = []
-    if src.is_file():
-        with open(src) as f:
-            rows = list(csv.DictReader(f))
+    rows = read_csv_rows(Path(run_dir) / "progress.csv")
     log = EvalLog(run_dir, extra_fields=("stage", "virt_return", "real_return_std"), keep_until=-1)
     for r in rows:
         log.write(
@@ -161,10 +156,8 @@ def _slbo_watch(run_dir: Path, run: dict, stop: threading.Event) -> None:
             flags = yaml.safe_load(cfg_file.read_text()) or {}
             total = int(flags["slbo"]["n_stages"]) * int(flags["rollout"]["n_train_samples"])
             prog = RunProgress(total, desc=_tag(run))
-        p = run_dir / "progress.csv"
-        if p.is_file():
-            with open(p) as f:
-                rows = list(csv.DictReader(f))
+        rows = read_csv_rows(run_dir / "progress.csv")
+        if rows:
             for r in rows[seen:]:
                 prog.update(int(r["n_real_samples"]), float(r["real_return_mean"]))
             seen = len(rows)

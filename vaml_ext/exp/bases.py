@@ -22,6 +22,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from vaml_ext.checks import invalid
 from vaml_ext.runlog.rundir import REPO
 
 DEFAULT_BASE = "current"
@@ -44,7 +45,7 @@ class BaseNotInstalled(BaseError):
 
 def check_base(name: Any, where: str = "base") -> str:
     if name not in BASES:
-        raise BaseError(f"{where}={name!r} is invalid: expected one of {', '.join(BASES)}")
+        raise BaseError(str(invalid(where, name, "one of " + ", ".join(BASES))))
     return name
 
 

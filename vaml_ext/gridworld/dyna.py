@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from vaml_ext.checks import check_bool, check_choice, check_int, check_number
 from vaml_ext.gridworld.a2c import TabularA2C
 from vaml_ext.gridworld.env import NUM_ACTIONS, BatchedGridworld, GridSpec, grid_spec
 from vaml_ext.gridworld.model import ENCODINGS, MODELS, make_model
@@ -70,51 +71,22 @@ class DynaConfig:
     eval_greedy: bool = True
 
     def __post_init__(self):
+        positive = {
+            "mlp_hidden", "mlp_layers", "env_steps", "real_steps_per_iter", "model_updates_per_iter", "batch_size",
+            "traj_batch", "refit_envs", "refit_steps", "refit_updates", "policy_updates_per_iter", "model_envs",
+            "rollout_steps", "eval_every", "eval_episodes", "model_lr", "va_loss_coeff", "policy_lr", "value_lr",
+        }  # fmt: skip
         for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type in ("int", int) and (not isinstance(v, int) or isinstance(v, bool)):
-                raise ValueError(f"dyna.{f.name} must be an integer, got {v!r}")
-            if f.type in ("float", float):
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise ValueError(f"dyna.{f.name} must be a number, got {v!r}")
-                setattr(self, f.name, float(v))
-        if self.model not in MODELS:
-            raise ValueError(f"dyna.model must be one of {list(MODELS)}, got {self.model!r}")
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"dyna.encoding must be one of {list(ENCODINGS)}, got {self.encoding!r}")
-        positive = [
-            "mlp_hidden",
-            "mlp_layers",
-            "env_steps",
-            "real_steps_per_iter",
-            "model_updates_per_iter",
-            "batch_size",
-            "traj_batch",
-            "refit_envs",
-            "refit_steps",
-            "refit_updates",
-            "policy_updates_per_iter",
-            "model_envs",
-            "rollout_steps",
-            "eval_every",
-            "eval_episodes",
-            "model_lr",
-            "va_loss_coeff",
-            "policy_lr",
-            "value_lr",
-        ]
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"dyna.{name} must be > 0, got {getattr(self, name)!r}")
-        if self.value_update_interval < 0:
-            raise ValueError(
-                f"dyna.value_update_interval must be >= 0 (0 = no refit), got {self.value_update_interval}"
-            )
-        for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"dyna.{name} must lie in [0, 1], got {getattr(self, name)}")
-        if self.entropy_coef < 0:
-            raise ValueError(f"dyna.entropy_coef must be >= 0, got {self.entropy_coef}")
+            key, v = f"dyna.{f.name}", getattr(self, f.name)
+            if f.type in ("int", int):
+                check_int(key, v, 1 if f.name in positive else 0 if f.name == "value_update_interval" else None)
+            elif f.type in ("float", float):
+                hi = 1.0 if f.name in ("gamma", "gae_lambda") else None
+                lo_open = f.name in positive
+                setattr(self, f.name, check_number(key, v, 0.0, hi, lo_open=lo_open))
+        check_bool("dyna.eval_greedy", self.eval_greedy)
+        check_choice("dyna.model", self.model, MODELS)
+        check_choice("dyna.encoding", self.encoding, ENCODINGS)
 
     @classmethod
     def from_dict(cls, d: Optional[dict]) -> "DynaConfig":

@@ -28,6 +28,8 @@ from __future__ import annotations
 from typing import Optional, Union
 
 import torch
+
+from vaml_ext.checks import check_choice, invalid
 from torch import nn
 
 from vaml_ext.gridworld.env import NUM_ACTIONS
@@ -95,7 +97,7 @@ def state_encoding(n_states: int, encoding: str, dtype=torch.float32) -> torch.T
     if encoding == "onehot":
         return torch.eye(n_states, dtype=dtype)
     if encoding != "coords":
-        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+        check_choice("encoding", encoding, ENCODINGS)
     n = int(round(n_states**0.5))
     if n * n != n_states:
         raise ValueError(f"n_states={n_states} is not a square grid")
@@ -223,4 +225,4 @@ def make_model(
         return MLPCategoricalModel(
             num_runs, n_states, encoding=encoding, hidden=hidden, layers=layers, generator=generator
         )
-    raise ValueError(f"model must be one of {MODELS}, got {kind!r}")
+    raise invalid("model", kind, "one of " + ", ".join(MODELS))

@@ -61,13 +61,13 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 
+from vaml_ext.checks import check_choice, check_int
 from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer
 from vaml_ext.gridworld.env import _check_size
 from vaml_ext.gridworld.objectives import RUN_METHODS, VARIANTS
-from vaml_ext.runlog.ckpt import CheckpointStore
+from vaml_ext.runlog.ckpt import CheckpointStore, check_checkpoint_config
 from vaml_ext.runlog.lock import RunLock
 from vaml_ext.runlog.progress import RunProgress
 from vaml_ext.runlog.rng import capture_rng, restore_rng
@@ -88,23 +88,15 @@ EXTRA_FIELDS = ("iteration", "model_loss", "v_start", "model_tv")
 CKPT_FORMAT = 1
 
 
-def _positive_int(name: str, v) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 def _validate(size, method, seed, env_steps, eval_every, dyna) -> DynaConfig:
-    if method not in RUN_METHODS:
-        raise ValueError(f"method must be one of {list(RUN_METHODS)}, got {method!r}")
+    check_choice("method", method, RUN_METHODS)
     try:
         _check_size(size)
     except ValueError as e:
         raise ValueError(f"size: {e}") from None
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    _positive_int("env_steps", env_steps)
-    _positive_int("eval_every", eval_every)
+    check_int("seed", seed, 0)
+    check_int("env_steps", env_steps, 1)
+    check_int("eval_every", eval_every, 1)
     if dyna is None:
         dyna = {}
     if not isinstance(dyna, dict):
@@ -207,10 +199,12 @@ def _run_locked(
     if restart:
         store.set_aside_all()
     ckpt_path, ckpt = store.load(lambda p: torch.load(p, map_location="cpu", weights_only=True))
-    if ckpt is not None and (ckpt.get("format") != CKPT_FORMAT or ckpt.get("run") != run_info):
-        raise ValueError(
-            f"run_dir {str(run_dir)!r} holds a checkpoint of a different run "
-            f"({ckpt.get('run')}); use another run_dir or delete {ckpt_path}"
+    if ckpt is not None:
+        check_checkpoint_config(
+            ckpt_path,
+            {"format": ckpt.get("format"), **(ckpt.get("run") or {})},
+            {"format": CKPT_FORMAT, **run_info},
+            "Use another run_dir, or restart=True (figure sweeps: --restart) to set it aside and start over.",
         )
 
     (run_dir / CKPT_DIR).mkdir(parents=True, exist_ok=True)

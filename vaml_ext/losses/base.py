@@ -11,10 +11,11 @@ against closed forms on hand-built tensors.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, Optional, Tuple
 
 import torch
+
+from vaml_ext.checks import check_choice, check_number
 from torch import nn
 
 
@@ -50,18 +51,13 @@ class ModelLoss(nn.Module):
 
     def __init__(self, coeff: float | None = None, reduction: str = "mean"):
         super().__init__()
-        if reduction not in self.REDUCTIONS:
-            raise ValueError(f"{self.name}: reduction={reduction!r} is not one of {', '.join(self.REDUCTIONS)}")
+        check_choice("reduction", reduction, self.REDUCTIONS, f"for model_loss={self.name!r}")
         self._reduction = reduction
         coeff = self.default_coeff if coeff is None else coeff
-        try:
-            coeff = float(coeff)
-        except (TypeError, ValueError):
-            raise ValueError(f"{self.name}: coefficient must be a number, got {coeff!r}")
-        if not math.isfinite(coeff) or coeff <= 0:
-            key = "va_loss_coeff" if self.value_aware else "coeff"
-            raise ValueError(f"{key}={coeff!r} is invalid for model_loss={self.name!r}: it must be a finite number > 0")
-        self.coeff = coeff
+        key = "va_loss_coeff" if self.value_aware else "coeff"
+        checked = check_number(key, coeff, 0.0, lo_open=True, context=f"for model_loss={self.name!r}")
+        assert checked is not None
+        self.coeff = checked
 
     @property
     def reduction(self) -> str:

@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from mbrl.util.plugins import Callback
-from vaml_ext.runlog.ckpt import CheckpointStore
+from vaml_ext.runlog.ckpt import CheckpointStore, check_checkpoint_config
 from vaml_ext.runlog.lock import RunLock
 from vaml_ext.runlog.progress import RunProgress
 from vaml_ext.runlog.rng import capture_rng, restore_rng
@@ -63,17 +63,6 @@ RESUME_MUTABLE_KEYS = (
     "overrides.wandb_entity",
     "overrides.wandb_mode",
 )
-
-
-def _flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 # ---- generic state of objects without a state_dict -------------------------------------
@@ -204,7 +193,8 @@ class RunRecorder(Callback):
         if self.progress is not None:
             extra = f"resumed from env step {self.resumed_from}" if self.resumed_from is not None else ""
             self.progress.close(extra=extra)
-        from vaml_ext.runlog.tracking import finish_run, read_csv_rows
+        from vaml_ext.runlog.rundir import read_csv_rows
+        from vaml_ext.runlog.tracking import finish_run
 
         finish_run(
             read_csv_rows(Path(ctx.work_dir) / "returns.csv"),
@@ -250,20 +240,13 @@ class RunRecorder(Callback):
         self.store(ctx.work_dir).save(state)
 
     def _restore(self, ctx, path: Path, st: dict) -> int:
-        old = _flat(st["config"])
-        new = _flat(plain_config(ctx.cfg))
-        diff = sorted(
-            k
-            for k in set(old) | set(new)
-            if old.get(k) != new.get(k) and k not in RESUME_MUTABLE_KEYS and not k.startswith("hydra.")
+        check_checkpoint_config(
+            path,
+            st["config"],
+            plain_config(ctx.cfg),
+            "Use another work dir, or overrides.resume=false to start over.",
+            ignore=lambda k: k in RESUME_MUTABLE_KEYS or k.startswith("hydra."),
         )
-        if diff:
-            shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:8])
-            raise RuntimeError(
-                f"checkpoint {path} was written by a run with a different config ({shown}"
-                f"{', ...' if len(diff) > 8 else ''}); use another work dir or "
-                f"overrides.resume=false to start over"
-            )
         _load_obj_state(ctx.agent.sac_agent, st["agent"])
         dyn = ctx.dynamics_model
         dyn.load_state_dict(st["model"])

@@ -28,6 +28,8 @@ from typing import Any, Optional
 import gymnasium as gym
 import numpy as np
 
+from vaml_ext.checks import check_int
+
 
 class DistractorDims(gym.Wrapper):
     def __init__(
@@ -40,9 +42,7 @@ class DistractorDims(gym.Wrapper):
         pure_noise: bool = False,
     ):
         super().__init__(env)
-        if isinstance(dims, bool) or not isinstance(dims, (int, np.integer)) or dims < 1:
-            raise ValueError(f"overrides.distractor_dims={dims!r} is invalid: expected an integer >= 1 (0 = off)")
-        self.dims = int(dims)
+        self.dims = check_int("overrides.distractor_dims", dims, 1, "for the wrapper (0 = no wrapper)")
         self.linear, self.switching, self.pure_noise = bool(linear), bool(switching), bool(pure_noise)
         space = env.observation_space
         dtype = space.dtype if np.issubdtype(space.dtype, np.floating) else np.float32

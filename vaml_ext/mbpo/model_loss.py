@@ -32,6 +32,7 @@ from typing import Any, Dict, Tuple
 
 import torch
 
+from vaml_ext.checks import check_choice
 from vaml_ext.losses import frozen, make_loss, model_advantage
 from vaml_ext.mbpo.values import agent_modules, make_estimator
 
@@ -104,8 +105,7 @@ class ValueAwareModelUpdate:
         seed: int = 0,
         reduction: str = "sum",
     ):
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"overrides.va_reduction={reduction!r} is not one of {', '.join(REDUCTIONS)}")
+        check_choice("overrides.va_reduction", reduction, REDUCTIONS)
         self.reduction = reduction
         self.ctx = ctx
         self.loss_name = loss_name

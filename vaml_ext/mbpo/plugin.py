@@ -21,9 +21,9 @@ Registers, through the seam added by the ``plugins`` patch of ``patches/mbrl-lib
 
 from __future__ import annotations
 
-import math
 
 from mbrl.util.plugins import Callback
+from vaml_ext.checks import SettingError, check_bool, check_choice, check_int, check_number, invalid
 from vaml_ext.losses import available_losses, get_loss_class
 from vaml_ext.mbpo.envs import register as _register_envs
 from vaml_ext.mbpo.profile import UNSET, register_resolver
@@ -142,92 +142,66 @@ def _validate_vagram(cfg, o) -> None:
     from vaml_ext.mbpo.vagram import MODES
 
     if o["profile"] == "paper":
-        raise ValueError(
+        raise SettingError(
             "overrides.model_loss=vagram with overrides.profile=paper: the paper profile is the "
             "model-advantage authors' code; VaGraM's published code is overrides.vagram_mode=published"
         )
-    if o.get("vagram_mode") not in MODES:
-        raise ValueError(
-            f"overrides.vagram_mode={o.get('vagram_mode')!r} is invalid: expected one of {', '.join(MODES)}"
-        )
+    check_choice("overrides.vagram_mode", o.get("vagram_mode"), MODES)
     for key in ("vagram_bounded", "vagram_target_heads"):
-        if not isinstance(o.get(key), bool):
-            raise ValueError(f"overrides.{key}={o.get(key)!r} is invalid: expected true or false")
-    q = o.get("vagram_clip_quantile")
-    if q is not None and (isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q <= 1.0):
-        raise ValueError(f"overrides.vagram_clip_quantile={q!r} is invalid: expected a number in (0, 1] or null")
+        check_bool(f"overrides.{key}", o.get(key))
+    check_number(
+        "overrides.vagram_clip_quantile", o.get("vagram_clip_quantile"), 0.0, 1.0, lo_open=True, allow_none=True
+    )
     if not cfg.get("dynamics_model", {}).get("deterministic", False):
-        raise ValueError(
+        raise SettingError(
             "overrides.model_loss=vagram trains a deterministic model, as the authors' VAMLMLP "
             "(pairlab/vagram conf/dynamics_model/vaml_ensemble.yaml); add dynamics_model.deterministic=true"
         )
 
 
-def _int(o, key, minimum):
-    v = o.get(key)
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"overrides.{key}={v!r} is invalid: expected an integer >= {minimum}")
-    return v
-
-
 def validate_config(cfg) -> None:
+    """Every plugin setting, before any training; a bad one raises :class:`SettingError`
+    naming the key (wording: :mod:`vaml_ext.checks`)."""
+    from vaml_ext.mbpo.model_loss import REDUCTIONS
+    from vaml_ext.mbpo.profile import REFIT_MODES
+    from vaml_ext.mbpo.values import VALUE_ESTIMATORS
+
     o = settings(cfg)  # profile conflicts fail here, naming the key
     name = cfg.overrides.get("model_loss", "mle")
     if name in available_losses() and get_loss_class(name).needs_trajectories:
-        raise ValueError(
+        raise SettingError(
             f"overrides.model_loss={name!r} needs whole trajectories and is only "
             "available in the gridworld study; MBPO supports: mle, " + ", ".join(_per_transition_value_aware())
         )
-    _int(o, "value_update_interval", 0)
-    _int(o, "num_value_updates", 0)
-    _int(o, "value_refit_batch_size", 1)
-    _int(o, "va_samples", 1)
-    _int(o, "checkpoint_every", 0)
-    for key in ("resume", "progress_bar"):
-        if not isinstance(o.get(key), bool):
-            raise ValueError(f"overrides.{key}={o.get(key)!r} is invalid: expected true or false")
-    from vaml_ext.mbpo.values import VALUE_ESTIMATORS
-
-    if o.get("va_value") not in VALUE_ESTIMATORS:
-        raise ValueError(
-            f"overrides.va_value={o.get('va_value')!r} is invalid: expected one of " + ", ".join(VALUE_ESTIMATORS)
-        )
-    from vaml_ext.mbpo.profile import REFIT_MODES
-
-    if o.get("value_refit_mode") not in REFIT_MODES:
-        raise ValueError(
-            f"overrides.value_refit_mode={o.get('value_refit_mode')!r} is invalid: expected one of "
-            + ", ".join(REFIT_MODES)
-        )
+    for key, minimum in (
+        ("value_update_interval", 0),
+        ("num_value_updates", 0),
+        ("value_refit_batch_size", 1),
+        ("va_samples", 1),
+        ("checkpoint_every", 0),
+        ("distractor_dims", 0),
+    ):
+        check_int(f"overrides.{key}", o.get(key), minimum)
+    for key in ("resume", "progress_bar", "distractor_pure_noise"):
+        check_bool(f"overrides.{key}", o.get(key))
+    check_choice("overrides.va_value", o.get("va_value"), VALUE_ESTIMATORS)
+    check_choice("overrides.value_refit_mode", o.get("value_refit_mode"), REFIT_MODES)
+    check_choice("overrides.va_reduction", o.get("va_reduction"), REDUCTIONS)
     for key in ("va_grad_clip", "sac_grad_clip"):
-        clip = o.get(key)
-        if clip is not None and (
-            isinstance(clip, bool) or not isinstance(clip, (int, float)) or not math.isfinite(clip) or clip <= 0
-        ):
-            raise ValueError(f"overrides.{key}={clip!r} is invalid: expected a number > 0 or null")
-    from vaml_ext.mbpo.model_loss import REDUCTIONS
-
-    if o.get("va_reduction") not in REDUCTIONS:
-        raise ValueError(
-            f"overrides.va_reduction={o.get('va_reduction')!r} is invalid: expected one of " + ", ".join(REDUCTIONS)
-        )
+        check_number(f"overrides.{key}", o.get(key), 0.0, lo_open=True, allow_none=True)
+    if o.get("distractor_seed") is not None:
+        check_int("overrides.distractor_seed", o.get("distractor_seed"))
     check_wandb_options(o, prefix="overrides.")
-    dims = o.get("distractor_dims")
-    if isinstance(dims, bool) or not isinstance(dims, int) or dims < 0:
-        raise ValueError(f"overrides.distractor_dims={dims!r} is invalid: expected an integer >= 0 (0 = off)")
-    seed = o.get("distractor_seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"overrides.distractor_seed={seed!r} is invalid: expected an integer or null")
     if name == "vagram":
         _validate_vagram(cfg, o)
     if is_value_aware(name):
-        c = o.get("va_loss_coeff")
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
-            raise ValueError(
-                f"overrides.va_loss_coeff={c!r} is invalid with model_loss={name}: expected a finite number > 0"
-            )
+        check_number("overrides.va_loss_coeff", o.get("va_loss_coeff"), 0.0, lo_open=True)
         if takes_refit(name) and o.get("value_update_interval", 0) > 0 and o.get("num_value_updates", 0) < 1:
-            raise ValueError("overrides.num_value_updates must be >= 1 when value_update_interval > 0")
+            raise invalid(
+                "overrides.num_value_updates",
+                o.get("num_value_updates"),
+                "an integer >= 1 when value_update_interval > 0",
+            )
         import mbrl
 
         if (
@@ -237,7 +211,7 @@ def validate_config(cfg) -> None:
             and o.get("value_refit_mode") == "separate"
         ):
             # the separate D'' (vaml_ext.mbpo.refit) is built on mbrl 0.2.0's ReplayBuffer.add_batch
-            raise ValueError(
+            raise SettingError(
                 "overrides.value_refit_mode=separate is not available on the paper base "
                 "(mbrl 0.2.0.dev3); use value_refit_mode=authors or profile=paper"
             )

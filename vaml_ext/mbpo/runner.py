@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 
 from vaml_ext.figures import load_figure, preset_budget
 from vaml_ext.runlog.lock import RunLock
+from vaml_ext.runlog.rundir import read_csv_rows
 
 _FIG3 = load_figure("fig3")
 
@@ -94,11 +95,7 @@ def _run_mbpo(cfg, work_dir: Path, silent: bool) -> Dict[str, object]:
 
 def read_results(work_dir: os.PathLike) -> List[Dict[str, float]]:
     """Rows of mbrl's ``results.csv`` (env_step, episode_reward, epoch, rollout_length)."""
-    path = Path(work_dir) / "results.csv"
-    if not path.is_file():
-        return []
-    with open(path) as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return read_csv_rows(Path(work_dir) / "results.csv", numeric=True)
 
 
 def complete_results(work_dir: os.PathLike) -> bool:

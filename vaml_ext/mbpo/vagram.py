@@ -50,6 +50,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 
 from mbrl.util.plugins import Callback
+from vaml_ext.checks import check_choice
 from vaml_ext.losses import frozen, make_loss
 from vaml_ext.mbpo.agents import AgentAdapter, adapter_for
 from vaml_ext.mbpo.model_loss import NonFiniteModelLoss, _member_outputs
@@ -100,8 +101,7 @@ class VaGraMModelUpdate(Callback):
         target_heads: bool = True,
         warmup_steps: Optional[int] = None,
     ):
-        if mode not in MODES:
-            raise ValueError(f"overrides.vagram_mode={mode!r} is invalid: expected one of {', '.join(MODES)}")
+        check_choice("overrides.vagram_mode", mode, MODES)
         self.ctx = ctx
         self.loss_fn = make_loss("vagram", coeff=coeff, bounded=bounded)
         self.mode = mode

@@ -28,6 +28,39 @@ LATEST = "latest.pt"
 PREVIOUS = "previous.pt"
 
 
+def flat_config(d: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out: dict = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat_config(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+class CheckpointOfAnotherRun(ValueError):
+    """A run directory holds a checkpoint written with another configuration."""
+
+
+def check_checkpoint_config(
+    path, saved: dict, current: dict, remedy: str, ignore: Callable[[str], bool] = lambda k: False
+) -> None:
+    """Raise :class:`CheckpointOfAnotherRun` naming the keys (up to 8, ``old -> new``) where
+    the configuration ``saved`` with checkpoint ``path`` differs from ``current``; keys for
+    which ``ignore(key)`` is true may differ. ``remedy`` says how to go on: the one check of
+    every run kind (MBPO, gridworld), so each says the same thing the same way."""
+    old, new = flat_config(saved), flat_config(current)
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and not ignore(k))
+    if diff:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:8])
+        raise CheckpointOfAnotherRun(
+            f"checkpoint {path} was written by a different run ({shown}{', ...' if len(diff) > 8 else ''}); "
+            f"the checkpoint is kept as it is. {remedy}"
+        )
+
+
 class NoUsableCheckpoint(RuntimeError):
     def __init__(self, failures: List[Tuple[Path, BaseException]], restart_hint: str):
         self.failures = failures

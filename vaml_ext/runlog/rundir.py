@@ -142,16 +142,25 @@ class EvalLog:
         append_line(self.path, buf.getvalue())
 
 
-def read_eval(run_dir: Path) -> List[Dict[str, float]]:
-    """Rows of ``returns.csv`` as floats (empty cells -> nan)."""
-    p = Path(run_dir) / EVAL_FILE
+def read_csv_rows(path, numeric: bool = False, drop_empty: bool = False) -> List[dict]:
+    """Rows of the CSV file ``path`` as dicts ([] if it does not exist): the one CSV reader
+    of run files. ``numeric``: values as floats, empty cells as nan (or left out with
+    ``drop_empty``)."""
+    p = Path(path)
     if not p.is_file():
         return []
-    out = []
-    with open(p) as f:
-        for r in csv.DictReader(f):
-            out.append({k: (float(v) if v not in ("", None) else float("nan")) for k, v in r.items()})
-    return out
+    with open(p, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not numeric:
+        return rows
+    if drop_empty:
+        return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in rows]
+    return [{k: (float(v) if v not in ("", None) else float("nan")) for k, v in r.items()} for r in rows]
+
+
+def read_eval(run_dir: Path) -> List[Dict[str, float]]:
+    """Rows of ``returns.csv`` as floats (empty cells -> nan)."""
+    return read_csv_rows(Path(run_dir) / EVAL_FILE, numeric=True)
 
 
 def iter_run_dirs(sweep_dir: Path) -> Iterator[Path]:

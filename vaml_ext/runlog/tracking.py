@@ -17,14 +17,14 @@ may use it.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import threading
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from vaml_ext.runlog.rundir import DONE_FILE, write_done
+from vaml_ext.checks import check_bool, invalid
+from vaml_ext.runlog.rundir import DONE_FILE, read_csv_rows, write_done
 
 #: W&B keys, identical for MBPO (``overrides.<key>``) and SLBO (``<key>=...``).
 #: ``wandb_mode``: ``null`` = wandb's own default (``$WANDB_MODE``, else online).
@@ -115,14 +115,6 @@ def summarize(
     return lines, d
 
 
-def read_csv_rows(path) -> List[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
 def finish_run(
     rows: Sequence[dict],
     wall_s: Optional[float],
@@ -161,19 +153,18 @@ def check_wandb_options(opts, prefix: str = "") -> bool:
     ``wandb_entity``, ``wandb_mode``); ``prefix`` names them in errors (``overrides.``).
     When W&B is requested, checks that ``wandb`` is importable. Returns whether it is on."""
     get = opts.get if hasattr(opts, "get") else (lambda k, d=None: d)
-    flag = get("wandb", False)
-    if not isinstance(flag, bool):
-        raise ValueError(f"{prefix}wandb={flag!r} is invalid: expected true or false")
+    flag = check_bool(f"{prefix}wandb", get("wandb", False))
     mode = get("wandb_mode", None)
     if mode is not None and mode not in WANDB_MODES:
-        raise ValueError(
-            f"{prefix}wandb_mode={mode!r} is invalid: expected one of {', '.join(WANDB_MODES)} "
-            "or null (wandb's default: $WANDB_MODE, else online)"
+        raise invalid(
+            f"{prefix}wandb_mode",
+            mode,
+            f"one of {', '.join(WANDB_MODES)} or null (wandb's default: $WANDB_MODE, else online)",
         )
     for key in ("wandb_project", "wandb_entity"):
         v = get(key, None)
         if v is not None and not isinstance(v, str):
-            raise ValueError(f"{prefix}{key}={v!r} is invalid: expected a string or null")
+            raise invalid(f"{prefix}{key}", v, "a string or null")
     on = wandb_requested(flag)
     if on:
         require_wandb(f"{prefix}wandb=true" if flag else f"{ENV_SWITCH}=1")

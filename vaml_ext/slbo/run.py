@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from vaml_ext.runlog.lock import RunInUse, RunLock
-from vaml_ext.runlog.rundir import REPO
+from vaml_ext.runlog.rundir import REPO, read_csv_rows
 
 VARIANTS = ("slbo", "mle", "ma_l1", "ma_vaml", "ma_l1_naive", "mle_va_slbo")
 
@@ -114,7 +114,7 @@ def main(argv=None):
         with tracking.follow_csv_in_wandb(wandb_opts, {"argv": list(argv)}, log_dir, "progress.csv", "n_real_samples"):
             out = cli(args)
         tracking.finish_run(
-            tracking.read_csv_rows(log_dir / "progress.csv"),
+            read_csv_rows(log_dir / "progress.csv"),
             None,
             log_dir,
             tag=tag,
