@@ -118,7 +118,7 @@ def main(argv=None) -> int:
             "numerics": prov["numerics"],
             "run_commits": run_commits,
             "run_seconds_total": round(run_seconds, 1),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "wall_clock_s": round(time.time() - t0, 1),
             "runs": expected,
         }

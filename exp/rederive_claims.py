@@ -19,7 +19,6 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -31,13 +30,13 @@ class ReportTables(ClaimData):
     """Claim input from a report's ``final.csv`` and ``curves.csv``."""
 
     def __init__(self, report_dir: Path):
-        self.final: Dict[Tuple[str, str], Stat] = {}
-        self.first: Dict[Tuple[str, str], Stat] = {}
+        self.final: dict[tuple[str, str], Stat] = {}
+        self.first: dict[tuple[str, str], Stat] = {}
         with open(report_dir / "final.csv") as f:
             for r in csv.DictReader(f):
                 key = (canonical_env(r["env"]), r["method"])
                 self.final[key] = Stat(float(r["iqm"]), float(r["iqm_lo"]), float(r["iqm_hi"]), int(r["n_seeds"]))
-        first_step: Dict[Tuple[str, str], float] = {}
+        first_step: dict[tuple[str, str], float] = {}
         with open(report_dir / "curves.csv") as f:
             for r in csv.DictReader(f):
                 key, step = (canonical_env(r["env"]), r["method"]), float(r["env_steps"])
@@ -48,7 +47,7 @@ class ReportTables(ClaimData):
                     )
         self.envs = sorted({e for e, _ in self.final})
 
-    def stat(self, env, method, metric="final", horizon=None) -> Optional[Stat]:
+    def stat(self, env, method, metric="final", horizon=None) -> Stat | None:
         if metric != "final":
             raise SystemExit(f"metric {metric!r}: only final-return claims can be re-derived from final.csv")
         return self.final.get((env, method))
@@ -56,7 +55,7 @@ class ReportTables(ClaimData):
     def horizon(self, env, methods):  # pragma: no cover - final-return claims only
         return None
 
-    def initial(self, env, method) -> Optional[Stat]:
+    def initial(self, env, method) -> Stat | None:
         return self.first.get((env, method))
 
 

@@ -183,7 +183,9 @@ def test_plain_config_resolves_what_resolves_and_keeps_the_rest():
             "lr": "${overrides.missing_lr}",
         }
     )
-    with pytest.raises(Exception):
+    from omegaconf.errors import InterpolationResolutionError
+
+    with pytest.raises(InterpolationResolutionError):
         OmegaConf.to_container(cfg, resolve=True)
     out = plain_config(cfg)
     assert out["overrides"] == {"num_steps": 10, "lr": 3} and out["seed"] == 3

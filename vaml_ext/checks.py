@@ -9,7 +9,8 @@ convert in one step.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 
 class SettingError(ValueError):
@@ -21,7 +22,7 @@ def invalid(key: str, value: Any, expected: str, context: str = "") -> SettingEr
     return SettingError(f"{key}={value!r} is invalid{' ' + context if context else ''}: expected {expected}")
 
 
-def check_int(key: str, v: Any, minimum: Optional[int] = None, context: str = "") -> int:
+def check_int(key: str, v: Any, minimum: int | None = None, context: str = "") -> int:
     """An integer (not a bool), at least ``minimum`` if given."""
     import numbers
 
@@ -35,12 +36,12 @@ def check_int(key: str, v: Any, minimum: Optional[int] = None, context: str = ""
 def check_number(
     key: str,
     v: Any,
-    lo: Optional[float] = None,
-    hi: Optional[float] = None,
+    lo: float | None = None,
+    hi: float | None = None,
     lo_open: bool = False,
     allow_none: bool = False,
     context: str = "",
-) -> Optional[float]:
+) -> float | None:
     """A finite real number (not a bool) in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``);
     ``None`` passes when ``allow_none``."""
     import numbers

@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 from vaml_ext.mbpo.runner import REGRESSIONS
 from vaml_ext.runlog.rundir import REPO, read_csv_rows
@@ -79,12 +78,12 @@ class RunState:
         self.loss, self.run_dir, self.total = loss, run_dir, total
         self.steps, self.ret, self.best = 0, float("nan"), float("nan")
         self.n_evals = 0  # evaluations read so far: a plain-text line is printed per evaluation
-        self.t0: Optional[float] = None  # run started
+        self.t0: float | None = None  # run started
         #: (time, steps) when loop steps were first / last seen to advance: the pace between
         #: them (setup and the initial exploration excluded) gives the ETA
-        self.first: Optional[Tuple[float, int]] = None
-        self.last: Optional[Tuple[float, int]] = None
-        self.end: Optional[Tuple[int, float]] = None  # (return code, seconds) once finished
+        self.first: tuple[float, int] | None = None
+        self.last: tuple[float, int] | None = None
+        self.end: tuple[int, float] | None = None  # (return code, seconds) once finished
 
     def poll(self) -> bool:
         """Re-read the run's files; True when a new evaluation arrived. (Model training is
@@ -164,7 +163,7 @@ class Display:
                 for i, s in enumerate(states)
             }
 
-    def start(self) -> "Display":
+    def start(self) -> Display:
         self._thread.start()
         return self
 
@@ -261,7 +260,7 @@ def baseline_for(env: str, steps: int, extra, losses, baselines_dir: Path = BASE
             continue
         for loss in losses:
             path = baselines_dir / f"mbpo_{name}_{loss}.csv"
-            curves: Dict[int, List[Tuple[int, float]]] = {}
+            curves: dict[int, list[tuple[int, float]]] = {}
             for r in _read(path):
                 x = int(r["env_step"]) + 1  # mbrl's results.csv counts from 0; returns.csv counts steps done
                 if x <= steps:
@@ -340,9 +339,9 @@ def main(argv=None) -> int:
         p.error("--steps must be positive")
     if a.jobs < 1:
         p.error("--jobs must be >= 1")
-    from vaml_ext.losses import available_losses
-
     import mbrl
+
+    from vaml_ext.losses import available_losses
 
     conf = Path(mbrl.__file__).parent / "examples" / "conf" / "overrides"
     mbpo_envs = sorted(f.stem for f in conf.glob("mbpo_*.yaml"))

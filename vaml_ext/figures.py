@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 FIGURE_DIR = Path(__file__).resolve().parents[1] / "exp" / "conf" / "figure"
 
 
-def figure_names() -> List[str]:
+def figure_names() -> list[str]:
     """``fig1``, ``fig2``, ... : the figure configs under :data:`FIGURE_DIR`."""
     return sorted(p.stem for p in FIGURE_DIR.glob("*.yaml"))
 
 
-@functools.lru_cache(maxsize=None)
-def _load(name: str) -> Dict[str, Any]:
+@functools.cache
+def _load(name: str) -> dict[str, Any]:
     import yaml
 
     path = FIGURE_DIR / f"{name}.yaml"
@@ -29,14 +29,14 @@ def _load(name: str) -> Dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def load_figure(name: str) -> Dict[str, Any]:
+def load_figure(name: str) -> dict[str, Any]:
     """The parsed ``exp/conf/figure/<name>.yaml`` (a fresh copy: callers may modify it)."""
     import copy
 
     return copy.deepcopy(_load(name))
 
 
-def preset_budget(figure: Dict[str, Any], preset: str, env: str) -> Any:
+def preset_budget(figure: dict[str, Any], preset: str, env: str) -> Any:
     """The budget of ``env`` under ``preset``: its own entry, else the preset's ``default``."""
     presets = figure.get("presets") or {}
     if preset not in presets:

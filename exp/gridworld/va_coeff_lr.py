@@ -27,7 +27,6 @@ import itertools
 import math
 import time
 from pathlib import Path
-from typing import Dict, List
 
 from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer
 from vaml_ext.gridworld.steps import GOAL_RETURN
@@ -38,7 +37,7 @@ FIELDS = ("size", "method", "va_loss_coeff", "model_lr", "refit_updates", "seed"
           "auc", "model_tv", "wall_s")  # fmt: skip
 
 
-def settings(args) -> List[Dict]:
+def settings(args) -> list[dict]:
     out = []
     for size in args.sizes:
         for lr in args.lrs:
@@ -53,7 +52,7 @@ def key(row) -> tuple:
     return tuple(str(row[k]) for k in ("size", "method", "va_loss_coeff", "model_lr", "refit_updates"))
 
 
-def run_setting(s: Dict, seeds: int) -> List[Dict]:
+def run_setting(s: dict, seeds: int) -> list[dict]:
     steps, every = BUDGET[s["size"]]
     cfg = DynaConfig(
         env_steps=steps,
@@ -90,7 +89,7 @@ def run_setting(s: Dict, seeds: int) -> List[Dict]:
     return rows
 
 
-def read_rows(path: Path) -> List[Dict]:
+def read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     with open(path, newline="") as f:
@@ -103,9 +102,9 @@ def median(xs):
     return float("nan") if n == 0 else (xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2]))
 
 
-def summarise(rows: List[Dict], out: Path) -> None:
+def summarise(rows: list[dict], out: Path) -> None:
     """``summary.md`` (one line per setting) and ``screen.png`` (goal-reaching fraction)."""
-    groups: Dict[tuple, List[Dict]] = {}
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault(key(r), []).append(r)
     lines = [

@@ -90,7 +90,7 @@ def one(env, extra, steps, init, seed, model_epochs, work):
             diag = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
     calls = max(1, len(diag))
     model_s = sum(r["model_train_seconds"] for r in diag) / calls if diag else float("nan")
-    refit_s = (diag[-1]["refit_seconds"] / calls) if diag else 0.0
+    refit_s = (diag[-1]["refit_s_total"] / calls) if diag else 0.0
     rets = [r["episode_reward"] for r in out["results"]]
     # mbrl's MBPO loop finishes the epoch it is in, so the real step count can exceed `steps`
     done = int(max((r["env_step"] for r in out["results"]), default=steps - 1)) + 1

@@ -79,7 +79,7 @@ def main(argv=None):
             + " --seeds "
             + " ".join(map(str, a.seeds)),
             "commit": commit + ("-dirty" if dirty else ""),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "env": env,
             "method": method,
             "seeds": a.seeds,

@@ -136,6 +136,32 @@ def plot_curves(curves, labels, seeds, path: Path, title: str, last: int = 0) ->
     plt.close(fig)
 
 
+def _variants(a) -> list:
+    """``(label, model loss, overrides)`` per variant the arguments ask for."""
+    variants = [(m, m, list(a.extra)) for m in a.methods]
+    variants += [(f"refit {n}", "ma_l1", [f"overrides.value_refit_batch_size={n}", *a.extra]) for n in a.sizes]
+    if a.naive:
+        variants.append(("naive", "ma_l1", ["overrides.value_update_interval=0", *a.extra]))
+    return variants
+
+
+def _merge_curves(path: Path, results: dict) -> dict:
+    """Earlier invocations' curves in ``path`` (other seeds/sizes) are kept, this one's
+    ``results`` replace theirs; the union is written back and returned."""
+    rows: dict = {}
+    if path.exists():
+        with open(path) as f:
+            for r in csv.DictReader(f):
+                rows.setdefault((r["variant"], int(r["seed"])), []).append(float(r["return"]))
+    rows.update({key: curve for key, (curve, _) in results.items()})
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["variant", "seed", "epoch", "return"])
+        for (label, seed), curve in sorted(rows.items()):
+            w.writerows([label, seed, i, r] for i, r in enumerate(curve))
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--regression", choices=sorted(REGRESSIONS), default="cartpole_2k")
@@ -170,10 +196,7 @@ def main(argv=None):
         tag += "-" + hashlib.sha1(" ".join(a.extra).encode()).hexdigest()[:8]
     work = a.work / tag
     work.mkdir(parents=True, exist_ok=True)
-    variants = [(m, m, list(a.extra)) for m in a.methods]
-    variants += [(f"refit {n}", "ma_l1", [f"overrides.value_refit_batch_size={n}", *a.extra]) for n in a.sizes]
-    if a.naive:
-        variants.append(("naive", "ma_l1", ["overrides.value_update_interval=0", *a.extra]))
+    variants = _variants(a)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
@@ -193,17 +216,7 @@ def main(argv=None):
             label, seed, curve, seconds = f.result()
             results[(label, seed)] = (curve, seconds)
             print(f"  {label:>12} seed {seed}: {[round(x) for x in curve]} ({seconds:.0f} s)", flush=True)
-    rows = {}  # earlier invocations' curves (other seeds/sizes) are kept, this one's replace theirs
-    if (work / "curves.csv").exists():
-        with open(work / "curves.csv") as f:
-            for r in csv.DictReader(f):
-                rows.setdefault((r["variant"], int(r["seed"])), []).append(float(r["return"]))
-    rows.update({key: curve for key, (curve, _) in results.items()})
-    with open(work / "curves.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["variant", "seed", "epoch", "return"])
-        for (label, seed), curve in sorted(rows.items()):
-            w.writerows([label, seed, i, r] for i, r in enumerate(curve))
+    rows = _merge_curves(work / "curves.csv", results)
 
     plot_curves(
         rows,

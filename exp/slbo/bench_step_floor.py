@@ -45,7 +45,6 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -127,8 +126,8 @@ def time_kernels(policy, model, ds: int, da: int, steps: int) -> float:
 def _rollout_ops(
     states: torch.Tensor,
     noise: torch.Tensor,
-    policy_layers: List[Tuple[torch.Tensor, torch.Tensor]],
-    model_layers: List[Tuple[torch.Tensor, torch.Tensor]],
+    policy_layers: list[tuple[torch.Tensor, torch.Tensor]],
+    model_layers: list[tuple[torch.Tensor, torch.Tensor]],
     s_mean: torch.Tensor,
     s_scale: torch.Tensor,
     s_std: torch.Tensor,
@@ -163,7 +162,7 @@ with warnings.catch_warnings():  # torch 2.x marks torch.jit.script deprecated (
     _scripted_rollout = torch.jit.script(_rollout_ops)
 
 
-def time_scripted(venv, policy, model, steps: int) -> Tuple[float, float]:
+def time_scripted(venv, policy, model, steps: int) -> tuple[float, float]:
     """CPU seconds per step of :func:`_rollout_ops` run by Python and by TorchScript, after
     checking on 50 steps that both give the sampler + stepper's states bit for bit."""
     norm_s, norm_d = model.normalizers.state, model.normalizers.diff

@@ -25,6 +25,7 @@ import numpy as np
 
 def _setup(dim_state: int, samples: int, seed: int):
     import torch
+
     from slbo.algos.TRPO import TRPO
     from slbo.policies.gaussian_mlp_policy import GaussianMLPPolicy
     from slbo.utils.dataset import Dataset

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaml_ext.runlog import rundir
 from vaml_ext.exp.aggregate import (
     AggregateError,
     aggregate,
@@ -30,6 +29,7 @@ from vaml_ext.exp.claims import (
     evaluate_claims,
     norm_figure,
 )
+from vaml_ext.runlog import rundir
 
 REPS = 200
 REPO = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.exp_scripts import load_exp_script
+from tests.support import load_exp_script
 from vaml_ext.mbpo.runner import REGRESSIONS, regression_config
 
 

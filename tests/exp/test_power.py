@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from tests.exp.test_aggregate import write_run
 from vaml_ext.exp.aggregate.power import POWER, Z95, pooled_sd, seeds_to_separate, separation_table
 from vaml_ext.exp.claims import MIN_SEEDS
-from tests.exp.test_aggregate import write_run
 
 
 def _ci(mean, sd, n):

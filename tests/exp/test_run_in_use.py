@@ -1,33 +1,15 @@
 """A sweep whose run directory another process is writing: that run is reported "in use",
 skipped (nothing of the run is written), and counted in the sweep summary."""
 
-import os
-import subprocess
-import sys
-
+from tests.support import lock_held_elsewhere
 from vaml_ext.runlog.lock import HOLDER_FILE
-from vaml_ext.runlog.rundir import REPO
 
 
 def test_run_in_use_is_skipped_and_counted(tmp_path, capsys):
     from vaml_ext.exp.__main__ import main
 
     run_dir = tmp_path / "fig1" / "smoke" / "grid5" / "mle" / "seed0"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
-            f"lock = RunLock({str(run_dir)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
-            "lock.release()\n",
-        ],
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held_elsewhere(run_dir) as holder:
         rc = main(
             [
                 "fig1",
@@ -52,7 +34,4 @@ def test_run_in_use_is_skipped_and_counted(tmp_path, capsys):
         assert f"IN USE grid5/mle/seed0 by pid {holder.pid} on host" in out
         assert not (run_dir / "run.yaml").exists() and not (run_dir / "failed.json").exists()
         assert not (run_dir / "returns.csv").exists()
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
     assert not (run_dir / HOLDER_FILE).exists()

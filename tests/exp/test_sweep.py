@@ -16,7 +16,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from tests.killing import sigkill_when
+from tests.support import sigkill_when
 from vaml_ext.exp.__main__ import load_figure
 from vaml_ext.exp.run import CONF_DIR, PRESETS, RunConfigError, resolve_run, seeds_for, selection_for
 from vaml_ext.runlog.rundir import REPO

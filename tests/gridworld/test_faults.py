@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.killing import kill_seed
+from tests.support import kill_seed
 from vaml_ext.gridworld.dyna import DynaTrainer
 from vaml_ext.gridworld.run import run_gridworld
 from vaml_ext.runlog import atomic

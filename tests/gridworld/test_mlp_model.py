@@ -68,7 +68,7 @@ def test_mlp_expectation_equals_explicit_per_row_sum(encoding):
             with torch.no_grad():
                 p = torch.softmax(_explicit_logits(model, r, _explicit_input(room, si, ai, encoding)), -1)
 
-            def U(nxt):
+            def U(nxt, r=r, si=si, ti=ti):
                 nxt_t = torch.tensor(nxt)
                 v = 0.0 if nxt == spec.goal else GAMMA * float(V[r, nxt])
                 return float(spec.reward(torch.tensor(si), nxt_t, ti)) + v

@@ -117,8 +117,8 @@ def test_batched_runs_are_independent_sums():
 def test_unknown_and_foreign_methods_rejected():
     with pytest.raises(UnknownLossError, match="valid names"):
         GridObjectives(["ma_l3"])
-    from vaml_ext.losses.registry import _REGISTRY, register_loss
     from vaml_ext.losses.objectives import MAL1Loss
+    from vaml_ext.losses.registry import _REGISTRY, register_loss
 
     if "not_grid_test" not in _REGISTRY:
         register_loss("not_grid_test")(type("NotGridTest", (MAL1Loss,), {}))

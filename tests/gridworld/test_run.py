@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaml_ext.runlog.rundir import EVAL_FILE, read_eval
 from vaml_ext.gridworld import run as run_mod
 from vaml_ext.gridworld.dyna import DynaConfig, DynaTrainer, run_dyna
 from vaml_ext.gridworld.objectives import METHODS
 from vaml_ext.gridworld.run import run_gridworld
+from vaml_ext.runlog.rundir import EVAL_FILE, read_eval
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[2]

@@ -2,9 +2,8 @@
 
 import pytest
 
-from vaml_ext.losses import available_losses
-
 from tests.losses.contract import LossContract
+from vaml_ext.losses import available_losses
 
 # Import optional registrants so their losses are part of the registry under test.
 for _mod in ("vaml_ext.slbo", "vaml_ext.gridworld"):

@@ -10,6 +10,7 @@ def mbpo_ctx(tmp_path):
     import mbrl.models
     import mbrl.util
     from mbrl.util.plugins import TrainingContext
+
     from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose, random_data_start
 
     cfg = compose("mbpo_inv_pendulum", ["device=cpu", "seed=0", *SMOKE_OVERRIDES, "overrides.model_loss=ma_l1"])

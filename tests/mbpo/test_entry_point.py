@@ -107,10 +107,10 @@ def test_cli_value_aware_variants_on_hopper(extra, tmp_path):
     with open(tmp_path / "va_model.csv") as f:
         diag = list(csv.DictReader(f))
     assert len(diag) == 4  # one row per model training (200 steps / freq 50)
-    refits = int(float(diag[-1]["refits"]))
+    refits = int(float(diag[-1]["refits_total"]))
     if "overrides.value_update_interval=0" in extra:
         assert refits == 0
     else:
-        assert refits > 0 and float(diag[-1]["refit_seconds"]) > 0
+        assert refits > 0 and float(diag[-1]["refit_s_total"]) > 0
     assert all(float(r["val_mean_abs_advantage"]) >= 0 for r in diag)
     assert (tmp_path / "tb").is_dir()

@@ -66,7 +66,7 @@ def test_wandb_offline_logs_config_returns_and_diagnostics(tmp_path, monkeypatch
         "eval/episode_reward",
         "va_model/val_mse",
         "va_model/val_mean_abs_advantage",
-        "va_model/refits",
+        "va_model/refits_total",
         "va_model/model_train_seconds",
         "env_step",
         "va_loss_coeff",

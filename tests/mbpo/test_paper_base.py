@@ -98,7 +98,7 @@ def test_value_aware_runs_on_the_paper_base(tmp_path, extra):
     assert len(rows) == 2
     with open(tmp_path / "va_model.csv") as f:
         diag = list(csv.DictReader(f))
-    assert len(diag) == 4 and int(float(diag[-1]["refits"])) > 0
+    assert len(diag) == 4 and int(float(diag[-1]["refits_total"])) > 0
 
 
 @pytest.mark.slow
@@ -112,7 +112,7 @@ def test_paper_profile_mle_refits_and_its_model_loads_back(tmp_path):
     assert "value_refit_mode=authors: the SAC buffer holds" in proc.stdout
     with open(tmp_path / "va_model.csv") as f:
         diag = list(csv.DictReader(f))
-    assert len(diag) == 4 and int(float(diag[-1]["refits"])) > 0
+    assert len(diag) == 4 and int(float(diag[-1]["refits_total"])) > 0
     check = subprocess.run(
         [str(PAPER_PY), "-m", "tests.mbpo.upstream_compat_checks", str(tmp_path), "11", "3"],
         capture_output=True,
@@ -138,7 +138,7 @@ def test_vagram_with_distractors_runs_on_the_paper_base(tmp_path):
     assert len(rows) == 2
     with open(tmp_path / "va_model.csv") as f:
         diag = list(csv.DictReader(f))
-    assert len(diag) == 4 and all(float(r["refits"]) == 0 for r in diag)
+    assert len(diag) == 4 and all(float(r["refits_total"]) == 0 for r in diag)
     with open(tmp_path / "model_train.csv") as f:
         assert all(float(r["model_loss"]) >= 0 for r in csv.DictReader(f))
 
@@ -177,12 +177,12 @@ from vaml_ext.mbpo import checkpoint as c
 from vaml_ext.mbpo.runner import compose, run_mbpo
 die = os.environ.get("DIE_AFTER_EPOCH")
 if die is not None:
-    save = c.RunRecorder._save
+    save = c.Checkpointer._save
     def save_then_die(self, ctx):
         save(self, ctx)
         if ctx.epoch == int(die):
             os._exit(9)
-    c.RunRecorder._save = save_then_die
+    c.Checkpointer._save = save_then_die
 run_mbpo(compose("mbpo_hopper", sys.argv[2:]), sys.argv[1])
 """
 
@@ -266,7 +266,7 @@ def test_figure_sweep_runs_mbpo_on_the_paper_base(tmp_path, monkeypatch):
     assert run["settings"]["base"] == ["overrides.profile=paper"]
     assert (run_dir / "done.json").is_file()
     with open(run_dir / "va_model.csv") as f:
-        assert int(float(list(csv.DictReader(f))[-1]["refits"])) > 0
+        assert int(float(list(csv.DictReader(f))[-1]["refits_total"])) > 0
 
 
 #: every MBPO override (and pets_pusher) of a base: build the env as mbrl does, reset with a

@@ -33,5 +33,5 @@ def test_cli_paper_profile_on_hopper(tmp_path, loss):
     assert len(read_results(tmp_path)) == 2
     with open(tmp_path / "va_model.csv") as f:
         diag = list(csv.DictReader(f))
-    assert len(diag) == 4 and int(float(diag[-1]["refits"])) > 0
+    assert len(diag) == 4 and int(float(diag[-1]["refits_total"])) > 0
     assert "profile: paper" in (tmp_path / ".hydra" / "config.yaml").read_text()

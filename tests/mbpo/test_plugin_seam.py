@@ -1,8 +1,8 @@
 """The callback seam of the plugins patch (mbrl.util.plugins): explicit hook forwarding."""
 
 import pytest
-
 from mbrl.util.plugins import HOOKS, Callback, CallbackList
+
 from vaml_ext.mbpo.diagnostics import ValueAwareDiagnostics
 from vaml_ext.mbpo.refit import StaleValueRefit
 
@@ -50,7 +50,7 @@ def test_misspelt_hook_fails_loudly():
 def test_no_undeclared_hooks_on_the_list():
     cbs = CallbackList([])
     with pytest.raises(AttributeError):
-        cbs.on_env_step  # removed: nothing in the MBPO loop calls it
+        _ = cbs.on_env_step  # removed: nothing in the MBPO loop calls it
     assert {n for n in dir(Callback) if n.startswith("on_")} == set(HOOKS)
 
 

@@ -10,8 +10,8 @@ from tests.mbpo.agent_fixtures import with_agent
 from tests.mbpo.conftest import same, snapshot
 from vaml_ext.mbpo import plugin
 from vaml_ext.mbpo.agents import adapter_for
-from vaml_ext.mbpo.refit import StaleValueRefit
 from vaml_ext.mbpo.buffers import clear_buffer
+from vaml_ext.mbpo.refit import StaleValueRefit
 from vaml_ext.mbpo.refit_authors import AuthorsValueRefit, refit_start_count
 
 KINDS = ["pranz24", "yarats"]
@@ -116,7 +116,7 @@ def test_target_update_follows_the_restarted_critic_counter(ctx):
     every = ag.target_update_every
     refit = AuthorsValueRefit(interval=1, num_updates=1, num_starts=35)
     changed = []
-    for call in range(2):
+    for _call in range(2):
         refit.on_model_train_begin(ctx)
         for _ in range(2):
             t = snapshot(ag.critic_target)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.killing import kill_seed, sigkill_when
+from tests.support import kill_seed, lock_held_elsewhere, sigkill_when
 from vaml_ext.mbpo import checkpoint as ckpt_mod
 from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose, run_mbpo
 
@@ -199,27 +199,10 @@ def test_no_loadable_checkpoint_stops_and_names_the_start_over_flag(reference, t
 def test_second_writer_is_refused(tmp_path):
     from vaml_ext.runlog.lock import RunInUse
 
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
-            f"lock = RunLock({str(tmp_path)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
-            "lock.release()\n",
-        ],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held_elsewhere(tmp_path) as holder:
         with pytest.raises(RunInUse, match=f"in use by pid {holder.pid}"):
             run_mbpo(compose(ENV, overrides("mle")), tmp_path)
         assert not (tmp_path / "returns.csv").exists()
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
 
 
 @pytest.mark.slow

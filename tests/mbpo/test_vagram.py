@@ -127,6 +127,7 @@ def test_quantile_clip_matches_numpy():
 def vagram_ctx(tmp_path):
     import mbrl.models
     from mbrl.util.plugins import TrainingContext
+
     from vaml_ext.mbpo.runner import SMOKE_OVERRIDES, compose, random_data_start
 
     cfg = compose(
@@ -294,7 +295,7 @@ def test_cartpole_vagram_run_with_distractors_completes(tmp_path):
     assert len(rows) == 2 and all(np.isfinite(r["episode_reward"]) for r in rows)
     with open(tmp_path / "va_model.csv") as f:
         diag = list(csv.DictReader(f))
-    assert diag and all(float(r["refits"]) == 0 for r in diag)
+    assert diag and all(float(r["refits_total"]) == 0 for r in diag)
     assert all(np.isfinite(float(r["val_mse"])) for r in diag)
     with open(tmp_path / "model_train.csv") as f:
         losses = [float(r["model_loss"]) for r in csv.DictReader(f)]

@@ -101,7 +101,7 @@ def test_refit_changes_critic_only(mbpo_ctx):
     rb_len = len(ctx.replay_buffer)
     model_gen_state = ctx.torch_generator.get_state().clone()
     # four model steps: nothing; the fifth triggers Algorithm 2
-    for i in range(4):
+    for _ in range(4):
         refit.on_model_batch(ctx, 0, 0.0, {}, "train")
     refit.on_model_batch(ctx, 0, 0.0, {}, "eval")  # eval batches do not count
     assert refit.refits == 0 and same(critic, snapshot(sac.critic))

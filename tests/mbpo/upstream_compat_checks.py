@@ -22,9 +22,8 @@ import numpy as np
 def check_model_loads_back(run_dir: Path, obs_shape: tuple, act_shape: tuple) -> int:
     """Load ``run_dir``'s model through mbrl's API; its tensors must equal the file's.
     Returns the number of tensors compared."""
-    import torch
-
     import mbrl.util.common as common
+    import torch
 
     cfg = common.load_hydra_cfg(run_dir)
     model = common.create_one_dim_tr_model(cfg, obs_shape, act_shape, model_dir=run_dir)

@@ -3,7 +3,7 @@ speed is measured by the scripts themselves, never by unit tests)."""
 
 import pytest
 
-from tests.exp_scripts import load_exp_script
+from tests.support import load_exp_script
 
 
 def _load(name):

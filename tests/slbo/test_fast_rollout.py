@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from slbo.dynamics_model import DynamicsModel
 from slbo.envs.virtual_env import VirtualEnv
 from slbo.partial_envs import make_env

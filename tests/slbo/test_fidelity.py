@@ -18,13 +18,12 @@ from slbo.policies.gaussian_mlp_policy import GaussianMLPPolicy
 from slbo.utils.dataset import Dataset
 from slbo.utils.normalizer import Normalizers
 from slbo.v_function.mlp_v_function import MLPVFunction
+from tests.slbo.conftest import REPO
 from vaml_ext.slbo import make_model_loss
 from vaml_ext.slbo.diagnostics import ModelDiagnostics
 from vaml_ext.slbo.run import build_argv
 from vaml_ext.slbo.settings import PAPER_EPISODE_STEPS, setting_flags
 from vaml_ext.slbo.value_fit import clip_value_fit
-
-from tests.slbo.conftest import REPO
 
 DS, DA = 3, 1
 TREE = REPO / "third_party" / "slbo"  # build_argv only reads configs/envs/*.yml from the tree
@@ -198,7 +197,7 @@ def test_smoke_budget_refits_once_per_iteration(patched_tree, tmp_path, variant,
     assert [int(r["refits"]) for r in rows] == [refits // 2] * 2
     assert all(np.isfinite(float(r["mean_abs_adv"])) and float(r["nmse"]) > 0 for r in rows)
     prog = list(csv.DictReader(open(log_dir / "progress.csv")))
-    assert int(prog[-1]["n_refits"]) == refits and prog[-1]["model_nmse"]
+    assert int(prog[-1]["refits_total"]) == refits and prog[-1]["model_nmse"]
     assert any(f.startswith("events") for f in os.listdir(log_dir / "tb"))
 
 
@@ -252,4 +251,4 @@ def test_paper_setting_refits_the_baselines_as_the_authors_did(patched_tree, tmp
     args = [f"variant={variant}", "env=pendulum", "setting=paper", "seed=3", f"log_dir={log_dir}", *SMOKE, *extra]
     _run(patched_tree, tmp_path, args)
     prog = list(csv.DictReader(open(log_dir / "progress.csv")))
-    assert int(prog[-1]["n_refits"]) == refits
+    assert int(prog[-1]["refits_total"]) == refits

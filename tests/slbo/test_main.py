@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.killing import sigkill_when
 from tests.slbo.conftest import REPO, SLBO_SRC, run_slbo
+from tests.support import sigkill_when
 
 SMOKE = [
     "slbo.n_iters=2",
@@ -104,9 +104,9 @@ def test_killed_run_resumes_from_last_stage(tmp_path):
 @pytest.mark.slow
 def test_slbo_beats_random_policy_on_cartpole(tmp_path):
     """Short learning test (fixed seed): 2 SLBO stages on continuous CartPole (200-step episodes)."""
+    from slbo.envs.batched_env import BatchedEnv
     from slbo.partial_envs import make_env
     from slbo.policies.uniform_policy import UniformPolicy
-    from slbo.envs.batched_env import BatchedEnv
     from slbo.utils.runner import Runner
 
     np.random.seed(0)

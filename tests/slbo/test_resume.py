@@ -53,7 +53,6 @@ TIME_KEYS = {
     "prev_model_time_s",
     "prev_policy_time_s",
     "wall_time_s",
-    "refit_time_s",
     "refit_s",
     "refit_s_total",
     "times",
@@ -179,7 +178,7 @@ def test_killed_hopper_run_resumes_bit_identical(tree, tmp_path):
     assert not diffs, "resumed run differs:\n  " + "\n  ".join(diffs[:20])
     rows = _csv(tmp_path / "resumed" / "progress.csv")
     assert [int(r["stage"]) for r in rows] == list(range(N_STAGES + 1))
-    assert int(rows[-1]["n_refits"]) == N_STAGES * 5 // 3  # the refit schedule ran across the kill
+    assert int(rows[-1]["refits_total"]) == N_STAGES * 5 // 3  # the refit schedule ran across the kill
     # episodes did span stage boundaries: the collect runner stopped mid-episode
     ckpt = torch.load(tmp_path / "full" / "ckpt" / "latest.pt", weights_only=False)
     assert ckpt["runners"]["collect"]["n_steps"].item() > 0

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests.killing import kill_seed, sigkill_when
 from tests.slbo.conftest import REPO
+from tests.support import kill_seed, lock_held_elsewhere, sigkill_when
 from vaml_ext.runlog.lock import HOLDER_FILE
 
 ARGS = [
@@ -58,27 +58,10 @@ def test_unreadable_latest_resumes_from_previous_and_second_writer_is_refused(tr
     assert "stage 0 done, starting stage 1" in out.stdout
     assert _stages(log_dir) == [0, 1, 2, 3]  # rows after the previous checkpoint were truncated, none doubled
 
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys\nfrom vaml_ext.runlog.lock import RunLock\n"
-            f"lock = RunLock({str(log_dir)!r}).acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
-            "lock.release()\n",
-        ],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held_elsewhere(log_dir) as holder:
         out = _run(tree, log_dir, "slbo.n_stages=4")
         assert out.returncode != 0 and f"in use by pid {holder.pid}" in out.stderr
         assert _stages(log_dir) == [0, 1, 2, 3]
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
 
 
 @pytest.mark.slow

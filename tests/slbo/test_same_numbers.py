@@ -36,7 +36,6 @@ import sys
 import tarfile
 from io import BytesIO
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -174,7 +173,7 @@ def build_tree(into: Path, code_root: Path = REPO) -> Path:
     return into
 
 
-def checkout_reference(into: Path, commit: str = REFERENCE_COMMIT) -> Optional[Path]:
+def checkout_reference(into: Path, commit: str = REFERENCE_COMMIT) -> Path | None:
     """``REFERENCE_PATHS`` of ``commit`` from this clone's history, into ``into``;
     None when the history does not hold it (a shallow clone, a tarball)."""
     try:
@@ -327,7 +326,7 @@ def main(argv=None):
         "command": "python -m tests.slbo.test_same_numbers --write",
         "commit": commit,
         "dirty": dirty,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine_kind": reference_kind(),
         "machine": numerics_fingerprint(),
         "args": ARGS,
@@ -468,6 +467,7 @@ def test_trpo_fisher_vector_product_equals_the_full_forward_one():
 
 def test_mbpo_q1_head_alone_equals_the_critic_q1():
     from mbrl.third_party.pytorch_sac_pranz24.model import QNetwork
+
     from vaml_ext.mbpo.values import critic_q1
 
     torch.manual_seed(0)

@@ -16,11 +16,10 @@ from slbo.partial_envs import make_env
 from slbo.policies.gaussian_mlp_policy import GaussianMLPPolicy
 from slbo.utils.normalizer import Normalizers
 from slbo.v_function.mlp_v_function import MLPVFunction
+from tests.slbo.conftest import REPO
 from vaml_ext.losses import UnknownLossError, available_losses, get_loss_class
 from vaml_ext.slbo import make_model_loss, make_value_refit
 from vaml_ext.slbo.refit import ValueRefit
-
-from tests.slbo.conftest import REPO
 
 ENV = "Pendulum-v1"
 DS, DA = 3, 1

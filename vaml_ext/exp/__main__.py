@@ -35,10 +35,10 @@ import time
 from pathlib import Path
 
 from vaml_ext import figures
-from vaml_ext.runlog.lock import describe, holder_if_locked
-from vaml_ext.runlog.rundir import DONE_FILE, REPO
 from vaml_ext.exp.bases import BASES, BaseError, base_for, interpreter, preset_base
 from vaml_ext.exp.run import FAILED_FILE, PRESETS, RunConfigError, seeds_for, selection_for
+from vaml_ext.runlog.lock import describe, holder_if_locked
+from vaml_ext.runlog.rundir import DONE_FILE, REPO
 
 
 def load_figure(name: str) -> dict:
@@ -85,6 +85,27 @@ def sweep_command(
     if launcher == "local":
         cmd.append(f"hydra.launcher.n_jobs={jobs}")
     return cmd + list(extra)
+
+
+def _report_runs(sweep_dir: Path, runs: list, wall: float, returncode: int) -> list:
+    """Print what became of each run of the sweep; return the finished ones."""
+    done = [r for r in runs if (r / DONE_FILE).is_file()]
+    in_use = {r: h for r in runs if r not in done and (h := holder_if_locked(r)) is not None}
+    failed = [r for r in runs if (r / FAILED_FILE).is_file() and r not in in_use]
+    missing = [r for r in runs if r not in done and r not in failed and r not in in_use]
+    print(
+        f"\nsweep finished in {wall / 60:.1f} min: {len(done)}/{len(runs)} runs done, {len(failed)} failed, "
+        f"{len(in_use)} in use by another process, {len(missing)} missing (Hydra exit {returncode})",
+        flush=True,
+    )
+    for r, h in in_use.items():
+        print(f"  IN USE {r.relative_to(sweep_dir)} by {describe(h)}: skipped")
+    for r in failed:
+        info = json.loads((r / FAILED_FILE).read_text())
+        print(f"  FAILED {r.relative_to(sweep_dir)} (exit {info.get('returncode')}): see {r / 'stdout.log'}")
+    for r in missing:
+        print(f"  MISSING {r.relative_to(sweep_dir)}")
+    return done
 
 
 def main(argv=None) -> int:
@@ -203,22 +224,7 @@ def main(argv=None) -> int:
     proc = subprocess.run(cmd, cwd=REPO, env=env)
     wall = time.time() - t0
     runs = [sweep_dir / e / m / f"seed{s}" for e in envs for m in methods for s in seeds]
-    done = [r for r in runs if (r / DONE_FILE).is_file()]
-    in_use = {r: h for r in runs if r not in done and (h := holder_if_locked(r)) is not None}
-    failed = [r for r in runs if (r / FAILED_FILE).is_file() and r not in in_use]
-    missing = [r for r in runs if r not in done and r not in failed and r not in in_use]
-    print(
-        f"\nsweep finished in {wall / 60:.1f} min: {len(done)}/{n} runs done, {len(failed)} failed, "
-        f"{len(in_use)} in use by another process, {len(missing)} missing (Hydra exit {proc.returncode})",
-        flush=True,
-    )
-    for r, h in in_use.items():
-        print(f"  IN USE {r.relative_to(sweep_dir)} by {describe(h)}: skipped")
-    for r in failed:
-        info = json.loads((r / FAILED_FILE).read_text())
-        print(f"  FAILED {r.relative_to(sweep_dir)} (exit {info.get('returncode')}): see {r / 'stdout.log'}")
-    for r in missing:
-        print(f"  MISSING {r.relative_to(sweep_dir)}")
+    done = _report_runs(sweep_dir, runs, wall, proc.returncode)
     if not a.no_aggregate and done:
         from vaml_ext.exp.aggregate import aggregate
 

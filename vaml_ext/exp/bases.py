@@ -20,14 +20,14 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from vaml_ext.checks import invalid
 from vaml_ext.runlog.rundir import REPO
 
 DEFAULT_BASE = "current"
 #: name -> patch series (``patches/<series>/``), venv, and the command that builds it
-BASES: Dict[str, Dict[str, str]] = {
+BASES: dict[str, dict[str, str]] = {
     "current": {"series": "mbrl-lib", "venv": ".venv", "install": "make install"},
     "paper": {"series": "mbrl-lib-dev3", "venv": ".venv-paper", "install": "make install-paper"},
 }
@@ -49,7 +49,7 @@ def check_base(name: Any, where: str = "base") -> str:
     return name
 
 
-def base_for(figure: dict, preset: str, chosen: Optional[str] = None) -> str:
+def base_for(figure: dict, preset: str, chosen: str | None = None) -> str:
     """The base of a sweep: ``chosen`` (``--base`` / ``base=``), else the preset's ``base``
     key, else ``current``. Only MBPO figures can run on another base than ``current``."""
     preset_base = ((figure.get("presets") or {}).get(preset) or {}).get("base")
@@ -69,7 +69,7 @@ def preset_base(figure: dict, preset: str) -> str:
     return base_for(figure, preset, None)
 
 
-def pin(name: str) -> Dict[str, Any]:
+def pin(name: str) -> dict[str, Any]:
     """What ``run.yaml`` records: the base, its patch series and the pinned upstream."""
     series = BASES[check_base(name)]["series"]
     spec = tomllib.loads((REPO / "patches" / series / "upstream.toml").read_text())
@@ -102,7 +102,7 @@ def interpreter(name: str) -> str:
     return str(py)
 
 
-def base_budget(figure: dict, base: str, budget: Optional[List[str]]) -> Optional[List[str]]:
+def base_budget(figure: dict, base: str, budget: list[str] | None) -> list[str] | None:
     """``budget`` with the keys that have another name on ``base`` renamed (dropped when
     ``null``), per the figure's ``bases.<base>.budget_keys``."""
     keys = ((figure.get("bases") or {}).get(base) or {}).get("budget_keys") or {}
@@ -120,5 +120,5 @@ def base_budget(figure: dict, base: str, budget: Optional[List[str]]) -> Optiona
     return out
 
 
-def base_settings(figure: dict, base: str) -> List[str]:
+def base_settings(figure: dict, base: str) -> list[str]:
     return list(((figure.get("bases") or {}).get(base) or {}).get("settings") or [])

@@ -43,8 +43,9 @@ larger room's bigger budget does not enter.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import NamedTuple
 
 from vaml_ext.figures import figure_names, load_figure
 
@@ -57,7 +58,7 @@ MARGIN = 0.1
 # Methods that are not value-aware (no PoI over MLE is computed for them).
 BASELINES = ("mle", "slbo", "mle_va_slbo")
 # Extra spellings of a canonical env name (after norm_env).
-ENV_ALIASES: Dict[str, Tuple[str, ...]] = {"walker": ("walker2d",), "halfcheetah": ("cheetah",)}
+ENV_ALIASES: dict[str, tuple[str, ...]] = {"walker": ("walker2d",), "halfcheetah": ("cheetah",)}
 
 
 def norm_env(name) -> str:
@@ -77,11 +78,11 @@ def canonical_env(name) -> str:
 # Per figure, the envs (canonical names) and methods the paper shows, from the figure
 # configs (exp/conf/figure/fig*.yaml, the one place they are defined). Only used to say
 # which envs/methods a sweep lacks; claims are evaluated on what is present.
-FIGURE_ENVS: Dict[str, List[str]] = {n: [canonical_env(e) for e in load_figure(n)["envs"]] for n in figure_names()}
-FIGURE_METHODS: Dict[str, List[str]] = {n: list(load_figure(n)["methods"]) for n in figure_names()}
+FIGURE_ENVS: dict[str, list[str]] = {n: [canonical_env(e) for e in load_figure(n)["envs"]] for n in figure_names()}
+FIGURE_METHODS: dict[str, list[str]] = {n: list(load_figure(n)["methods"]) for n in figure_names()}
 
 
-def norm_figure(fig) -> Optional[str]:
+def norm_figure(fig) -> str | None:
     """``fig2``, ``Fig_2``, ``figure2``, ``2`` -> ``fig2``; None/empty -> None."""
     if fig is None or str(fig).strip() == "":
         return None
@@ -112,27 +113,27 @@ class ClaimData:
     envs: Sequence[str] = ()
 
     def stat(
-        self, env: str, method: str, metric: str = "final", horizon: Optional[float] = None
-    ) -> Optional[Stat]:  # pragma: no cover
+        self, env: str, method: str, metric: str = "final", horizon: float | None = None
+    ) -> Stat | None:  # pragma: no cover
         raise NotImplementedError
 
-    def horizon(self, env: str, methods: Sequence[str]) -> Optional[float]:  # pragma: no cover
+    def horizon(self, env: str, methods: Sequence[str]) -> float | None:  # pragma: no cover
         raise NotImplementedError
 
-    def initial(self, env: str, method: str) -> Optional[Stat]:
+    def initial(self, env: str, method: str) -> Stat | None:
         """IQM of the runs' first evaluation (the initial policy) with its CI; None if unknown."""
         return None
 
     def ratio(
-        self, env: str, a: str, b: str, metric: str = "final", horizon: Optional[float] = None
-    ) -> Optional[Tuple[float, float, float]]:
+        self, env: str, a: str, b: str, metric: str = "final", horizon: float | None = None
+    ) -> tuple[float, float, float] | None:
         """``(IQM(a) / IQM(b), lo, hi)``: the ratio and its 95% bootstrap CI (seeds of each
         method resampled independently); None when ``b``'s IQM CI is not above 0 or the
         per-seed scores are not available."""
         return None
 
 
-def learned(final: Optional[Stat], initial: Optional[Stat]) -> Optional[bool]:
+def learned(final: Stat | None, initial: Stat | None) -> bool | None:
     """Whether a method left its initial policy: final-return CI above the first evaluation's
     CI. None when either is unknown."""
     if final is None or initial is None:
@@ -140,9 +141,7 @@ def learned(final: Optional[Stat], initial: Optional[Stat]) -> Optional[bool]:
     return final.lo > initial.hi
 
 
-def compare(
-    a: Optional[Stat], b: Optional[Stat], learned_a: Optional[bool] = None, learned_b: Optional[bool] = None
-) -> str:
+def compare(a: Stat | None, b: Stat | None, learned_a: bool | None = None, learned_b: bool | None = None) -> str:
     """The outcome of one comparison (module docstring). ``learned_*``: whether each method
     learned (:func:`learned`); unknown (None) for both skips the gate."""
     if a is None or b is None:
@@ -179,7 +178,7 @@ class Check:
     support: bool
     contradict: bool
     evidence: str
-    pair: Optional[Tuple[str, str, str, str]] = None  # (env, method a, method b, metric) of a two-method check
+    pair: tuple[str, str, str, str] | None = None  # (env, method a, method b, metric) of a two-method check
 
 
 class Verdict(NamedTuple):
@@ -188,14 +187,14 @@ class Verdict(NamedTuple):
 
     verdict: str
     evidence: str
-    checks: Tuple[Check, ...] = ()
+    checks: tuple[Check, ...] = ()
 
 
-def _learned(data: ClaimData, env: str, method: str) -> Optional[bool]:
+def _learned(data: ClaimData, env: str, method: str) -> bool | None:
     return learned(data.stat(env, method, "final"), data.initial(env, method))
 
 
-def _margin(data: ClaimData, env: str, a: str, b: str, metric: str, horizon: Optional[float]) -> Tuple[str, str]:
+def _margin(data: ClaimData, env: str, a: str, b: str, metric: str, horizon: float | None) -> tuple[str, str]:
     """(outcome, evidence) of the ratio test: ``within`` / ``outside`` / ``straddles`` /
     ``no ratio``."""
     r = data.ratio(env, a, b, metric, horizon)
@@ -211,7 +210,7 @@ def _margin(data: ClaimData, env: str, a: str, b: str, metric: str, horizon: Opt
     return out, f"ratio {point:.3g} [{lo:.3g}, {hi:.3g}] vs 1 ± {MARGIN:g}"
 
 
-def _pair(data: ClaimData, env: str, a: str, b: str, metric: str, kind: str, horizon: Optional[float] = None) -> Check:
+def _pair(data: ClaimData, env: str, a: str, b: str, metric: str, kind: str, horizon: float | None = None) -> Check:
     """``kind``: ``ge`` (A ≥ / beats / ≫ B), ``near`` (A near-matches B: ratio margin),
     ``poor`` (A below B)."""
     if metric == "auc" and horizon is None:
@@ -232,7 +231,7 @@ def _pair(data: ClaimData, env: str, a: str, b: str, metric: str, kind: str, hor
     return Check(f"{env}:{a}/{b}", out, support, contradict, ev, (env, a, b, metric))
 
 
-def combine(checks: List[Check], missing_envs: Sequence[str] = ()) -> Verdict:
+def combine(checks: list[Check], missing_envs: Sequence[str] = ()) -> Verdict:
     """Verdict of a claim over its checks (see the module docstring)."""
     miss = f"; envs missing: {', '.join(missing_envs)}" if missing_envs else ""
     if not checks:
@@ -249,8 +248,8 @@ def combine(checks: List[Check], missing_envs: Sequence[str] = ()) -> Verdict:
 
 
 def _envs(
-    data: ClaimData, wanted: Optional[Sequence[str]] = None, exclude: Sequence[str] = (), figure: Optional[str] = None
-) -> Tuple[List[str], List[str]]:
+    data: ClaimData, wanted: Sequence[str] | None = None, exclude: Sequence[str] = (), figure: str | None = None
+) -> tuple[list[str], list[str]]:
     """(envs present to evaluate, named envs missing). ``wanted=None``: every env present
     (the figure's expected envs that are absent are reported missing)."""
     present = [e for e in data.envs if e not in exclude]
@@ -261,13 +260,13 @@ def _envs(
 
 
 def ordering(
-    a: Union[str, Sequence[str]],
+    a: str | Sequence[str],
     b: str,
-    envs: Optional[Sequence[str]] = None,
+    envs: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     metric: str = "final",
     kind: str = "ge",
-    figure: Optional[str] = None,
+    figure: str | None = None,
 ):
     """Claim "``a`` (kind) ``b`` on ``envs`` (all present but ``exclude`` if None)". ``a``
     may be a tuple of methods: each is checked."""
@@ -282,11 +281,11 @@ def ordering(
 
 
 def pairs(
-    pairs_: Sequence[Tuple[str, str]],
-    envs: Optional[Sequence[str]] = None,
+    pairs_: Sequence[tuple[str, str]],
+    envs: Sequence[str] | None = None,
     metric: str = "final",
     kind: str = "ge",
-    figure: Optional[str] = None,
+    figure: str | None = None,
 ):
     """Several ``(a, b)`` ordering pairs on every env present (a method with no data makes
     the claim inconclusive: method missing)."""
@@ -429,7 +428,7 @@ class Claim:
 
 VA_FIG1 = ("ma_direct_l1", "ma_direct_l2", "ma_l1", "ma_vaml")
 
-CLAIMS: List[Claim] = [
+CLAIMS: list[Claim] = [
     Claim(
         "fig1",
         "1a",
@@ -557,11 +556,11 @@ CLAIMS += [
 ]
 
 
-def claims_for(figure: Optional[str]) -> List[Claim]:
+def claims_for(figure: str | None) -> list[Claim]:
     return [c for c in CLAIMS if c.figure == figure]
 
 
-def evaluate_claims(figure: Optional[str], data: ClaimData) -> List[dict]:
+def evaluate_claims(figure: str | None, data: ClaimData) -> list[dict]:
     """One dict per claim of ``figure``: its text, rule, verdict, evidence and ``compared``
     (every two-method comparison it made: env, method, baseline, metric, outcome)."""
     out = []

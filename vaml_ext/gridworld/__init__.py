@@ -12,10 +12,10 @@ Importing this package registers no new loss: every objective is a registry entr
 :mod:`vaml_ext.losses` (``mle``, ``ma_direct_l1``, ``ma_direct_l2``, ``ma_l1``, ``ma_vaml``).
 """
 
+from vaml_ext.gridworld.dyna import DynaConfig, DynaResult, run_dyna
 from vaml_ext.gridworld.env import ACTIONS, BatchedGridworld, CardinalEmptyRoom, GridSpec, grid_spec
 from vaml_ext.gridworld.model import MLPCategoricalModel, TabularCategoricalModel
 from vaml_ext.gridworld.objectives import METHOD_LABELS, METHODS, GridObjectives, transition_advantage
-from vaml_ext.gridworld.dyna import DynaConfig, DynaResult, run_dyna
 
 __all__ = [
     "ACTIONS",

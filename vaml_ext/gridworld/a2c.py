@@ -11,8 +11,6 @@ entropy bonus and the squared value error.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Union
-
 import torch
 from torch import nn
 
@@ -54,7 +52,7 @@ class TabularA2C(nn.Module):
         return self._gather_rows(self.V, s)
 
     @torch.no_grad()
-    def act(self, s: torch.Tensor, generator: Optional[torch.Generator] = None, greedy: bool = False) -> torch.Tensor:
+    def act(self, s: torch.Tensor, generator: torch.Generator | None = None, greedy: bool = False) -> torch.Tensor:
         logits = self._gather_rows(self.policy_logits, s)
         if greedy:
             return logits.argmax(-1)
@@ -64,20 +62,20 @@ class TabularA2C(nn.Module):
     @torch.no_grad()
     def rollout(
         self,
-        model: Union[CategoricalModel, FrozenCategorical],
+        model: CategoricalModel | FrozenCategorical,
         spec: GridSpec,
         state: torch.Tensor,
         t: torch.Tensor,
         n_steps: int,
-        generator: Optional[torch.Generator] = None,
-    ) -> Dict[str, torch.Tensor]:
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Roll the current policy ``n_steps`` in the learned model from ``state``/``t``
         (``[runs, E]``; imagined episodes restart at the start cell when they reach the
         goal or the time limit). Rewards and termination come from the known reward
         function ``r(s, ŝ, t)`` on the model's sample ``ŝ`` (reward known: the objectives of paper Eq. 8-10 fit only the transitions).
         Returns ``[runs, E, n]`` tensors plus the final ``state``/``t``."""
         keys = ("s", "a", "r", "s2", "term", "done")
-        out: Dict[str, list] = {k: [] for k in keys}
+        out: dict[str, list] = {k: [] for k in keys}
         for _ in range(n_steps):
             a = self.act(state, generator)
             s2 = model.sample(state, a, generator)
@@ -94,7 +92,7 @@ class TabularA2C(nn.Module):
         return traj
 
     @torch.no_grad()
-    def gae(self, traj: Dict[str, torch.Tensor]):
+    def gae(self, traj: dict[str, torch.Tensor]):
         """GAE(λ) advantages and λ-returns; bootstraps ``V(s')`` unless ``s'`` is the goal,
         and cuts the trace at episode ends (goal or time limit)."""
         v = self.values(traj["s"])
@@ -109,7 +107,7 @@ class TabularA2C(nn.Module):
         return adv, adv + v
 
     # ----------------------------------------------------------------- updates
-    def a2c_update(self, traj: Dict[str, torch.Tensor]) -> None:
+    def a2c_update(self, traj: dict[str, torch.Tensor]) -> None:
         """One A2C step on an imagined rollout (policy and value; per-run means, summed)."""
         adv, ret = self.gae(traj)
         logits = self._gather_rows(self.policy_logits, traj["s"])
@@ -124,7 +122,7 @@ class TabularA2C(nn.Module):
         self.policy_opt.step()
         self.value_opt.step()
 
-    def value_refit(self, traj: Dict[str, torch.Tensor], weight: torch.Tensor, n_updates: int = 1) -> None:
+    def value_refit(self, traj: dict[str, torch.Tensor], weight: torch.Tensor, n_updates: int = 1) -> None:
         """Algorithm 2 lines 9-10: fit *only* the value table to λ-returns of rollouts of
         the fixed policy in the current model. ``weight[run]`` (0/1) selects the runs."""
         w = weight.to(self.V.dtype)

@@ -23,8 +23,8 @@ Per iteration (Algorithm 2):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -89,7 +89,7 @@ class DynaConfig:
         check_choice("dyna.encoding", self.encoding, ENCODINGS)
 
     @classmethod
-    def from_dict(cls, d: Optional[dict]) -> "DynaConfig":
+    def from_dict(cls, d: dict | None) -> DynaConfig:
         d = dict(d or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
@@ -123,11 +123,11 @@ class RealBuffer:
         self._new_ep = done.clone()
         self.size += 1
 
-    def sample(self, n: int, generator=None) -> Dict[str, torch.Tensor]:
+    def sample(self, n: int, generator=None) -> dict[str, torch.Tensor]:
         idx = torch.randint(0, self.size, (self.rows.shape[0], n), generator=generator)
         return {k: getattr(self, k).gather(1, idx) for k in ("rows", "s_next", "t")}
 
-    def sample_episodes(self, m: int, length: int, generator=None) -> Dict[str, torch.Tensor]:
+    def sample_episodes(self, m: int, length: int, generator=None) -> dict[str, torch.Tensor]:
         """``m`` whole episodes per run (the ongoing one may be partial), padded to ``length``
         with ``mask`` = 1 on real steps: the trajectories of Eq. 8."""
         n = self.size
@@ -168,12 +168,12 @@ def evaluate(agent: TabularA2C, spec: GridSpec, episodes: int, generator=None, g
 @dataclass
 class DynaResult:
     size: int
-    methods: List[str]
-    seeds: List[int]
-    steps: List[int] = field(default_factory=list)  # env steps at each evaluation
-    returns: List[List[float]] = field(default_factory=list)  # [eval][run]
+    methods: list[str]
+    seeds: list[int]
+    steps: list[int] = field(default_factory=list)  # env steps at each evaluation
+    returns: list[list[float]] = field(default_factory=list)  # [eval][run]
     wall_s: float = 0.0
-    state: Optional[dict] = None  # model / agent / buffer when run_dyna(keep_state=True)
+    state: dict | None = None  # model / agent / buffer when run_dyna(keep_state=True)
 
 
 def stream_seed(base_seed: int, size: int) -> int:
@@ -191,7 +191,7 @@ class DynaTrainer:
     """
 
     def __init__(
-        self, size: int, methods: Sequence[str], cfg: DynaConfig, base_seed: int = 0, spec: Optional[GridSpec] = None
+        self, size: int, methods: Sequence[str], cfg: DynaConfig, base_seed: int = 0, spec: GridSpec | None = None
     ):
         if not methods:
             raise ValueError("methods must be non-empty")
@@ -349,8 +349,8 @@ def run_dyna(
     seeds: Sequence[int],
     cfg: DynaConfig,
     base_seed: int = 0,
-    progress: Optional[Callable[[str], None]] = None,
-    spec: Optional[GridSpec] = None,
+    progress: Callable[[str], None] | None = None,
+    spec: GridSpec | None = None,
     keep_state: bool = False,
 ) -> DynaResult:
     """Train one run per (method, seed) pair -- ``methods[i]``, ``seeds[i]`` -- on an N×N room.

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -64,7 +64,7 @@ def _check_size(size) -> int:
     return int(size)
 
 
-def make_minigrid_room(size: int, max_steps: Optional[int] = None):
+def make_minigrid_room(size: int, max_steps: int | None = None):
     """minigrid's ``EmptyEnv`` of ``size`` (walls included), agent top-left facing east."""
     from minigrid.envs import EmptyEnv
 
@@ -86,14 +86,14 @@ class CardinalEmptyRoom(gym.Wrapper):
     ``terminated=True``. See the module docstring for the exact reward.
     """
 
-    def __init__(self, size: int = 8, max_steps: Optional[int] = None):
+    def __init__(self, size: int = 8, max_steps: int | None = None):
         super().__init__(make_minigrid_room(size, max_steps))
         self.size = int(size)
         self.inner = self.size - 2
         self.n_states = self.inner * self.inner
         self.goal_pos = (self.size - 2, self.size - 2)
         self.start_pos = (1, 1)
-        self.max_steps = int(getattr(self.env.unwrapped, "max_steps"))
+        self.max_steps = int(self.env.unwrapped.max_steps)  # type: ignore[attr-defined]
         self.d0 = self._dist(self.start_pos)
         self.action_space = gym.spaces.Discrete(NUM_ACTIONS)
         self.observation_space = gym.spaces.Discrete(self.n_states)
@@ -108,7 +108,7 @@ class CardinalEmptyRoom(gym.Wrapper):
             raise ValueError(f"position {pos} is not an interior cell of a {self.size}x{self.size} room")
         return (y - 1) * self.inner + (x - 1)
 
-    def state_to_pos(self, s: int) -> Tuple[int, int]:
+    def state_to_pos(self, s: int) -> tuple[int, int]:
         return (int(s) % self.inner + 1, int(s) // self.inner + 1)
 
     def reset(self, *, seed=None, options=None):
@@ -167,7 +167,7 @@ class GridSpec:
 _SPEC_CACHE: dict = {}
 
 
-def grid_spec(size: int, max_steps: Optional[int] = None) -> GridSpec:
+def grid_spec(size: int, max_steps: int | None = None) -> GridSpec:
     """Build (and cache) the :class:`GridSpec` of a room by stepping minigrid's ``EmptyEnv``.
 
     For every interior cell and action, the minigrid agent is placed in the cell and moved
@@ -221,7 +221,7 @@ class BatchedGridworld:
     state that is already at the goal keeps it there with reward 0 (absorption).
     """
 
-    def __init__(self, spec: GridSpec, shape: Tuple[int, ...], dtype=torch.float64):
+    def __init__(self, spec: GridSpec, shape: tuple[int, ...], dtype=torch.float64):
         self.spec = spec
         self.dtype = dtype
         self.state = torch.full(shape, spec.start, dtype=torch.long)

@@ -25,17 +25,14 @@ network model shares limited capacity across cells, so it does (see docs/slbo-an
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import torch
-
-from vaml_ext.checks import check_choice, invalid
 from torch import nn
 
+from vaml_ext.checks import check_choice, invalid
 from vaml_ext.gridworld.env import NUM_ACTIONS
 
 
-def sample_categorical(probs: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One draw per row of ``probs[..., K]`` by inverse CDF (batched, any leading shape)."""
     u = torch.rand(probs.shape[:-1] + (1,), generator=generator, dtype=probs.dtype)
     cdf = probs.cumsum(-1)
@@ -65,7 +62,7 @@ class TabularCategoricalModel(nn.Module):
         return torch.gather(self.logits, 1, idx.unsqueeze(-1).expand(-1, -1, self.n_states))
 
     @torch.no_grad()
-    def sample(self, s: torch.Tensor, a: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def sample(self, s: torch.Tensor, a: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Sample ``ŝ ~ P_φ(·|s, a)``; ``s``, ``a``: ``[runs, n]`` -> ``[runs, n]``."""
         probs = torch.softmax(self.rows(s, a), dim=-1)
         return sample_categorical(probs, generator)
@@ -74,7 +71,7 @@ class TabularCategoricalModel(nn.Module):
         """Logits of every (s, a) row: ``[runs, S·A, S]``."""
         return self.logits
 
-    def frozen(self) -> "TabularCategoricalModel":
+    def frozen(self) -> TabularCategoricalModel:
         """A sampler of the current model for rollouts (the table samples its rows directly)."""
         return self
 
@@ -126,7 +123,7 @@ class MLPCategoricalModel(nn.Module):
         hidden: int = 32,
         layers: int = 2,
         dtype=torch.float32,
-        generator: Optional[torch.Generator] = None,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         self.num_runs, self.n_states, self.n_actions = int(num_runs), int(n_states), int(n_actions)
@@ -181,13 +178,13 @@ class MLPCategoricalModel(nn.Module):
         return self.row_logits(self.row_index(s, a))
 
     @torch.no_grad()
-    def sample(self, s: torch.Tensor, a: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def sample(self, s: torch.Tensor, a: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Sample ``ŝ ~ P_φ(·|s, a)``; ``s``, ``a``: ``[runs, n]`` -> ``[runs, n]``."""
         probs = torch.softmax(self.rows(s, a), dim=-1)
         return sample_categorical(probs, generator)
 
     @torch.no_grad()
-    def frozen(self) -> "FrozenCategorical":
+    def frozen(self) -> FrozenCategorical:
         """The current model as a table of probabilities, for rollouts while the weights stay
         fixed (A2C, the refit): one forward pass over all rows instead of one per step."""
         return FrozenCategorical(torch.softmax(self.table_logits(), -1), self.n_actions)
@@ -200,13 +197,13 @@ class FrozenCategorical:
         self.probs, self.n_actions = probs, int(n_actions)
 
     @torch.no_grad()
-    def sample(self, s: torch.Tensor, a: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def sample(self, s: torch.Tensor, a: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Sample ``ŝ ~ P(·|s, a)``; ``s``, ``a``: ``[runs, n]`` -> ``[runs, n]``."""
         rows = (s * self.n_actions + a).unsqueeze(-1).expand(-1, -1, self.probs.shape[-1])
         return sample_categorical(torch.gather(self.probs, 1, rows), generator)
 
 
-CategoricalModel = Union[TabularCategoricalModel, MLPCategoricalModel]
+CategoricalModel = TabularCategoricalModel | MLPCategoricalModel
 
 
 def make_model(
@@ -216,7 +213,7 @@ def make_model(
     encoding: str = "coords",
     hidden: int = 32,
     layers: int = 2,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> CategoricalModel:
     """The model class named by the Dyna config's ``model`` option (``table`` | ``mlp``)."""
     if kind == "table":

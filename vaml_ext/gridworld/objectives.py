@@ -24,7 +24,7 @@ against the direct per-row sum (:func:`transition_advantage`).
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -43,7 +43,7 @@ METHOD_LABELS = {
 #: Ablations: a run method that is a registry objective with Dyna options changed.
 #: ``ma_l1_naive`` is MA-L1 with Algorithm 2's stale-value refit (lines 8-11) off -- the
 #: paper's "Naive" substitution (Fig. 4).
-VARIANTS: Dict[str, tuple] = {"ma_l1_naive": ("ma_l1", {"value_update_interval": 0})}
+VARIANTS: dict[str, tuple] = {"ma_l1_naive": ("ma_l1", {"value_update_interval": 0})}
 RUN_METHODS = METHODS + tuple(VARIANTS)
 
 
@@ -76,7 +76,7 @@ def grid_advantage(
     rows: torch.Tensor,
     s_next: torch.Tensor,
     t: torch.Tensor,
-    ev_table: Optional[torch.Tensor] = None,
+    ev_table: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Exact model advantage of real transitions for all runs at once.
 
@@ -107,7 +107,7 @@ class GridObjectives:
     def __init__(self, methods: Sequence[str], va_loss_coeff: float = 0.01, gamma: float = 0.99):
         self.methods = list(methods)
         self.gamma = float(gamma)
-        self.losses: Dict[str, torch.nn.Module] = {}
+        self.losses: dict[str, torch.nn.Module] = {}
         for name in dict.fromkeys(self.methods):
             if name not in METHODS:
                 # get_loss_class raises UnknownLossError with the valid names for typos; a
@@ -130,8 +130,8 @@ class GridObjectives:
         spec: GridSpec,
         logits,
         V: torch.Tensor,
-        batch: Dict[str, torch.Tensor],
-        traj: Optional[Dict[str, torch.Tensor]] = None,
+        batch: dict[str, torch.Tensor],
+        traj: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Total loss. ``logits``: either the model table ``[runs, S·A, S]`` (log-probabilities
         work too) or a model with ``row_logits(rows)`` and ``table_logits()``
@@ -148,7 +148,7 @@ class GridObjectives:
         else:
             row_fn, table_fn = logits.row_logits, logits.table_logits
         h = next_state_values(spec, V, self.gamma)
-        total: Optional[torch.Tensor] = None
+        total: torch.Tensor | None = None
         per_row = [n for n in self.groups if not self.losses[n].needs_trajectories]
         batch_logits = row_fn(batch["rows"]) if per_row else None  # [runs, M, S]
         full = table_fn() if len(per_row) < len(self.groups) else None  # [runs, S·A, S]

@@ -59,7 +59,6 @@ import csv
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -146,7 +145,7 @@ def run_gridworld(
     seed: int,
     env_steps: int,
     eval_every: int,
-    dyna: Optional[dict] = None,
+    dyna: dict | None = None,
     progress: bool = True,
     restart: bool = False,
 ) -> dict:
@@ -173,6 +172,55 @@ def run_gridworld(
         return _run_locked(run_dir, cfg, size, method, seed, env_steps, eval_every, progress, restart)
 
 
+def _open_checkpoints(run_dir: Path, run_info: dict, restart: bool):
+    """``(store, checkpoint or None)``; a checkpoint of another run is refused."""
+    store = CheckpointStore(
+        run_dir / CKPT_DIR, restart_hint="call run_gridworld(..., restart=True) (figure sweeps: --restart)"
+    )
+    if restart:
+        store.set_aside_all()
+    ckpt_path, ckpt = store.load(lambda p: torch.load(p, map_location="cpu", weights_only=True))
+    if ckpt is not None:
+        check_checkpoint_config(
+            ckpt_path,
+            {"format": ckpt.get("format"), **(ckpt.get("run") or {})},
+            {"format": CKPT_FORMAT, **run_info},
+            "Use another run_dir, or restart=True (figure sweeps: --restart) to set it aside and start over.",
+        )
+    return store, ckpt
+
+
+def _eval_row(trainer: DynaTrainer, wall_s: float) -> dict:
+    """One ``returns.csv`` row: the greedy return now, with the model's and critic's state."""
+    return {
+        "env_steps": trainer.env_steps,
+        "return": float(trainer.evaluate()[0]),
+        "wall_time_s": round(wall_s, 3),
+        "iteration": trainer.it,
+        "model_loss": "" if trainer.it == 0 else trainer.model_loss,
+        "v_start": float(trainer.agent.V.detach()[0, trainer.spec.start]),
+        "model_tv": "" if trainer.it == 0 else float(trainer.model_error()[0]),
+    }
+
+
+def _train(trainer: DynaTrainer, evaluate_and_log, checkpoint, prog) -> None:
+    """Iterate to the budget: evaluations as they fall due, a checkpoint after each round of
+    them and after trailing iterations without one (budget not a multiple of eval_every)."""
+    unsaved = False
+    while not trainer.finished:
+        trainer.train_iteration()
+        n_due = trainer.due_evaluations()
+        for _ in range(n_due):
+            evaluate_and_log()
+        if n_due:
+            checkpoint()
+        elif prog is not None:
+            prog.update(trainer.env_steps)
+        unsaved = not n_due
+    if unsaved:
+        checkpoint()
+
+
 def _run_locked(
     run_dir: Path,
     cfg: DynaConfig,
@@ -193,20 +241,7 @@ def _run_locked(
         "budget": {"env_steps": int(env_steps), "eval_every": int(eval_every)},
         "dyna": cfg.to_dict(),
     }
-    store = CheckpointStore(
-        run_dir / CKPT_DIR, restart_hint="call run_gridworld(..., restart=True) (figure sweeps: --restart)"
-    )
-    if restart:
-        store.set_aside_all()
-    ckpt_path, ckpt = store.load(lambda p: torch.load(p, map_location="cpu", weights_only=True))
-    if ckpt is not None:
-        check_checkpoint_config(
-            ckpt_path,
-            {"format": ckpt.get("format"), **(ckpt.get("run") or {})},
-            {"format": CKPT_FORMAT, **run_info},
-            "Use another run_dir, or restart=True (figure sweeps: --restart) to set it aside and start over.",
-        )
-
+    store, ckpt = _open_checkpoints(run_dir, run_info, restart)
     (run_dir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     if not (run_dir / "run.yaml").is_file():
         write_run_config(run_dir, dict(run_info, provenance=git_provenance()))
@@ -237,16 +272,8 @@ def _run_locked(
         return wall0 + time.perf_counter() - t_start
 
     def evaluate_and_log() -> None:
-        ret = float(trainer.evaluate()[0])
-        row = {
-            "env_steps": trainer.env_steps,
-            "return": ret,
-            "wall_time_s": round(wall(), 3),
-            "iteration": trainer.it,
-            "model_loss": "" if trainer.it == 0 else trainer.model_loss,
-            "v_start": float(trainer.agent.V.detach()[0, trainer.spec.start]),
-            "model_tv": "" if trainer.it == 0 else float(trainer.model_error()[0]),
-        }
+        row = _eval_row(trainer, wall())
+        ret = row["return"]
         log.write(row)
         rows.append(row)
         tb.add_scalar("eval/return", ret, trainer.env_steps)
@@ -275,19 +302,7 @@ def _run_locked(
         if ckpt is None:
             evaluate_and_log()
             checkpoint()
-        unsaved = False
-        while not trainer.finished:
-            trainer.train_iteration()
-            n_due = trainer.due_evaluations()
-            for _ in range(n_due):
-                evaluate_and_log()
-            if n_due:
-                checkpoint()
-            elif prog is not None:
-                prog.update(trainer.env_steps)
-            unsaved = not n_due
-        if unsaved:  # trailing iterations without an evaluation (budget not a multiple of eval_every)
-            checkpoint()
+        _train(trainer, evaluate_and_log, checkpoint, prog)
     finally:
         tb.close()
     if prog is not None:

@@ -11,14 +11,14 @@ budget counting as ``inf``.
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, List, Optional
+from collections.abc import Iterable
 
 from vaml_ext.gridworld.objectives import METHOD_LABELS
 
 GOAL_RETURN = 1.0
 
 
-def first_exceed(steps: List[int], returns: List[float], threshold: float = GOAL_RETURN) -> Optional[int]:
+def first_exceed(steps: list[int], returns: list[float], threshold: float = GOAL_RETURN) -> int | None:
     """Env steps at the first evaluation whose return exceeds ``threshold`` (None: never)."""
     for s, r in zip(steps, returns):
         if r > threshold:
@@ -26,21 +26,21 @@ def first_exceed(steps: List[int], returns: List[float], threshold: float = GOAL
     return None
 
 
-def _median(xs: List[float]) -> float:
+def _median(xs: list[float]) -> float:
     xs = sorted(xs)
     n = len(xs)
     return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
-def steps_to_goal(rows: Iterable[dict]) -> Dict[int, Dict[str, dict]]:
+def steps_to_goal(rows: Iterable[dict]) -> dict[int, dict[str, dict]]:
     """``rows``: ``size, method, seed, env_steps, return`` per evaluation. Per size and method:
     per-seed first-exceed steps, their median (``inf`` if half or more never get there),
     the number of seeds that did, and the largest env-step count evaluated (the budget)."""
-    curves: Dict[tuple, Dict[object, List[tuple]]] = {}
+    curves: dict[tuple, dict[object, list[tuple]]] = {}
     for r in rows:
         key = (int(r["size"]), r["method"])
         curves.setdefault(key, {}).setdefault(r["seed"], []).append((int(r["env_steps"]), float(r["return"])))
-    out: Dict[int, Dict[str, dict]] = {}
+    out: dict[int, dict[str, dict]] = {}
     for (size, method), by_seed in sorted(curves.items()):
         firsts = []
         budget = 0
@@ -62,7 +62,7 @@ def _fmt(x: float) -> str:
     return "never" if math.isinf(x) else f"{int(x)}"
 
 
-def markdown_table(table: Dict[int, Dict[str, dict]], methods: Optional[List[str]] = None) -> str:
+def markdown_table(table: dict[int, dict[str, dict]], methods: list[str] | None = None) -> str:
     """The table as Markdown (one row per method, one column per size)."""
     sizes = sorted(table)
     if methods is None:

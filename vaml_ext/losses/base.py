@@ -11,12 +11,12 @@ against closed forms on hand-built tensors.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional, Tuple
+from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from vaml_ext.checks import check_choice, check_number
-from torch import nn
 
 
 class ModelLoss(nn.Module):
@@ -45,9 +45,9 @@ class ModelLoss(nn.Module):
     value_aware: ClassVar[bool] = False
     needs_trajectories: ClassVar[bool] = False
     takes_refit: ClassVar[bool] = False
-    in_keys: ClassVar[Tuple[str, ...]] = ()
+    in_keys: ClassVar[tuple[str, ...]] = ()
     default_coeff: ClassVar[float] = 1.0
-    REDUCTIONS: ClassVar[Tuple[str, ...]] = ("mean", "sum")
+    REDUCTIONS: ClassVar[tuple[str, ...]] = ("mean", "sum")
 
     def __init__(self, coeff: float | None = None, reduction: str = "mean"):
         super().__init__()
@@ -64,7 +64,7 @@ class ModelLoss(nn.Module):
         """``"mean"`` or ``"sum"``: how :meth:`reduce` turns terms into the scalar loss."""
         return self._reduction
 
-    def reduce(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def reduce(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean or sum (per :attr:`reduction`) of ``x`` over all entries where ``mask`` is 1."""
         if mask is None:
             return x.sum() if self._reduction == "sum" else x.mean()

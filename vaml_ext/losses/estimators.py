@@ -11,7 +11,7 @@ computed under ``torch.no_grad``).
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterable, Iterator, Optional
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -35,7 +35,7 @@ def expected_value_gaussian(
     std: torch.Tensor,
     value_fn: ValueFn,
     num_samples: int = 1,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Monte-Carlo ``E_{ŝ~N(mean, std²)}[V(ŝ)]`` with ``num_samples`` reparameterised draws.
 

@@ -9,8 +9,6 @@ under ``torch.no_grad`` / with detached parameters by the estimators in
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from vaml_ext.losses.base import ModelLoss
@@ -33,7 +31,7 @@ class MLELoss(ModelLoss):
     value_aware = False
     in_keys = ("nll",)
 
-    def _loss(self, nll: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+    def _loss(self, nll: torch.Tensor, mask: torch.Tensor | None = None, **_) -> torch.Tensor:
         return self.reduce(nll, mask)
 
 
@@ -49,7 +47,7 @@ class MAL1Loss(ModelLoss):
     in_keys = ("advantage",)
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
-    def _loss(self, advantage: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+    def _loss(self, advantage: torch.Tensor, mask: torch.Tensor | None = None, **_) -> torch.Tensor:
         return self.reduce(advantage.abs(), mask)
 
 
@@ -65,11 +63,11 @@ class MAVAMLLoss(ModelLoss):
     in_keys = ("advantage",)
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
-    def _loss(self, advantage: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+    def _loss(self, advantage: torch.Tensor, mask: torch.Tensor | None = None, **_) -> torch.Tensor:
         return self.reduce(advantage.pow(2), mask)
 
 
-def _discounted_traj_sums(advantage: torch.Tensor, gamma: float, mask: Optional[torch.Tensor]) -> torch.Tensor:
+def _discounted_traj_sums(advantage: torch.Tensor, gamma: float, mask: torch.Tensor | None) -> torch.Tensor:
     """``Σ_t γ^t A_t`` per trajectory (``[m]``) for ``advantage`` of shape ``[m, T]``."""
     if advantage.dim() != 2:
         raise ValueError(
@@ -101,7 +99,7 @@ class MADirectL1Loss(ModelLoss):
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
     def _loss(
-        self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_
+        self, advantage: torch.Tensor, gamma: float = 0.99, mask: torch.Tensor | None = None, **_
     ) -> torch.Tensor:
         return self.reduce(_discounted_traj_sums(advantage, gamma, mask)).abs()
 
@@ -117,7 +115,7 @@ class MADirectL2Loss(ModelLoss):
     default_coeff = DEFAULT_VA_LOSS_COEFF
 
     def _loss(
-        self, advantage: torch.Tensor, gamma: float = 0.99, mask: Optional[torch.Tensor] = None, **_
+        self, advantage: torch.Tensor, gamma: float = 0.99, mask: torch.Tensor | None = None, **_
     ) -> torch.Tensor:
         return self.reduce(_discounted_traj_sums(advantage, gamma, mask)).pow(2)
 
@@ -164,7 +162,7 @@ class VaGraMLoss(ModelLoss):
         return weighted.sum(-1).pow(2).mean(0)
 
     def _loss(
-        self, error: torch.Tensor, value_grad: torch.Tensor, mask: Optional[torch.Tensor] = None, **_
+        self, error: torch.Tensor, value_grad: torch.Tensor, mask: torch.Tensor | None = None, **_
     ) -> torch.Tensor:
         return self.reduce(self.per_transition(error, value_grad), mask)
 

@@ -9,14 +9,15 @@ module imports no loss module (no import cycle).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, Type, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from vaml_ext.losses.base import ModelLoss
 
 T = TypeVar("T")
 
-_REGISTRY: Dict[str, Type["ModelLoss"]] = {}
+_REGISTRY: dict[str, type[ModelLoss]] = {}
 
 
 class UnknownLossError(KeyError, ValueError):
@@ -34,7 +35,7 @@ class UnknownLossError(KeyError, ValueError):
         return self.message
 
 
-def register_loss(name: str) -> Callable[[Type[T]], Type[T]]:
+def register_loss(name: str) -> Callable[[type[T]], type[T]]:
     """Class decorator: register a :class:`~vaml_ext.losses.base.ModelLoss` under ``name``.
 
     Registering a different class under an existing name is an error (silent
@@ -44,7 +45,7 @@ def register_loss(name: str) -> Callable[[Type[T]], Type[T]]:
     if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
         raise ValueError(f"invalid loss name {name!r}: use [a-z0-9_]+")
 
-    def deco(cls: Type[T]) -> Type[T]:
+    def deco(cls: type[T]) -> type[T]:
         prev = _REGISTRY.get(name)
         if prev is not None and prev.__qualname__ != cls.__qualname__:
             raise ValueError(f"model loss {name!r} already registered by {prev!r}")
@@ -55,12 +56,12 @@ def register_loss(name: str) -> Callable[[Type[T]], Type[T]]:
     return deco
 
 
-def available_losses() -> List[str]:
+def available_losses() -> list[str]:
     """Sorted names of all registered model losses."""
     return sorted(_REGISTRY)
 
 
-def get_loss_class(name: str, key: str = "model_loss") -> Type["ModelLoss"]:
+def get_loss_class(name: str, key: str = "model_loss") -> type[ModelLoss]:
     """The class registered under ``name``; :class:`UnknownLossError` otherwise."""
     try:
         return _REGISTRY[name]

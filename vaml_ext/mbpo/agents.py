@@ -24,7 +24,6 @@ holds the SAC object as ``.sac_agent``) or the SAC object itself.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +60,7 @@ class AgentAdapter:
 
     kind = ""
     #: fully qualified class names this adapter serves
-    classes: Tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
 
     def __init__(self, sac):
         self.sac = sac
@@ -107,7 +106,7 @@ class AgentAdapter:
         """The entropy temperature, detached (a float or a 0-d tensor)."""
         raise NotImplementedError
 
-    def temperature_state(self) -> List[torch.Tensor]:
+    def temperature_state(self) -> list[torch.Tensor]:
         """Tensors holding α (for tests: model learning and refits must not change them)."""
         raise NotImplementedError
 
@@ -115,26 +114,26 @@ class AgentAdapter:
     def device(self) -> torch.device:
         return next(self.critic.parameters()).device
 
-    def modules(self) -> List[torch.nn.Module]:
+    def modules(self) -> list[torch.nn.Module]:
         """Every module whose parameters a model update must not change."""
         return [self.critic, self.critic_target, self.actor]
 
     # -- the policy ----------------------------------------------------------
-    def squashed(self, states: torch.Tensor, eps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def squashed(self, states: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(a, log π(a|s))`` for given standard-normal ``eps``, reparameterised
         (differentiable in ``states`` and the actor's parameters)."""
         raise NotImplementedError
 
-    def noise(self, n: int, like: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    def noise(self, n: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return torch.randn((n, self.act_dim), generator=generator, device=like.device, dtype=like.dtype)
 
-    def sample_action(self, states: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    def sample_action(self, states: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """A fresh draw ``a ~ π(·|s)`` per row, with no gradient through it (as the
         authors' ``self._agent.actor(x).sample()``, va_mbpo gaussian_mlp.py l.353, l.367)."""
         with torch.no_grad():
             return self.squashed(states, self.noise(states.shape[0], states, generator))[0]
 
-    def next_action_for_target(self, next_obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def next_action_for_target(self, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(a', log π(a'|s'))`` for the soft Bellman target, drawn as the agent's own
         critic update draws it (global torch RNG)."""
         raise NotImplementedError
@@ -152,7 +151,7 @@ class AgentAdapter:
         nets = (self.critic, self.critic_target) if target_heads else (self.critic,)
         return torch.stack([q.squeeze(-1) for net in nets for q in net(states, actions)], 0)
 
-    def critic_update(self, obs, action, reward, next_obs, not_done, grad_clip: Optional[float] = None) -> float:
+    def critic_update(self, obs, action, reward, next_obs, not_done, grad_clip: float | None = None) -> float:
         """One soft-Bellman critic step, ``r + γ·not_done·(min Q_targ(s',a') − α log π(a'|s'))``
         (pytorch_sac_pranz24 sac.py ``update_parameters``; Yarats sac.py ``update_critic``);
         policy, α and the target network untouched. ``grad_clip``: critic gradient norm
@@ -312,8 +311,8 @@ class YaratsSAC(AgentAdapter):
         return a2, dist.log_prob(a2).sum(-1, keepdim=True)
 
 
-ADAPTERS: Tuple[Type[AgentAdapter], ...] = (Pranz24SAC, YaratsSAC)
-_BY_CLASS: Dict[str, Type[AgentAdapter]] = {c: a for a in ADAPTERS for c in a.classes}
+ADAPTERS: tuple[type[AgentAdapter], ...] = (Pranz24SAC, YaratsSAC)
+_BY_CLASS: dict[str, type[AgentAdapter]] = {c: a for a in ADAPTERS for c in a.classes}
 
 
 def _qualname(cls) -> str:

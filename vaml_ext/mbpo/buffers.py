@@ -13,8 +13,6 @@ from either, and checkpoint/restore one exactly (:mod:`vaml_ext.mbpo.checkpoint`
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import numpy as np
 import torch
 
@@ -131,7 +129,7 @@ def clear_buffer(buf) -> None:
         raise TypeError(f"value_refit_mode=authors cannot clear a SAC buffer of type {type(buf).__name__}")
 
 
-def sample_buffer(buf, n: int, device) -> Tuple[torch.Tensor, ...]:
+def sample_buffer(buf, n: int, device) -> tuple[torch.Tensor, ...]:
     """``(s, a, r [n,1], s', not_done [n,1])`` from either buffer type; ``not_done`` is
     ``1 − terminated`` (time-limit truncations bootstrap, as ``not_done_no_max``)."""
     if hasattr(buf, "not_dones_no_max"):

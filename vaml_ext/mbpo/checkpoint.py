@@ -1,4 +1,5 @@
-"""Checkpoint/resume, the shared evaluation curve and progress output for MBPO runs.
+"""Checkpoint/resume of MBPO runs (the evaluation curve and progress output:
+:mod:`vaml_ext.mbpo.recorder`, which drives this module's :class:`Checkpointer`).
 
 Registered by the ``vaml`` plugin for every loss (``mle`` included) through the loop
 state exposed by ``patches/mbrl-lib/0010`` (on the paper base, mbrl 0.2.0.dev3:
@@ -37,19 +38,15 @@ at an evaluation (epoch end) needs no mid-episode environment state.
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import torch
 
-from mbrl.util.plugins import Callback
+from vaml_ext.mbpo.buffers import buffer_state, gen_state, load_buffer_state, new_buffer, set_gen_state
 from vaml_ext.runlog.ckpt import CheckpointStore, check_checkpoint_config
 from vaml_ext.runlog.lock import RunLock
-from vaml_ext.runlog.progress import RunProgress
 from vaml_ext.runlog.rng import capture_rng, restore_rng
-from vaml_ext.mbpo.buffers import buffer_state, gen_state, load_buffer_state, new_buffer, set_gen_state
-from vaml_ext.runlog.rundir import EvalLog, plain_config, read_eval
+from vaml_ext.runlog.rundir import plain_config
 
 RESTART_HINT = "re-run with overrides.resume=false"
 #: config keys that may differ between the run that wrote a checkpoint and the one resuming it
@@ -115,94 +112,41 @@ def _load_env_state(env, st: dict) -> None:
         env._pending_seed = st.get("pending_seed")
 
 
-class RunRecorder(Callback):
-    """returns.csv + checkpoint/resume + progress for one MBPO run (see module docstring)."""
+class Checkpointer:
+    """Checkpoint/resume of one MBPO run (module docstring); driven by
+    :class:`vaml_ext.mbpo.recorder.RunRecorder`, which orders it with the run's other records."""
 
-    def __init__(self, every: int = 0, resume: bool = True, progress: bool = False, stateful=()):
+    def __init__(self, every: int = 0, resume: bool = True, stateful=(), clock=None):
         self.every = int(every)
         self.resume = bool(resume)
-        self.progress_enabled = bool(progress)
         self.stateful = dict(stateful)  # name -> object with state_dict()/load_state_dict()
-        self.eval_log = None
-        self.progress = None
+        self.clock = clock
         self.resumed_from = None
         self.lock = None
-        self._t0 = time.perf_counter()
-        self._wall_offset = 0.0
 
-    # ---- paths ------------------------------------------------------------------------
     @staticmethod
     def store(work_dir) -> CheckpointStore:
         return CheckpointStore(Path(work_dir) / "ckpt", restart_hint=RESTART_HINT)
 
-    def wall_time(self) -> float:
-        return self._wall_offset + time.perf_counter() - self._t0
+    def begin(self, ctx):
+        """Hold the work dir's lock and resume from its checkpoint when there is one: returns
+        the env step to keep ``returns.csv`` until (None: a fresh run)."""
+        if self.every <= 0:
+            return None
+        self.lock = RunLock(ctx.work_dir).acquire()  # a no-op inside run_mbpo, which holds it already
+        store = self.store(ctx.work_dir)
+        if not self.resume:
+            store.set_aside_all()
+            return None
+        path, st = store.load(lambda p: torch.load(p, weights_only=False))
+        return None if st is None else self._restore(ctx, path, st)
 
-    # ---- hooks ------------------------------------------------------------------------
-    def on_train_begin(self, ctx):
-        keep_until = None
-        if self.every > 0:
-            self.lock = RunLock(ctx.work_dir).acquire()  # a no-op inside run_mbpo, which holds it already
-            store = self.store(ctx.work_dir)
-            if self.resume:
-                path, st = store.load(lambda p: torch.load(p, weights_only=False))
-                if st is not None:
-                    keep_until = self._restore(ctx, path, st)
-            else:
-                store.set_aside_all()
-        self.eval_log = EvalLog(
-            ctx.work_dir, extra_fields=("epoch", "rollout_length", "updates_made"), keep_until=keep_until
-        )
-        if keep_until is not None and ctx.logger is not None:
-            import mbrl.constants
-
-            for r in read_eval(Path(ctx.work_dir)):  # refill mbrl's results.csv (opened with "w")
-                ctx.logger.log_data(
-                    mbrl.constants.RESULTS_LOG_NAME,
-                    {
-                        "epoch": int(r["epoch"]),
-                        "env_step": int(r["env_steps"]) - 1,
-                        "episode_reward": r["return"],
-                        "rollout_length": int(r["rollout_length"]),
-                    },
-                )
-        if self.progress_enabled:
-            o = ctx.cfg.overrides
-            desc = os.environ.get("VAML_RUN_TAG") or f"{o.env} {o.get('model_loss', 'mle')} seed{ctx.cfg.seed}"
-            self.progress = RunProgress(int(o.num_steps), desc=desc, initial=ctx.env_steps)
-
-    def on_epoch_end(self, ctx):
-        ret = float(ctx.extras.get("eval_reward", float("nan")))
-        steps = int(ctx.env_steps) + 1
-        self.eval_log.write(
-            {
-                "env_steps": steps,
-                "return": ret,
-                "wall_time_s": round(self.wall_time(), 3),
-                "epoch": ctx.epoch,
-                "rollout_length": ctx.rollout_length,
-                "updates_made": ctx.updates_made,
-            }
-        )
+    def maybe_save(self, ctx) -> None:
+        """After an evaluation: a checkpoint every ``every`` epochs."""
         if self.every > 0 and (ctx.epoch + 1) % self.every == 0:
             self._save(ctx)
-        if self.progress is not None:
-            self.progress.update(steps, ret)
 
-    def on_train_end(self, ctx):
-        if self.progress is not None:
-            extra = f"resumed from env step {self.resumed_from}" if self.resumed_from is not None else ""
-            self.progress.close(extra=extra)
-        from vaml_ext.runlog.rundir import read_csv_rows
-        from vaml_ext.runlog.tracking import finish_run
-
-        finish_run(
-            read_csv_rows(Path(ctx.work_dir) / "returns.csv"),
-            self.wall_time(),
-            ctx.work_dir,  # 2-line summary
-            tag=os.environ.get("VAML_RUN_TAG", "mbpo"),
-            extra={"best_eval_reward": float(ctx.best_eval_reward)},
-        )
+    def end(self) -> None:
         if self.lock is not None:
             self.lock.release()
 
@@ -219,7 +163,7 @@ class RunRecorder(Callback):
                 "updates_made": int(ctx.updates_made),
                 "best_eval_reward": float(ctx.best_eval_reward),
             },
-            "wall_time_s": self.wall_time(),
+            "wall_time_s": self.clock.wall_time(),
             "agent": _obj_state(ctx.agent.sac_agent),
             "model": dyn.state_dict(),
             "elite_models": getattr(dyn.model, "elite_models", None),
@@ -271,8 +215,7 @@ class RunRecorder(Callback):
         ctx.epoch = loop["epoch"] + 1
         ctx.updates_made = loop["updates_made"]
         ctx.best_eval_reward = loop["best_eval_reward"]
-        self._wall_offset = st["wall_time_s"]
-        self._t0 = time.perf_counter()
+        self.clock.restart_from(st["wall_time_s"])
         self.resumed_from = ctx.env_steps
         print(f"[mbpo] resumed from {path}: epoch {loop['epoch']} done, env step {ctx.env_steps}", flush=True)
         return ctx.env_steps

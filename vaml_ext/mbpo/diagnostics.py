@@ -20,8 +20,8 @@ import os
 
 import numpy as np
 import torch
-
 from mbrl.util.plugins import Callback
+
 from vaml_ext.mbpo.model_loss import value_aware_terms
 from vaml_ext.mbpo.values import make_estimator
 
@@ -32,8 +32,8 @@ LOG_FORMAT = [
     ("model_train_calls", "model_train_calls", "int"),
     ("val_mse", "val_mse", "float"),
     ("val_mean_abs_advantage", "val_mean_abs_advantage", "float"),
-    ("refits", "refits", "int"),
-    ("refit_seconds", "refit_seconds", "float"),
+    ("refits_total", "refits_total", "int"),
+    ("refit_s_total", "refit_s_total", "float"),
     ("model_train_seconds", "model_train_seconds", "float"),
 ]
 
@@ -153,8 +153,8 @@ class ValueAwareDiagnostics(Callback):
             "model_train_calls": self.calls,
             "val_mse": mse,
             "val_mean_abs_advantage": maa,
-            "refits": self.refit.refits if self.refit else 0,
-            "refit_seconds": self.refit.seconds if self.refit else 0.0,
+            "refits_total": self.refit.refits if self.refit else 0,
+            "refit_s_total": self.refit.seconds if self.refit else 0.0,
             "model_train_seconds": train_seconds,
         }
         self.history.append(row)

@@ -23,7 +23,7 @@ Works on gymnasium envs and on the paper base's old-API envs (``reset`` returnin
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -77,7 +77,7 @@ class DistractorDims(gym.Wrapper):
 
     def reset(self, **kwargs: Any):
         out = self.env.reset(**kwargs)
-        seed: Optional[int] = kwargs.get("seed")
+        seed: int | None = kwargs.get("seed")
         if seed is not None:
             self._rng = np.random.default_rng([int(seed), 1])
         self.state = self._rng.normal(0.0, 0.1, size=self.dims)

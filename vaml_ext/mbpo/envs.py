@@ -23,10 +23,8 @@ termination function, as the authors ran it) or ``humanoid`` on the default base
 
 from __future__ import annotations
 
-from typing import Dict
-
 #: gymnasium id -> entry point
-VARIANTS: Dict[str, str] = {
+VARIANTS: dict[str, str] = {
     "vaml/AntTruncatedObsNoContactForces-v0": "vaml_ext.mbpo.envs:AntTruncatedObsNoContactForces",
     "vaml/HumanoidTruncatedObsNoContactForces-v0": "vaml_ext.mbpo.envs:HumanoidTruncatedObsNoContactForces",
 }

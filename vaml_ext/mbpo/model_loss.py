@@ -28,14 +28,13 @@ last saved checkpoint stay intact.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import torch
 
 from vaml_ext.checks import check_choice
 from vaml_ext.losses import frozen, make_loss, model_advantage
 from vaml_ext.mbpo.values import agent_modules, make_estimator
-
 
 REDUCTIONS = ("sum", "mean")
 
@@ -44,7 +43,7 @@ class NonFiniteModelLoss(FloatingPointError):
     """A value-aware model loss became NaN/inf; training stops before the step."""
 
 
-def _member_outputs(dyn_model, batch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _member_outputs(dyn_model, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean, logvar, obs, target) with an ensemble dimension ``[E, B, ·]``."""
     model_in, target = dyn_model._process_batch(batch)
     if model_in.ndim == 2:
@@ -65,7 +64,7 @@ def value_aware_terms(
     estimator,
     num_samples: int = 1,
     generator: torch.Generator | None = None,
-) -> Dict[str, torch.Tensor]:
+) -> dict[str, torch.Tensor]:
     """Model advantage and reward error per member and transition (``[E, B]`` each).
 
     ``estimator(true_next [N, d], pred_next [k, N, d], generator) -> (V(s') [N],
@@ -120,15 +119,15 @@ class ValueAwareModelUpdate:
         self.generator.manual_seed(int(seed) + 7919)
         self.steps = 0
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to continue bit-identically (vaml_ext.mbpo.checkpoint)."""
         return {"generator": self.generator.get_state(), "steps": self.steps}
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self.steps = state["steps"]
 
-    def __call__(self, batch, optimizer) -> Tuple[float, Dict[str, Any]]:
+    def __call__(self, batch, optimizer) -> tuple[float, dict[str, Any]]:
         dyn = self.ctx.dynamics_model
         sac = self.ctx.agent.sac_agent
         estimator = make_estimator(self.value, sac)

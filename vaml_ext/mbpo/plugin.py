@@ -14,15 +14,15 @@ Registers, through the seam added by the ``plugins`` patch of ``patches/mbrl-lib
   ``value_update_interval > 0`` (``value_refit_mode``: ``separate`` =
   :mod:`vaml_ext.mbpo.refit`, ``authors`` = :mod:`vaml_ext.mbpo.refit_authors`), the
   SAC gradient clip when ``sac_grad_clip`` is set, diagnostics for every loss, and the
-  run recorder (``returns.csv``, checkpoint/resume, progress; :mod:`vaml_ext.mbpo.checkpoint`).
+  run recorder (``returns.csv``, checkpoint/resume, progress; :mod:`vaml_ext.mbpo.recorder`).
 
 ``profile=paper`` selects what the authors' code did (:mod:`vaml_ext.mbpo.profile`).
 """
 
 from __future__ import annotations
 
-
 from mbrl.util.plugins import Callback
+
 from vaml_ext.checks import SettingError, check_bool, check_choice, check_int, check_number, invalid
 from vaml_ext.losses import available_losses, get_loss_class
 from vaml_ext.mbpo.envs import register as _register_envs
@@ -218,9 +218,9 @@ def validate_config(cfg) -> None:
 
 
 def make_callbacks(cfg, ctx):
-    from vaml_ext.mbpo.checkpoint import RunRecorder
     from vaml_ext.mbpo.diagnostics import ValueAwareDiagnostics, readable_log_formats
     from vaml_ext.mbpo.profile import SacGradClip
+    from vaml_ext.mbpo.recorder import RunRecorder
     from vaml_ext.mbpo.refit import StaleValueRefit
 
     readable_log_formats()  # mbrl's console lines labelled with their CSV column names

@@ -31,18 +31,18 @@ is installed on the agent's optimisers through the plugin seam (:class:`SacGradC
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
-
 from mbrl.util.plugins import Callback
+
 from vaml_ext.losses import DEFAULT_VA_LOSS_COEFF
 
 PROFILES = ("current", "paper")
 REFIT_MODES = ("separate", "authors")
 
 #: this project's values (``profile=current``) of the keys a profile governs
-CURRENT: Dict[str, Any] = {
+CURRENT: dict[str, Any] = {
     "va_value": "q1",  # the shared-draw Q1; q1_indep = the authors' (vaml_ext.mbpo.values)
     "value_refit_mode": "separate",  # separate D'' (vaml_ext.mbpo.refit) | authors (refit_authors)
     "value_refit_batch_size": 1000,  # exp/mbpo/README.md: the refit-size-vs-overhead curve
@@ -55,7 +55,7 @@ CURRENT: Dict[str, Any] = {
     "va_reduction": "sum",
 }
 
-PAPER: Dict[str, Any] = {
+PAPER: dict[str, Any] = {
     "va_value": "q1_indep",
     "value_refit_mode": "authors",
     "value_refit_batch_size": 50000,
@@ -71,7 +71,7 @@ PAPER: Dict[str, Any] = {
 
 RESOLVER = "vaml_profile"
 #: the plugin's default of a profile-governed key: "not set, take the profile's value"
-UNSET: Dict[str, str] = {key: "${%s:%s}" % (RESOLVER, key) for key in CURRENT}
+UNSET: dict[str, str] = {key: f"${{{RESOLVER}:{key}}}" for key in CURRENT}
 
 
 def _profile_value(key: str, *, _parent_) -> Any:
@@ -101,7 +101,7 @@ def is_set(o, key: str) -> bool:
     return o[key] != UNSET.get(key)
 
 
-def effective(o, defaults: Dict[str, Any]) -> Dict[str, Any]:
+def effective(o, defaults: dict[str, Any]) -> dict[str, Any]:
     """The settings a run uses: ``o`` (``cfg.overrides``) with the profile applied.
 
     ``defaults`` are the plugin's ``config_defaults``. A profile-governed key not set
@@ -139,7 +139,7 @@ class SacGradClip(Callback):
 
     def __init__(self, max_norm: float):
         self.max_norm = float(max_norm)
-        self._handles: List[Any] = []
+        self._handles: list[Any] = []
         self.clipped_steps = 0
 
     def install(self, agent) -> None:
@@ -151,7 +151,7 @@ class SacGradClip(Callback):
             self._handles.append(opt.register_step_pre_hook(self._hook(module)))
 
     def _hook(self, module: torch.nn.Module):
-        def pre_step(optimizer, args, kwargs) -> Optional[Any]:
+        def pre_step(optimizer, args, kwargs) -> Any | None:
             torch.nn.utils.clip_grad_norm_(module.parameters(), self.max_norm)
             self.clipped_steps += 1
             return None

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Dict, Optional, Tuple
-
-import numpy as np
-import torch
+from typing import Any
 
 import mbrl.models
 import mbrl.util
+import numpy as np
+import torch
 from mbrl.util.plugins import Callback
+
 from vaml_ext.mbpo.agents import AgentAdapter, adapter_for
 from vaml_ext.mbpo.buffers import sample_buffer
 
@@ -41,9 +41,9 @@ class ValueRefit(Callback):
     one critic-update path for every agent and mode. Subclasses say where the rollouts go and
     when the target network moves; ``_STATE`` is what a checkpoint carries."""
 
-    _STATE: Tuple[str, ...] = ("model_steps", "refits", "seconds", "critic_updates", "last_buffer_size")
+    _STATE: tuple[str, ...] = ("model_steps", "refits", "seconds", "critic_updates", "last_buffer_size")
 
-    def __init__(self, interval: int, num_updates: int, num_starts: int, batch_size: Optional[int]):
+    def __init__(self, interval: int, num_updates: int, num_starts: int, batch_size: int | None):
         self.interval = int(interval)
         self.num_updates = int(num_updates)
         self.num_starts = int(num_starts)
@@ -55,7 +55,7 @@ class ValueRefit(Callback):
         self.last_buffer_size = 0
 
     # -- checkpoint (vaml_ext.mbpo.checkpoint) -----------------------------------------
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._STATE}
 
     def load_state_dict(self, st) -> None:
@@ -94,7 +94,7 @@ class StaleValueRefit(ValueRefit):
     def __init__(self, interval: int, num_updates: int, num_starts: int, batch_size: int, seed: int = 0):
         super().__init__(interval, num_updates, num_starts, int(batch_size))
         self.rng = np.random.default_rng(int(seed) + 104729)
-        self.generator: Optional[torch.Generator] = None
+        self.generator: torch.Generator | None = None
         self.model_env: mbrl.models.ModelEnv | None = None
 
     def state_dict(self):

@@ -30,9 +30,6 @@ loop, ``mbrl/algorithms/mbpo.py`` l.254).
 
 from __future__ import annotations
 
-from typing import Optional
-
-
 from vaml_ext.mbpo.agents import AgentAdapter
 from vaml_ext.mbpo.buffers import clear_buffer, sample_buffer
 from vaml_ext.mbpo.refit import ValueRefit
@@ -65,8 +62,8 @@ class AuthorsValueRefit(ValueRefit):
         interval: int,
         num_updates: int,
         num_starts: int = AUTHORS_REFIT_STARTS,
-        batch_size: Optional[int] = None,
-        critic_grad_clip: Optional[float] = AUTHORS_CRITIC_GRAD_CLIP,
+        batch_size: int | None = None,
+        critic_grad_clip: float | None = AUTHORS_CRITIC_GRAD_CLIP,
     ):
         super().__init__(interval, num_updates, num_starts, batch_size)
         self.critic_grad_clip = critic_grad_clip

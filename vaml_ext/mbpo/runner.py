@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 from vaml_ext.figures import load_figure, preset_budget
 from vaml_ext.runlog.lock import RunLock
@@ -42,10 +42,9 @@ MBPO_OVERRIDES = (
 def compose(overrides_name: str, extra: Sequence[str] = (), algorithm: str = "mbpo"):
     """The composed config of ``main.yaml`` with ``algorithm=<algorithm> overrides=<name>``."""
     import hydra
-    from hydra.core.global_hydra import GlobalHydra
-
     import mbrl.util  # registers the mbrl_default_device resolver
     import mbrl.util.plugins
+    from hydra.core.global_hydra import GlobalHydra
 
     mbrl.util.plugins.register_configs()
     GlobalHydra.instance().clear()
@@ -60,7 +59,7 @@ def compose(overrides_name: str, extra: Sequence[str] = (), algorithm: str = "mb
     return cfg
 
 
-def run_mbpo(cfg, work_dir: os.PathLike, silent: bool = True) -> Dict[str, object]:
+def run_mbpo(cfg, work_dir: os.PathLike, silent: bool = True) -> dict[str, object]:
     """Run ``mbrl.algorithms.mbpo.train`` as ``mbrl.examples.main`` does; return a summary.
 
     Holds ``work_dir``'s :class:`~vaml_ext.runlog.lock.RunLock` for the whole run (raises
@@ -70,12 +69,11 @@ def run_mbpo(cfg, work_dir: os.PathLike, silent: bool = True) -> Dict[str, objec
         return _run_mbpo(cfg, work_dir, silent)
 
 
-def _run_mbpo(cfg, work_dir: Path, silent: bool) -> Dict[str, object]:
-    import numpy as np
-    import torch
-
+def _run_mbpo(cfg, work_dir: Path, silent: bool) -> dict[str, object]:
     import mbrl.algorithms.mbpo as mbpo
     import mbrl.util.env
+    import numpy as np
+    import torch
 
     env, term_fn, _ = mbrl.util.env.EnvHandler.make_env(cfg)
     np.random.seed(cfg.seed)
@@ -93,7 +91,7 @@ def _run_mbpo(cfg, work_dir: Path, silent: bool) -> Dict[str, object]:
     return {"best_eval_reward": float(best), "seconds": seconds, "results": read_results(work_dir)}
 
 
-def read_results(work_dir: os.PathLike) -> List[Dict[str, float]]:
+def read_results(work_dir: os.PathLike) -> list[dict[str, float]]:
     """Rows of mbrl's ``results.csv`` (env_step, episode_reward, epoch, rollout_length)."""
     return read_csv_rows(Path(work_dir) / "results.csv", numeric=True)
 
@@ -149,12 +147,11 @@ def random_data_start(cfg, n_transitions: int, seed: int):
     them (tests and ``exp/mbpo/bench_overhead.py --per-update``: one model update on real
     mbrl objects without running the loop). Seeds torch's global generator with ``seed``."""
     import hydra
-    import numpy as np
-    import torch
-
     import mbrl.planning
     import mbrl.util.common
     import mbrl.util.env
+    import numpy as np
+    import torch
     from mbrl.planning.sac_wrapper import SACAgent
 
     torch.manual_seed(seed)
@@ -170,7 +167,7 @@ def random_data_start(cfg, n_transitions: int, seed: int):
     return env, term_fn, agent, dyn, rb
 
 
-def random_policy_return(cfg, episodes: int = 10, seed: Optional[int] = None) -> float:
+def random_policy_return(cfg, episodes: int = 10, seed: int | None = None) -> float:
     """Mean return of uniformly random actions on the config's env (the learning floor)."""
     import mbrl.util.env
 

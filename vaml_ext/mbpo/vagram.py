@@ -45,11 +45,11 @@ The model must be deterministic, as the authors' ``VAMLMLP`` (``deterministic=Tr
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import torch
-
 from mbrl.util.plugins import Callback
+
 from vaml_ext.checks import check_choice
 from vaml_ext.losses import frozen, make_loss
 from vaml_ext.mbpo.agents import AgentAdapter, adapter_for
@@ -73,7 +73,7 @@ def value_gradients(adapter: AgentAdapter, points: torch.Tensor, target_heads: b
     return torch.stack(grads, 0).reshape(len(grads), *points.shape)
 
 
-def clip_to_quantile(g: torch.Tensor, quantile: Optional[float]) -> torch.Tensor:
+def clip_to_quantile(g: torch.Tensor, quantile: float | None) -> torch.Tensor:
     """Rescale rows of ``g`` (``[H, ..., d]``) whose norm reaches the ``quantile`` of the
     head's row norms down to that norm (``vaml_mlp.py``: ``np.quantile(norms, q)``, linear
     interpolation, then ``where(norms < bound, g, bound / norms * g)``)."""
@@ -97,9 +97,9 @@ class VaGraMModelUpdate(Callback):
         coeff: float = 1.0,
         bounded: bool = True,
         mode: str = "corrected",
-        clip_quantile: Optional[float] = 0.95,
+        clip_quantile: float | None = 0.95,
         target_heads: bool = True,
-        warmup_steps: Optional[int] = None,
+        warmup_steps: int | None = None,
     ):
         check_choice("overrides.vagram_mode", mode, MODES)
         self.ctx = ctx
@@ -112,7 +112,7 @@ class VaGraMModelUpdate(Callback):
         self.adapter = adapter_for(ctx.agent)
         self.steps = 0
         self._first_epoch = True
-        self._last_member0: Optional[torch.Tensor] = None
+        self._last_member0: torch.Tensor | None = None
 
     # -- the training call's epochs (published mode) -----------------------------------
     def on_model_train_begin(self, ctx) -> None:
@@ -123,10 +123,10 @@ class VaGraMModelUpdate(Callback):
         if mode == "eval":  # ModelTrainer scores validation after each training epoch
             self._first_epoch = False
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {"steps": self.steps}
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps = int(state["steps"])
 
     # -- the loss ------------------------------------------------------------------------
@@ -151,7 +151,7 @@ class VaGraMModelUpdate(Callback):
             self._last_member0 = g[:, 0].detach()
         return g
 
-    def terms(self, batch, train: bool) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+    def terms(self, batch, train: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Per-member, per-transition loss terms (``[E, B]`` each) and the weights."""
         dyn = self.ctx.dynamics_model
         if not dyn.target_is_delta or dyn.no_delta_list:
@@ -173,7 +173,7 @@ class VaGraMModelUpdate(Callback):
             out["mse_warmup"] = (mean - target).pow(2).mean(-1)
         return out, g
 
-    def __call__(self, batch, optimizer) -> Tuple[float, Dict[str, Any]]:
+    def __call__(self, batch, optimizer) -> tuple[float, dict[str, Any]]:
         dyn = self.ctx.dynamics_model
         dyn.train()
         optimizer.zero_grad()
@@ -195,7 +195,7 @@ class VaGraMModelUpdate(Callback):
             "value_grad_norm": g.norm(dim=-1).mean().item(),
         }
 
-    def eval_score(self, batch) -> Tuple[torch.Tensor, Dict[str, Any]]:
+    def eval_score(self, batch) -> tuple[torch.Tensor, dict[str, Any]]:
         """``[E, B, 1]`` per-transition loss of every member (for validation and elites)."""
         with torch.no_grad():
             terms, _ = self.terms(batch, train=False)

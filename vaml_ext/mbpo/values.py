@@ -29,7 +29,7 @@ reach the model through ``ŝ`` (and, for ``soft``, through ``a_ŝ``) but never t
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+from collections.abc import Callable
 
 import torch
 
@@ -37,7 +37,7 @@ from vaml_ext.mbpo.agents import AgentAdapter, Pranz24SAC, adapter_for, critic_q
 
 VALUE_ESTIMATORS = ("q1", "q1_indep", "soft")
 
-Estimator = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Generator]], Tuple[torch.Tensor, torch.Tensor]]
+Estimator = Callable[[torch.Tensor, torch.Tensor, torch.Generator | None], tuple[torch.Tensor, torch.Tensor]]
 
 
 def squashed_action(policy, states: torch.Tensor, eps: torch.Tensor):
@@ -95,7 +95,7 @@ def soft_estimator(ag: AgentAdapter) -> Estimator:
     return est
 
 
-_ESTIMATORS: Dict[str, Callable[[AgentAdapter], Estimator]] = {
+_ESTIMATORS: dict[str, Callable[[AgentAdapter], Estimator]] = {
     "q1": q1_estimator,
     "q1_indep": q1_indep_estimator,
     "soft": soft_estimator,

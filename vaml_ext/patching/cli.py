@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 from vaml_ext.patching import core
 from vaml_ext.patching.errors import PatchToolError
 from vaml_ext.patching.spec import list_specs, load_spec
 
 
-def find_repo_root(start: Optional[Path] = None) -> Path:
+def find_repo_root(start: Path | None = None) -> Path:
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
         if (d / "patches").is_dir() and (d / "vaml_ext").is_dir():
@@ -35,7 +34,7 @@ def find_repo_root(start: Optional[Path] = None) -> Path:
     raise PatchToolError("cannot find the repository root (a directory with patches/ and vaml_ext/); use --repo")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vaml-patch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

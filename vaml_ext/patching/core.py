@@ -19,8 +19,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional
 
 from vaml_ext.patching.errors import LocalEditsError, PatchApplyError, PatchToolError
 from vaml_ext.patching.fetch import materialize
@@ -41,7 +41,7 @@ _GIT_ENV = {
 Log = Callable[[str], None]
 
 
-def git(cwd: Path, *args: str, check: bool = True, env_extra: Optional[dict] = None) -> subprocess.CompletedProcess:
+def git(cwd: Path, *args: str, check: bool = True, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **_GIT_ENV, **(env_extra or {})}
     env.pop("GIT_DIR", None)
     env.pop("GIT_WORK_TREE", None)
@@ -77,7 +77,7 @@ def series_digest(spec: UpstreamSpec) -> str:
     return h.hexdigest()
 
 
-def _read_stamp(dest: Path) -> Optional[dict]:
+def _read_stamp(dest: Path) -> dict | None:
     try:
         return json.loads((dest / ".git" / STAMP).read_text())
     except (OSError, ValueError):
@@ -89,7 +89,7 @@ def _write_stamp(dest: Path, spec: UpstreamSpec) -> None:
     (dest / ".git" / STAMP).write_text(json.dumps({"digest": series_digest(spec), "head": head}))
 
 
-def local_edits(dest: Path) -> List[str]:
+def local_edits(dest: Path) -> list[str]:
     """Human-readable list of edits in ``dest`` not produced by the recorded series."""
     if not (dest / ".git").is_dir():
         return [f"{dest} exists but is not a vaml-patch tree (no .git)"]
@@ -209,7 +209,7 @@ def diff(spec: UpstreamSpec, repo_root: Path, stat: bool = False) -> str:
         return git(tree, *args).stdout
 
 
-def refresh(spec: UpstreamSpec, repo_root: Path, log: Log = print) -> List[str]:
+def refresh(spec: UpstreamSpec, repo_root: Path, log: Log = print) -> list[str]:
     """Regenerate ``patches/<key>/*.patch`` and ``series`` from the commits in ``dest``.
 
     Each commit ``upstream..HEAD`` becomes one patch file (its message -- subject and

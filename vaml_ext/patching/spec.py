@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from pathlib import Path
-from typing import List, Optional
 
 from vaml_ext.patching.errors import SpecError
 
@@ -35,18 +34,18 @@ class UpstreamSpec:
     kind: str
     dest: Path
     patch_dir: Path
-    package: Optional[str] = None
-    version: Optional[str] = None
-    sha256: Optional[str] = None
-    filename: Optional[str] = None
-    source: Optional[Path] = None
+    package: str | None = None
+    version: str | None = None
+    sha256: str | None = None
+    filename: str | None = None
+    source: Path | None = None
     strip_components: int = 1
 
     @property
     def series_file(self) -> Path:
         return self.patch_dir / "series"
 
-    def series(self) -> List[str]:
+    def series(self) -> list[str]:
         if not self.series_file.is_file():
             raise SpecError(f"{self.series_file} is missing (an empty file means no patches)")
         names = []
@@ -104,7 +103,7 @@ def load_spec(repo_root: Path, key: str) -> UpstreamSpec:
     )
 
 
-def list_specs(repo_root: Path) -> List[str]:
+def list_specs(repo_root: Path) -> list[str]:
     base = repo_root / "patches"
     if not base.is_dir():
         return []

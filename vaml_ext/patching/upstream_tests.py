@@ -32,7 +32,6 @@ import tomllib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from vaml_ext.patching.spec import load_spec
 
@@ -48,10 +47,10 @@ class Outcome:
 
 @dataclass
 class Report:
-    outcomes: List[Outcome]
-    ignored: List[str]
+    outcomes: list[Outcome]
+    ignored: list[str]
     known: int  # failures listed as known on this machine
-    problems: List[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -81,7 +80,7 @@ def load_list(patch_dir: Path) -> dict:
     }
 
 
-def parse_junit(xml_path: Path) -> List[Outcome]:
+def parse_junit(xml_path: Path) -> list[Outcome]:
     out = []
     for case in ET.parse(xml_path).getroot().iter("testcase"):
         file = case.get("file") or case.get("classname", "").replace(".", "/") + ".py"
@@ -97,9 +96,9 @@ def parse_junit(xml_path: Path) -> List[Outcome]:
     return out
 
 
-def judge(outcomes: List[Outcome], known: List[dict]) -> List[str]:
+def judge(outcomes: list[Outcome], known: list[dict]) -> list[str]:
     """What breaks the contract: unexpected failures, known ones passing or failing otherwise."""
-    by_test: Dict[str, dict] = {k["test"]: k for k in known}
+    by_test: dict[str, dict] = {k["test"]: k for k in known}
     problems = []
     seen = set()
     for o in outcomes:
@@ -145,7 +144,7 @@ def _restore(tree: Path, before: set) -> None:
             subprocess.run(["git", "checkout", "--", path], cwd=tree, capture_output=True, check=False)
 
 
-def run_suite(name: str, python: str, repo: Path, extra: Optional[List[str]] = None) -> Report:
+def run_suite(name: str, python: str, repo: Path, extra: list[str] | None = None) -> Report:
     spec = load_spec(repo, name)
     tree = spec.dest
     if not (tree / "tests").is_dir():

@@ -13,8 +13,9 @@ run is meant to stop there (its last checkpoint and rows are intact).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 
 class RunWriteError(RuntimeError):

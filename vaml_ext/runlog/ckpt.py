@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any
 
 from vaml_ext.runlog.atomic import RunWriteError, write_synced
 
@@ -62,7 +63,7 @@ def check_checkpoint_config(
 
 
 class NoUsableCheckpoint(RuntimeError):
-    def __init__(self, failures: List[Tuple[Path, BaseException]], restart_hint: str):
+    def __init__(self, failures: list[tuple[Path, BaseException]], restart_hint: str):
         self.failures = failures
         lines = "; ".join(f"{p}: {_short(e)}" for p, e in failures)
         super().__init__(
@@ -103,7 +104,7 @@ class CheckpointStore:
     def exists(self) -> bool:
         return self.latest.is_file() or self.previous.is_file()
 
-    def save(self, state: Any, save: Optional[Callable[[Any, Any], Any]] = None) -> Path:
+    def save(self, state: Any, save: Callable[[Any, Any], Any] | None = None) -> Path:
         """Write ``state`` as the new ``latest.pt`` (``save(state, file)``, default
         ``torch.save``), keeping the one before as ``previous.pt``."""
         if save is None:
@@ -120,10 +121,10 @@ class CheckpointStore:
             raise RunWriteError(self.latest, e) from e
         return self.latest
 
-    def load(self, load: Callable[[Path], Any] = _torch_load) -> Tuple[Optional[Path], Any]:
+    def load(self, load: Callable[[Path], Any] = _torch_load) -> tuple[Path | None, Any]:
         """``(path, state)`` of the newest checkpoint that loads, ``(None, None)`` if there is
         none; raises :class:`NoUsableCheckpoint` if there are some and none loads."""
-        failures: List[Tuple[Path, BaseException]] = []
+        failures: list[tuple[Path, BaseException]] = []
         for path in (self.latest, self.previous):
             if not path.is_file():
                 continue
@@ -143,7 +144,7 @@ class CheckpointStore:
             raise NoUsableCheckpoint(failures, self.restart_hint)
         return None, None
 
-    def set_aside_all(self, why: str = "discarded") -> List[Path]:
+    def set_aside_all(self, why: str = "discarded") -> list[Path]:
         out = [self._aside(p, why) for p in (self.latest, self.previous) if p.is_file()]
         if out:
             self._say(f"starting over: earlier checkpoints kept as {', '.join(str(p) for p in out)}")

@@ -26,7 +26,6 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Optional
 
 from vaml_ext.runlog.atomic import atomic_write_text
 
@@ -34,11 +33,11 @@ LOCK_FILE = ".lock"
 HOLDER_FILE = "lock.json"
 PARENT_ENV = "VAML_RUNLOCK_HELD"  # run dir whose lock the parent process holds for this child
 
-_HELD: Dict[str, "RunLock"] = {}  # run dir (resolved) -> the lock this process holds on it
+_HELD: dict[str, RunLock] = {}  # run dir (resolved) -> the lock this process holds on it
 
 
 class RunInUse(RuntimeError):
-    def __init__(self, run_dir, holder: Optional[dict]):
+    def __init__(self, run_dir, holder: dict | None):
         self.run_dir, self.holder = Path(run_dir), holder or {}
         super().__init__(
             f"{self.run_dir} is in use by {describe(self.holder)}; not starting a second writer "
@@ -46,14 +45,14 @@ class RunInUse(RuntimeError):
         )
 
 
-def describe(holder: Optional[dict]) -> str:
+def describe(holder: dict | None) -> str:
     if not holder:
         return "another process (holder unknown)"
     task = f", task {holder['task']}" if holder.get("task") else ""
     return f"pid {holder.get('pid')} on host {holder.get('host')} (started {holder.get('started')}{task})"
 
 
-def task_id() -> Optional[str]:
+def task_id() -> str | None:
     """The cluster task this process runs as (SLURM job / array task), if any."""
     env = os.environ
     if env.get("SLURM_ARRAY_JOB_ID"):
@@ -63,14 +62,14 @@ def task_id() -> Optional[str]:
     return None
 
 
-def read_holder(run_dir) -> Optional[dict]:
+def read_holder(run_dir) -> dict | None:
     try:
         return json.loads((Path(run_dir) / HOLDER_FILE).read_text())
     except (OSError, ValueError):
         return None
 
 
-def holder_if_locked(run_dir) -> Optional[dict]:
+def holder_if_locked(run_dir) -> dict | None:
     """The holder's record if some process (this one included) holds the lock now, else None."""
     path = Path(run_dir) / LOCK_FILE
     if not path.is_file():
@@ -88,7 +87,7 @@ def holder_if_locked(run_dir) -> Optional[dict]:
     return None
 
 
-def child_env(run_dir, env: Optional[dict] = None) -> dict:
+def child_env(run_dir, env: dict | None = None) -> dict:
     """Environment for a child process that runs inside this process's lock on ``run_dir``."""
     out = dict(os.environ if env is None else env)
     out[PARENT_ENV] = str(Path(run_dir).resolve())
@@ -101,14 +100,14 @@ class RunLock:
         self.key = str(self.run_dir.resolve())
         self.requeue_wait_s = float(requeue_wait_s)
         self.stream = stream
-        self._fd: Optional[int] = None
+        self._fd: int | None = None
         self._outer = False
-        self.took_over: Optional[dict] = None  # the dead holder's record, when taken over
+        self.took_over: dict | None = None  # the dead holder's record, when taken over
 
     def _say(self, msg: str) -> None:
         print(f"[runlog] {msg}", file=self.stream or sys.stderr, flush=True)
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         if self.key in _HELD:  # this process holds it already (the sweep job)
             return self
         if os.environ.get(PARENT_ENV) == self.key:
@@ -171,7 +170,7 @@ class RunLock:
         if fd is not None:
             os.close(fd)  # drops the flock
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

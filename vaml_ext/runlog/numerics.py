@@ -39,13 +39,13 @@ import os
 import platform
 import sys
 import warnings
-from typing import Any, Dict, Optional
+from typing import Any
 
 MODE_ENV = "VAML_NUMERICS"
 MODES = ("pinned", "native")
 #: forced in pinned mode (whatever the environment said: a pin that the caller's
 #: environment could undo would not pin)
-PINS: Dict[str, str] = {
+PINS: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "MKL_CBWR": "AVX2,STRICT",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
@@ -70,14 +70,14 @@ def mode(default: str = "pinned") -> str:
     return value
 
 
-def cpu_info() -> Dict[str, Any]:
+def cpu_info() -> dict[str, Any]:
     """Model, vendor and the ISA flags that matter here, from /proc/cpuinfo (Linux); read
     once per process (a copy each call)."""
     return dict(_cpu_info())
 
 
 @functools.lru_cache(maxsize=1)
-def _cpu_info() -> Dict[str, Any]:
+def _cpu_info() -> dict[str, Any]:
     model = vendor = None
     flags: set = set()
     try:
@@ -161,10 +161,10 @@ def pin(default_mode: str = "pinned") -> str:
     return m
 
 
-def fingerprint() -> Dict[str, Any]:
+def fingerprint() -> dict[str, Any]:
     """What decides this process's float results: the mode, the pins in force, the CPU,
     the library versions and the thread count. Recorded in ``run.yaml``."""
-    out: Dict[str, Any] = {"mode": os.environ.get(MODE_ENV, "native")}
+    out: dict[str, Any] = {"mode": os.environ.get(MODE_ENV, "native")}
     out["env"] = {k: os.environ[k] for k in (*PINS, *THREAD_VARS, "OPENBLAS_CORETYPE") if k in os.environ}
     out["cpu"] = cpu_info()
     out["python"] = platform.python_version()
@@ -189,7 +189,7 @@ def fingerprint() -> Dict[str, Any]:
     return out
 
 
-def machine_kind(fp: Dict[str, Any]) -> Dict[str, Any]:
+def machine_kind(fp: dict[str, Any]) -> dict[str, Any]:
     """The part of a :func:`fingerprint` that must match for stored floats to replay bit for
     bit: in pinned mode the pinned paths and library versions, in native mode also the CPU."""
     keys = ["mode", "torch", "mkl", "numpy", "mujoco", "threads"]
@@ -215,7 +215,7 @@ def _numpy_imports() -> bool:
     return r.returncode == 0
 
 
-def _mkl_version() -> Optional[str]:
+def _mkl_version() -> str | None:
     try:
         import ctypes
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Optional
 
 
 def _fmt_time(s: float) -> str:
@@ -33,7 +32,7 @@ class RunProgress:
         initial: int = 0,
         stream=None,
         min_interval: float = 10.0,
-        use_tqdm: Optional[bool] = None,
+        use_tqdm: bool | None = None,
     ):
         self.total = max(1, int(total_steps))
         self.desc = desc
@@ -68,7 +67,7 @@ class RunProgress:
             return float("nan")
         return self.elapsed / done * (self.total - self.steps)
 
-    def update(self, env_steps: int, ret: Optional[float] = None) -> None:
+    def update(self, env_steps: int, ret: float | None = None) -> None:
         env_steps = int(env_steps)
         if ret is not None:
             self.last_return = float(ret)
@@ -93,7 +92,7 @@ class RunProgress:
                 flush=True,
             )
 
-    def close(self, final_return: Optional[float] = None, extra: str = "", announce: bool = True) -> str:
+    def close(self, final_return: float | None = None, extra: str = "", announce: bool = True) -> str:
         """End the progress bar; print (unless ``announce=False``) and return the summary line."""
         if self._bar is not None:
             self._bar.close()

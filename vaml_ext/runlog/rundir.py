@@ -31,8 +31,8 @@ import json
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
 
 from vaml_ext.runlog.atomic import append_line, atomic_write, atomic_write_text
 
@@ -43,7 +43,7 @@ EVAL_FIELDS = ("env_steps", "return", "wall_time_s")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def git_provenance(repo: Path = REPO) -> Dict[str, object]:
+def git_provenance(repo: Path = REPO) -> dict[str, object]:
     """Commit of the code that runs (``unknown`` outside a git checkout), whether the
     work tree has uncommitted changes, the host, and what decides the run's float results
     (``numerics``: :func:`vaml_ext.runlog.numerics.fingerprint`)."""
@@ -108,7 +108,7 @@ def write_done(run_dir: Path, summary: dict) -> None:
     atomic_write_text(Path(run_dir) / DONE_FILE, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
-def read_done(run_dir: Path) -> Optional[dict]:
+def read_done(run_dir: Path) -> dict | None:
     p = Path(run_dir) / DONE_FILE
     return json.loads(p.read_text()) if p.is_file() else None
 
@@ -117,7 +117,7 @@ class EvalLog:
     """Append-only ``returns.csv``. ``keep_until`` (env steps) truncates rows written after
     the checkpoint a resumed run restarts from, so no row is lost or duplicated."""
 
-    def __init__(self, run_dir: Path, extra_fields=(), keep_until: Optional[int] = None):
+    def __init__(self, run_dir: Path, extra_fields=(), keep_until: int | None = None):
         self.path = Path(run_dir) / EVAL_FILE
         self.fields = list(EVAL_FIELDS) + [f for f in extra_fields if f not in EVAL_FIELDS]
         rows = []
@@ -142,7 +142,7 @@ class EvalLog:
         append_line(self.path, buf.getvalue())
 
 
-def read_csv_rows(path, numeric: bool = False, drop_empty: bool = False) -> List[dict]:
+def read_csv_rows(path, numeric: bool = False, drop_empty: bool = False) -> list[dict]:
     """Rows of the CSV file ``path`` as dicts ([] if it does not exist): the one CSV reader
     of run files. ``numeric``: values as floats, empty cells as nan (or left out with
     ``drop_empty``)."""
@@ -158,7 +158,7 @@ def read_csv_rows(path, numeric: bool = False, drop_empty: bool = False) -> List
     return [{k: (float(v) if v not in ("", None) else float("nan")) for k, v in r.items()} for r in rows]
 
 
-def read_eval(run_dir: Path) -> List[Dict[str, float]]:
+def read_eval(run_dir: Path) -> list[dict[str, float]]:
     """Rows of ``returns.csv`` as floats (empty cells -> nan)."""
     return read_csv_rows(Path(run_dir) / EVAL_FILE, numeric=True)
 

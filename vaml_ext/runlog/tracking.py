@@ -20,15 +20,15 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from vaml_ext.checks import check_bool, invalid
 from vaml_ext.runlog.rundir import DONE_FILE, read_csv_rows, write_done
 
 #: W&B keys, identical for MBPO (``overrides.<key>``) and SLBO (``<key>=...``).
 #: ``wandb_mode``: ``null`` = wandb's own default (``$WANDB_MODE``, else online).
-WANDB_DEFAULTS: Dict[str, object] = {"wandb": False, "wandb_project": "vaml", "wandb_entity": None, "wandb_mode": None}
+WANDB_DEFAULTS: dict[str, object] = {"wandb": False, "wandb_project": "vaml", "wandb_entity": None, "wandb_mode": None}
 WANDB_MODES = ("online", "offline", "disabled")
 ENV_SWITCH = "VAML_WANDB"  # "1": every run started by this process (and its children) logs to W&B
 #: the files a summary names first (the rest are counted): the evaluation curves, the
@@ -68,12 +68,12 @@ def _num(v) -> float:
 
 def summarize(
     rows: Sequence[dict],
-    wall_s: Optional[float],
+    wall_s: float | None,
     run_dir,
     tag: str = "",
     step_key: str = "env_steps",
     return_key: str = "return",
-) -> Tuple[List[str], dict]:
+) -> tuple[list[str], dict]:
     """The end-of-run summary of an evaluation curve.
 
     ``rows``: one dict per evaluation, in order, with ``step_key`` (real env steps so far)
@@ -117,12 +117,12 @@ def summarize(
 
 def finish_run(
     rows: Sequence[dict],
-    wall_s: Optional[float],
+    wall_s: float | None,
     run_dir,
     tag: str = "",
     step_key: str = "env_steps",
     return_key: str = "return",
-    extra: Optional[dict] = None,
+    extra: dict | None = None,
     stream=None,
 ) -> dict:
     """Print the two-line summary (to ``stream``, default stderr, so sweeps show it on the
@@ -192,11 +192,11 @@ class WandbRun:
         self,
         config: dict,
         run_dir,
-        name: Optional[str] = None,
-        project: Optional[str] = "vaml",
-        entity: Optional[str] = None,
-        mode: Optional[str] = None,
-        group: Optional[str] = None,
+        name: str | None = None,
+        project: str | None = "vaml",
+        entity: str | None = None,
+        mode: str | None = None,
+        group: str | None = None,
     ):
         wandb = require_wandb()
         run_dir = Path(run_dir).resolve()
@@ -220,7 +220,7 @@ class WandbRun:
     def dir(self) -> str:
         return self.run.dir
 
-    def log(self, metrics: Dict[str, float], env_step: int) -> None:
+    def log(self, metrics: dict[str, float], env_step: int) -> None:
         data = {k: float(v) for k, v in metrics.items() if _is_number(v)}
         with self._lock:
             self.run.log({"env_step": int(env_step), **data})
@@ -239,7 +239,7 @@ class WandbRun:
                 int(step),
             )
 
-    def finish(self, summary: Optional[dict] = None) -> None:
+    def finish(self, summary: dict | None = None) -> None:
         with self._lock:
             for k, v in (summary or {}).items():
                 if _is_number(v) or isinstance(v, str):
@@ -251,7 +251,7 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
-def start_wandb(opts, config: dict, run_dir, name: Optional[str] = None) -> Optional[WandbRun]:
+def start_wandb(opts, config: dict, run_dir, name: str | None = None) -> WandbRun | None:
     """A :class:`WandbRun` when ``opts`` (a mapping with the :data:`WANDB_DEFAULTS` keys)
     or ``$VAML_WANDB`` asks for one, else ``None``."""
     get = opts.get if hasattr(opts, "get") else (lambda k, d=None: d)
@@ -277,7 +277,7 @@ class CsvFollower:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, args=(interval,), daemon=True)
 
-    def start(self) -> "CsvFollower":
+    def start(self) -> CsvFollower:
         self._thread.start()
         return self
 
@@ -310,10 +310,10 @@ def log_finished_run(
     run.finish(summary)
 
 
-def pop_wandb_args(argv: Sequence[str]) -> Tuple[Dict[str, object], List[str]]:
+def pop_wandb_args(argv: Sequence[str]) -> tuple[dict[str, object], list[str]]:
     """Split ``key=value`` arguments into the W&B keys (``wandb=true``, ``wandb_project=...``,
     ``wandb_entity=...``, ``wandb_mode=...``) and the rest (for CLIs that are not Hydra apps)."""
-    opts: Dict[str, object] = dict(WANDB_DEFAULTS)
+    opts: dict[str, object] = dict(WANDB_DEFAULTS)
     rest = []
     for a in argv:
         key, sep, value = a.partition("=")

@@ -29,25 +29,24 @@ from __future__ import annotations
 import csv
 import os
 import time
-from typing import Dict, List
 
 import numpy as np
 import torch
 from torch import nn
 
 #: columns ``progress.csv`` gains (values of the last model phase before the evaluation)
-PROGRESS_FIELDS = ("model_mean_abs_adv", "model_nmse", "model_nmse_ref", "n_refits", "refit_time_s")
+PROGRESS_FIELDS = ("model_mean_abs_adv", "model_nmse", "model_nmse_ref", "refits_total", "refit_s_total")
 
 
 def _t(x, device=None):
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
 
 
-def linear_layers(model: nn.Module) -> List[nn.Linear]:
+def linear_layers(model: nn.Module) -> list[nn.Linear]:
     return [m for m in model.modules() if isinstance(m, nn.Linear)]
 
 
-class ModelDiagnostics(object):
+class ModelDiagnostics:
     def __init__(
         self,
         model,
@@ -90,9 +89,9 @@ class ModelDiagnostics(object):
                 csv.DictWriter(f, fieldnames=self.fields).writeheader()
         self._seen_refits, self._seen_refit_s = 0, 0.0
         self._t0 = time.time()
-        self.last: Dict[str, float] = {}
+        self.last: dict[str, float] = {}
 
-    def state_dict(self) -> Dict[str, object]:
+    def state_dict(self) -> dict[str, object]:
         """For a resumed run: the held-out sampler's generator, the last row (the next
         ``progress.csv`` row's model columns), the refit totals seen, the elapsed wall-clock."""
         return {
@@ -130,7 +129,7 @@ class ModelDiagnostics(object):
         return (int(r.n_refits), float(r.seconds)) if r is not None else (0, 0.0)
 
     @torch.no_grad()
-    def measure(self) -> Dict[str, float]:
+    def measure(self) -> dict[str, float]:
         """Held-out quantities of the current model and value net (no row written)."""
         out = {f"max_abs_w_{k}": float(m.weight.abs().max()) for k, m in enumerate(linear_layers(self.model))}
         n = len(self.dev_set)
@@ -147,8 +146,8 @@ class ModelDiagnostics(object):
         out["mean_abs_adv"] = float((self.vfn(s_next) - self.vfn(pred)).abs().mean())
         return out
 
-    def __call__(self, stage: int, it: int, train_losses) -> Dict[str, float]:
-        row: Dict[str, float] = {
+    def __call__(self, stage: int, it: int, train_losses) -> dict[str, float]:
+        row: dict[str, float] = {
             "stage": stage,
             "iter": it,
             "train_loss": float(np.mean(train_losses)) if len(train_losses) else float("nan"),
@@ -174,15 +173,15 @@ class ModelDiagnostics(object):
         self.last = row
         return row
 
-    def progress_fields(self) -> Dict[str, object]:
+    def progress_fields(self) -> dict[str, object]:
         """``progress.csv`` columns (:data:`PROGRESS_FIELDS`): last model phase's values."""
-        last: Dict[str, object] = dict(self.last)
+        last: dict[str, object] = dict(self.last)
         return {
             "model_mean_abs_adv": last.get("mean_abs_adv", ""),
             "model_nmse": last.get("nmse", ""),
             "model_nmse_ref": last.get("nmse_ref", ""),
-            "n_refits": last.get("refits_total", ""),
-            "refit_time_s": last.get("refit_s_total", ""),
+            "refits_total": last.get("refits_total", ""),
+            "refit_s_total": last.get("refit_s_total", ""),
         }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from vaml_ext.losses.base import ModelLoss
@@ -24,7 +22,7 @@ class SLBOMultiStepLoss(ModelLoss):
     value_aware = False
     in_keys = ("multi_step_sq_err",)
 
-    def _loss(self, multi_step_sq_err: torch.Tensor, mask: Optional[torch.Tensor] = None, **_) -> torch.Tensor:
+    def _loss(self, multi_step_sq_err: torch.Tensor, mask: torch.Tensor | None = None, **_) -> torch.Tensor:
         return self.reduce(multi_step_sq_err, mask)
 
 

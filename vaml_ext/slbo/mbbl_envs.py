@@ -39,6 +39,7 @@ def _classes():
     import gymnasium
     from gymnasium import spaces
     from gymnasium.envs.classic_control import acrobot
+
     from slbo.envs import BaseModelBasedEnv  # the port's (patched tree's) model-based env interface
 
     class MBBLPendulumEnv(gymnasium.Env, BaseModelBasedEnv):

@@ -24,13 +24,11 @@ the model only. The single-step transitions are all ``n_step × batch`` real
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 import numpy as np
 import torch
 
-from slbo.loss.multi_step_loss import MultiStepLoss
 import vaml_ext.slbo.losses  # noqa: F401  (registers "slbo")
+from slbo.loss.multi_step_loss import MultiStepLoss
 from vaml_ext.losses import (
     available_losses,
     expected_value_deterministic,
@@ -53,7 +51,7 @@ def supports(cls) -> bool:
     return not cls.needs_trajectories and bool(cls.in_keys) and set(cls.in_keys) <= set(INPUTS)
 
 
-def supported_losses() -> List[str]:
+def supported_losses() -> list[str]:
     """Registered loss names SLBO can train with (``vaml.model_loss`` values)."""
     return [n for n in available_losses() if supports(get_loss_class(n))]
 
@@ -74,7 +72,7 @@ class RegistryModelLoss(MultiStepLoss):
         step,
         loss_name: str = "slbo",
         vfn=None,
-        va_loss_coeff: Optional[float] = None,
+        va_loss_coeff: float | None = None,
     ):
         super().__init__(model, normalizers, dim_state, dim_action, criterion, step)
         cls = get_loss_class(loss_name, key="vaml.model_loss")  # registry's error for unknown names

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Optional
 
 from slbo.envs.virtual_env import VirtualEnv
 from slbo.utils.dataset import Dataset
@@ -26,7 +25,7 @@ from slbo.utils.runner import Runner
 logger = logging.getLogger("slbo")
 
 
-class ValueRefit(object):
+class ValueRefit:
     def __init__(self, policy, vfn, algo, runner: Runner, value_update_interval: int = 20, n_samples: int = 4000):
         if value_update_interval < 0:
             raise ValueError(f"vaml.value_update_interval={value_update_interval} must be >= 0")
@@ -74,7 +73,7 @@ class ValueRefit(object):
         self.last_vf_loss = float(state["last_vf_loss"])
         self.runner.load_state_dict(state["runner"])
 
-    def __call__(self) -> Optional[float]:
+    def __call__(self) -> float | None:
         """Call after every model update; refits on every ``interval``-th call."""
         self.n_model_updates += 1
         if self.interval and self.n_model_updates % self.interval == 0:
@@ -101,7 +100,7 @@ def make_value_refit(
     value_update_interval=20,
     n_samples=4000,
     value_aware_only=True,
-) -> Optional[ValueRefit]:
+) -> ValueRefit | None:
     """Hook 2: the refit callback, or ``None`` if the interval is 0 or the objective is not
     value-aware (then the patched loop runs exactly as upstream). ``value_aware_only=False``
     (``vaml.refit_every_loss``, patch 0011) refits for every objective, as the authors' code

@@ -11,8 +11,6 @@ resumed run bit-identical to an uninterrupted one for every variant.
 
 from __future__ import annotations
 
-from typing import Optional
-
 
 def hooks_state_dict(value_refit, model_diag) -> dict:
     """The ``'vaml'`` entry of the checkpoint (``value_refit`` may be ``None``)."""
@@ -22,7 +20,7 @@ def hooks_state_dict(value_refit, model_diag) -> dict:
     }
 
 
-def load_hooks_state(state: Optional[dict], value_refit, model_diag, start_stage: int) -> None:
+def load_hooks_state(state: dict | None, value_refit, model_diag, start_stage: int) -> None:
     """Restore :func:`hooks_state_dict` (``None``: a checkpoint from before it, then only
     ``model_diag.csv`` is cut back) when resuming at ``start_stage``."""
     state = state or {}

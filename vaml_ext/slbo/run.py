@@ -64,7 +64,7 @@ def build_argv(argv, tree: Path):
     try:
         setting = setting_flags(opts["setting"], opts["env"], opts["variant"])
     except ValueError as e:
-        raise SystemExit(str(e))
+        raise SystemExit(str(e)) from None
     if not any(s.startswith("log_dir=") for s in sets):
         root = REPO / "runs" / "slbo" / ("" if opts["setting"] == "upstream" else opts["setting"])
         sets.append(f"log_dir={root / opts['env'] / opts['variant'] / ('seed' + opts['seed'])}")
@@ -91,12 +91,11 @@ def main(argv=None):
         wandb_opts, argv = tracking.pop_wandb_args(sys.argv[1:] if argv is None else argv)
         tracking.check_wandb_options(wandb_opts)
     except (ValueError, tracking.WandbNotInstalled) as e:
-        raise SystemExit(str(e))
+        raise SystemExit(str(e)) from None
     args = build_argv(argv, tree)
     sys.path.insert(0, str(tree))
     from slbo.main import cli
     from slbo.utils.flags import FLAGS
-
     from vaml_ext.slbo.mbbl_envs import register
 
     register()  # MBBLPendulum-v0, MBBLAcrobot-v0: the paper's Pendulum and Acrobot (setting=paper)

@@ -45,12 +45,10 @@ anything given on the command line still wins.
 
 from __future__ import annotations
 
-from typing import Dict, List
-
 SETTINGS = ("upstream", "paper")
 
 #: ``configs/env_tingwu/gym_*.yml`` of nirbhayjm/va_slbo: ``runner.max_steps`` = ``plan.max_steps``
-PAPER_EPISODE_STEPS: Dict[str, int] = {
+PAPER_EPISODE_STEPS: dict[str, int] = {
     "hopper": 1000,  # gym_hopper.yml
     "swimmer": 1000,  # gym_swimmer.yml
     "half_cheetah": 1000,  # gym_cheetah.yml
@@ -64,13 +62,13 @@ PAPER_EPISODE_STEPS: Dict[str, int] = {
 
 #: the authors' env classes where they are not the port's default (``slbo/partial_envs.py``
 #: l.20-57 of va_slbo: MBBL's Pendulum and Acrobot, :mod:`vaml_ext.slbo.mbbl_envs`)
-PAPER_ENV_IDS: Dict[str, str] = {"pendulum": "MBBLPendulum-v0", "acrobot": "MBBLAcrobot-v0"}
+PAPER_ENV_IDS: dict[str, str] = {"pendulum": "MBBLPendulum-v0", "acrobot": "MBBLAcrobot-v0"}
 
 #: flags every variant gets under ``setting=paper``
-PAPER_COMMON: List[str] = ["vaml.vf_grad_clip=2.0"]
+PAPER_COMMON: list[str] = ["vaml.vf_grad_clip=2.0"]
 
 #: per-variant flags under ``setting=paper``
-PAPER_VARIANT: Dict[str, List[str]] = {
+PAPER_VARIANT: dict[str, list[str]] = {
     "slbo": ["vaml.criterion_size_average=false", "vaml.refit_every_loss=true"],
     "mle": ["vaml.refit_every_loss=true"],  # our (correct) MLE ablation; the authors' is ``mle_va_slbo``
     "mle_va_slbo": [
@@ -85,7 +83,7 @@ PAPER_VARIANT: Dict[str, List[str]] = {
 }
 
 
-def setting_flags(setting: str, env: str, variant: str) -> List[str]:
+def setting_flags(setting: str, env: str, variant: str) -> list[str]:
     """Upstream ``-s`` flags of ``setting`` for ``env`` and ``variant``; clear errors otherwise."""
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r}; valid: {', '.join(SETTINGS)}")

@@ -11,8 +11,6 @@ touching the port's loop.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 
@@ -30,7 +28,7 @@ class GlobalNormClip:
         torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
 
 
-def clip_value_fit(algo, max_grad_norm: float) -> Optional[object]:
+def clip_value_fit(algo, max_grad_norm: float) -> object | None:
     """Clip ``algo.vf``'s global gradient norm at ``max_grad_norm`` before every
     ``algo.vf_optimizer`` step; ``0`` = off (upstream). Returns the hook handle or ``None``."""
     max_grad_norm = float(max_grad_norm)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 from vaml_ext.exp.aggregate.loading import AggregateError
 from vaml_ext.exp.aggregate.pipeline import aggregate
@@ -31,7 +30,7 @@ def _summary(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m vaml_ext.exp.aggregate",
         description="Aggregate a sweep directory into curves, tables, PoI, figures and "

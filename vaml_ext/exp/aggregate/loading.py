@@ -4,14 +4,14 @@ into :class:`Run` records, with the skipped, unfinished and duplicate runs accou
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from vaml_ext.runlog import rundir
 from vaml_ext.exp.claims import canonical_env, norm_figure
+from vaml_ext.runlog import rundir
 
 
 class AggregateError(ValueError):
@@ -28,7 +28,7 @@ class Run:
     steps: np.ndarray
     returns: np.ndarray
     commit: str
-    dirty: Optional[bool]
+    dirty: bool | None
 
     @property
     def final(self) -> float:
@@ -52,25 +52,76 @@ def _seed(v):
 
 @dataclass
 class Loaded:
-    runs: List[Run]
-    unfinished: List[Run]  # not done (excluded unless include_unfinished; then also in runs)
-    skipped: List[Tuple[str, str]]  # (path, reason)
-    skipped_keys: List[tuple]  # (env, method, seed) of skipped runs whose run.yaml names them
-    figure: Optional[str]
-    presets: List[str]
-    backends: List[str]
-    commits: Dict[str, int]
+    runs: list[Run]
+    unfinished: list[Run]  # not done (excluded unless include_unfinished; then also in runs)
+    skipped: list[tuple[str, str]]  # (path, reason)
+    skipped_keys: list[tuple]  # (env, method, seed) of skipped runs whose run.yaml names them
+    figure: str | None
+    presets: list[str]
+    backends: list[str]
+    commits: dict[str, int]
     dirty: int
     bases: Sequence[str] = ()  # the MBPO runs' mbrl-lib base (run.yaml ``base``), e.g. "paper (mbrl 0.2.0.dev3)"
 
 
-def _base_label(base) -> Optional[str]:
+def _base_label(base) -> str | None:
     """``run.yaml``'s ``base`` (:func:`vaml_ext.exp.bases.pin`) as one label; None when absent
     (SLBO and gridworld runs, or MBPO runs written before bases were recorded)."""
     if isinstance(base, dict) and base.get("name"):
         pkg, ver = base.get("package"), base.get("version")
         return f"{base['name']} ({pkg} {ver})" if pkg and ver else str(base["name"])
     return str(base) if base not in (None, "") else None
+
+
+def _read_config(d: Path) -> tuple[dict | None, str | None]:
+    """``(run.yaml as a dict, None)`` or ``(None, why it cannot be used)``."""
+    try:
+        cfg = rundir.read_run_config(d)
+    except Exception as e:  # noqa: BLE001 -- any parse error: skip with the reason
+        return None, f"unreadable {rundir.RUN_FILE}: {e}"
+    if not isinstance(cfg, dict):
+        return None, f"{rundir.RUN_FILE} is not a mapping"
+    lacking = [k for k in ("env", "method", "seed") if cfg.get(k) in (None, "")]
+    if lacking:
+        return cfg, f"{rundir.RUN_FILE} lacks {', '.join(lacking)}"
+    return cfg, None
+
+
+def _read_run(d: Path, cfg: dict) -> tuple[Run | None, str | None]:
+    """``(the run's curve, None)`` or ``(None, why it has none)``."""
+    rows = [
+        r
+        for r in rundir.read_eval(d)
+        if math.isfinite(r.get("env_steps", float("nan"))) and math.isfinite(r.get("return", float("nan")))
+    ]
+    if not rows:
+        return None, f"empty {rundir.EVAL_FILE}" if (d / rundir.EVAL_FILE).is_file() else f"no {rundir.EVAL_FILE}"
+    by_step = {}
+    for r in rows:  # a step evaluated twice keeps its last row
+        by_step[r["env_steps"]] = r["return"]
+    steps = np.array(sorted(by_step), dtype=float)
+    prov = cfg.get("provenance") or {}
+    run = Run(
+        path=d,
+        env=canonical_env(cfg["env"]),
+        method=str(cfg["method"]).strip().lower(),
+        seed=_seed(cfg["seed"]),
+        done=rundir.is_done(d),
+        steps=steps,
+        returns=np.array([by_step[s] for s in steps], dtype=float),
+        commit=str(prov.get("commit", "unknown")),
+        dirty=prov.get("dirty"),
+    )
+    return run, None
+
+
+def _check_one_figure_and_base(figures: dict, bases: dict) -> None:
+    if len(figures) > 1:
+        parts = "; ".join(f"{f or 'no figure'}: {len(v)} runs (e.g. {v[0]})" for f, v in figures.items())
+        raise AggregateError(f"mixed figures in one sweep ({parts}); aggregate one figure per sweep dir")
+    if len(bases) > 1:  # runs of different mbrl-lib versions are not comparable curve for curve
+        parts = "; ".join(f"{b} (e.g. {rel})" for b, rel in sorted(bases.items()))
+        raise AggregateError(f"mixed MBPO bases in one sweep ({parts}); aggregate one base per sweep dir")
 
 
 def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> Loaded:
@@ -84,58 +135,31 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
             f"(a run directory is one holding {rundir.RUN_FILE}, see vaml_ext/runlog/rundir.py)"
         )
     runs, unfinished, skipped, skipped_keys = [], [], [], []
-    figures: Dict[Optional[str], List[str]] = {}
-    presets: Set[str] = set()
-    backends: Set[str] = set()
-    bases: Dict[str, str] = {}  # label -> first run dir with it
-    commits: Dict[str, int] = {}
+    figures: dict[str | None, list[str]] = {}
+    presets: set[str] = set()
+    backends: set[str] = set()
+    bases: dict[str, str] = {}  # label -> first run dir with it
+    commits: dict[str, int] = {}
     dirty = 0
-    seen: Dict[tuple, Path] = {}
+    seen: dict[tuple, Path] = {}
+
+    def skip(rel: str, why: str) -> None:
+        skipped.append((rel, why))
+        warn(f"warning: skipping {rel}: {why}")
+
     for d in dirs:
         rel = str(d.relative_to(sweep_dir)) or "."
-        try:
-            cfg = rundir.read_run_config(d)
-        except Exception as e:  # noqa: BLE001 -- any parse error: skip with the reason
-            skipped.append((rel, f"unreadable {rundir.RUN_FILE}: {e}"))
-            warn(f"warning: skipping {rel}: unreadable {rundir.RUN_FILE} ({e})")
+        cfg, why = _read_config(d)
+        if cfg is not None:
+            figures.setdefault(norm_figure(cfg.get("figure")), []).append(rel)
+        if why is not None or cfg is None:
+            skip(rel, str(why))
             continue
-        if not isinstance(cfg, dict):
-            skipped.append((rel, f"{rundir.RUN_FILE} is not a mapping"))
-            warn(f"warning: skipping {rel}: {rundir.RUN_FILE} is not a mapping")
-            continue
-        figures.setdefault(norm_figure(cfg.get("figure")), []).append(rel)
-        lacking = [k for k in ("env", "method", "seed") if cfg.get(k) in (None, "")]
-        if lacking:
-            skipped.append((rel, f"{rundir.RUN_FILE} lacks {', '.join(lacking)}"))
-            warn(f"warning: skipping {rel}: {rundir.RUN_FILE} lacks {', '.join(lacking)}")
-            continue
-        rows = [
-            r
-            for r in rundir.read_eval(d)
-            if math.isfinite(r.get("env_steps", float("nan"))) and math.isfinite(r.get("return", float("nan")))
-        ]
-        if not rows:
-            why = f"empty {rundir.EVAL_FILE}" if (d / rundir.EVAL_FILE).is_file() else f"no {rundir.EVAL_FILE}"
-            skipped.append((rel, why))
+        run, why = _read_run(d, cfg)
+        if run is None:
+            skip(rel, str(why))
             skipped_keys.append((canonical_env(cfg["env"]), str(cfg["method"]).strip().lower(), _seed(cfg["seed"])))
-            warn(f"warning: skipping {rel}: {why}")
             continue
-        by_step = {}
-        for r in rows:  # a step evaluated twice keeps its last row
-            by_step[r["env_steps"]] = r["return"]
-        steps = np.array(sorted(by_step), dtype=float)
-        prov = cfg.get("provenance") or {}
-        run = Run(
-            path=d,
-            env=canonical_env(cfg["env"]),
-            method=str(cfg["method"]).strip().lower(),
-            seed=_seed(cfg["seed"]),
-            done=rundir.is_done(d),
-            steps=steps,
-            returns=np.array([by_step[s] for s in steps], dtype=float),
-            commit=str(prov.get("commit", "unknown")),
-            dirty=prov.get("dirty"),
-        )
         key = (run.env, run.method, run.seed)
         if key in seen:
             raise AggregateError(
@@ -143,10 +167,8 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
                 f"{seen[key]} and {d}; keep one per sweep"
             )
         seen[key] = d
-        if cfg.get("preset") is not None:
-            presets.add(str(cfg["preset"]))
-        if cfg.get("backend") is not None:
-            backends.add(str(cfg["backend"]))
+        presets.update([str(cfg["preset"])] if cfg.get("preset") is not None else [])
+        backends.update([str(cfg["backend"])] if cfg.get("backend") is not None else [])
         label = _base_label(cfg.get("base"))
         if label is not None:
             bases.setdefault(label, rel)
@@ -157,12 +179,7 @@ def load_runs(sweep_dir: Path, include_unfinished: bool = False, warn=print) -> 
         runs.append(run)
         commits[run.commit] = commits.get(run.commit, 0) + 1
         dirty += bool(run.dirty)
-    if len(figures) > 1:
-        parts = "; ".join(f"{f or 'no figure'}: {len(v)} runs (e.g. {v[0]})" for f, v in figures.items())
-        raise AggregateError(f"mixed figures in one sweep ({parts}); aggregate one figure per sweep dir")
-    if len(bases) > 1:  # runs of different mbrl-lib versions are not comparable curve for curve
-        parts = "; ".join(f"{b} (e.g. {rel})" for b, rel in sorted(bases.items()))
-        raise AggregateError(f"mixed MBPO bases in one sweep ({parts}); aggregate one base per sweep dir")
+    _check_one_figure_and_base(figures, bases)
     if not runs:
         raise AggregateError(
             f"no usable runs under {sweep_dir}: {len(dirs)} run dirs, {len(skipped)} skipped "

@@ -4,18 +4,18 @@ the paper's claims and write the report files."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from vaml_ext.runlog import rundir
-from vaml_ext.exp.aggregate.power import separation_table
 from vaml_ext.exp.aggregate.loading import AggregateError, load_runs
 from vaml_ext.exp.aggregate.plots import plot_curves, plot_poi
+from vaml_ext.exp.aggregate.power import separation_table
 from vaml_ext.exp.aggregate.report import write_report
 from vaml_ext.exp.aggregate.sweep import SweepData
 from vaml_ext.exp.claims import evaluate_claims
+from vaml_ext.runlog import rundir
 
 
 def write_steps_to_goal(loaded, path: Path, report: Path) -> Path:
@@ -58,7 +58,7 @@ def aggregate(
         raise AggregateError(f"--reps must be >= 1, got {reps}")
     sweep_dir = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep_dir / "report"
-    warnings: List[str] = []
+    warnings: list[str] = []
 
     def warn(msg):
         warnings.append(msg)
@@ -108,7 +108,7 @@ def aggregate(
         "poi": pd.DataFrame(poi, columns=poi_cols),
     }
     claims_json = out / "claims.json"
-    files: Dict[str, Optional[Path]] = {
+    files: dict[str, Path | None] = {
         "curves_csv": out / "curves.csv",
         "final_csv": out / "final.csv",
         "poi_csv": out / "poi.csv",

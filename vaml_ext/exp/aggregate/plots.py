@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import List
 
 from vaml_ext.exp.aggregate.sweep import SweepData
 
@@ -16,7 +15,7 @@ def _colors(methods):
     return {m: cmap(i % 10) for i, m in enumerate(methods)}
 
 
-def plot_curves(data: SweepData, curves: List[dict], path: Path, title: str) -> None:
+def plot_curves(data: SweepData, curves: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,7 +48,7 @@ def plot_curves(data: SweepData, curves: List[dict], path: Path, title: str) -> 
     plt.close(fig)
 
 
-def plot_poi(poi: List[dict], methods: List[str], path: Path, title: str) -> None:
+def plot_poi(poi: list[dict], methods: list[str], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -21,7 +21,7 @@ as a lower bound.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def pooled_sd(x: Sequence[float], y: Sequence[float]) -> float:
     return math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
 
 
-def seeds_to_separate(x: Sequence[float], y: Sequence[float]) -> Optional[int]:
+def seeds_to_separate(x: Sequence[float], y: Sequence[float]) -> int | None:
     """Seeds per method at which the disjoint-CI rule separates a true difference equal to
     the observed one with probability :data:`POWER`, at least ``MIN_SEEDS``; ``None`` when the
     observed difference is exactly 0 (no finite number separates it)."""
@@ -54,7 +54,7 @@ def seeds_to_separate(x: Sequence[float], y: Sequence[float]) -> Optional[int]:
     return max(MIN_SEEDS, math.ceil(((2 * Z95 + Z_POWER * math.sqrt(2)) * sd / abs(delta)) ** 2))
 
 
-def separation_table(data, pairs: Sequence[tuple]) -> List[dict]:
+def separation_table(data, pairs: Sequence[tuple]) -> list[dict]:
     """One row per env and ``(method, baseline)`` pair of the loaded sweep ``data``
     (:class:`~vaml_ext.exp.aggregate.sweep.SweepData`: the same runs and final returns the PoI
     uses): means, pooled sd, observed difference, the seeds per method that would separate it,

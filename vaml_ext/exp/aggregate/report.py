@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from vaml_ext.exp.aggregate.loading import Loaded, _seed_key
 from vaml_ext.exp.aggregate.stats import CI
@@ -24,7 +23,7 @@ def _ci(p, lo, hi) -> str:
     return f"{_fmt(p)} [{_fmt(lo)}, {_fmt(hi)}]"
 
 
-def _md_table(header: List[str], rows: List[List[str]]) -> str:
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(out)
@@ -86,16 +85,16 @@ def write_report(
     sweep_dir: Path,
     loaded: Loaded,
     data: SweepData,
-    final: List[dict],
-    poi: List[dict],
-    poi_notes: List[str],
-    claims: List[dict],
-    files: Dict[str, Optional[Path]],
+    final: list[dict],
+    poi: list[dict],
+    poi_notes: list[str],
+    claims: list[dict],
+    files: dict[str, Path | None],
     reps: int,
     seed: int,
     include_unfinished: bool,
     max_points: int,
-    separation: Optional[List[dict]] = None,
+    separation: list[dict] | None = None,
 ) -> None:
     from importlib.metadata import PackageNotFoundError, version
 

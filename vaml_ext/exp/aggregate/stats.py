@@ -10,7 +10,7 @@ nothing in arch or rliable is modified.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
+from collections.abc import Callable
 
 import numpy as np
 
@@ -100,7 +100,7 @@ def curve_fn(x: np.ndarray) -> np.ndarray:
     return np.concatenate([iqm_columns(y), y.mean(axis=0)])
 
 
-def interval_estimates(score_dict: dict, func: Callable, reps: int) -> Tuple[Dict, Dict]:
+def interval_estimates(score_dict: dict, func: Callable, reps: int) -> tuple[dict, dict]:
     """``rliable.library.get_interval_estimates(score_dict, func, reps, CI)`` (percentile
     method, no task bootstrap), with rliable's own bootstrap classes made to run on arch 8.
     Indices come from NumPy's global RNG, as in rliable."""

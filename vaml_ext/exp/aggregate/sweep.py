@@ -15,7 +15,7 @@ CIs are pointwise.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from vaml_ext.exp.aggregate.stats import (
 from vaml_ext.exp.claims import BASELINES, ClaimData, Stat
 
 
-def iqm_stat(x: np.ndarray, reps: int) -> Tuple[Stat, Tuple[float, float]]:
+def iqm_stat(x: np.ndarray, reps: int) -> tuple[Stat, tuple[float, float]]:
     """IQM of the scores ``x`` (one per seed) with its 95% stratified-bootstrap CI, and the
     mean's CI; the bootstrap draws from NumPy's global RNG (seed it for a repeatable CI)."""
     pt, ci = interval_estimates({"s": np.asarray(x, float)[:, None]}, iqm_mean_fn, reps)
@@ -41,7 +41,7 @@ def iqm_stat(x: np.ndarray, reps: int) -> Tuple[Stat, Tuple[float, float]]:
     return stat, (float(c[0, 1]), float(c[1, 1]))
 
 
-def env_grid(runs: Sequence[Run], max_points: int) -> Tuple[np.ndarray, bool]:
+def env_grid(runs: Sequence[Run], max_points: int) -> tuple[np.ndarray, bool]:
     """(grid, shared): union of evaluation steps, thinned to ``max_points`` of them;
     ``shared``: every run evaluated at exactly the same steps."""
     union = np.unique(np.concatenate([r.steps for r in runs]))
@@ -62,9 +62,9 @@ def values_on_grid(run: Run, grid: np.ndarray) -> np.ndarray:
 class SweepData(ClaimData):
     """Per-env grids and per-run grid values; bootstrapped stats on demand (cached)."""
 
-    def __init__(self, runs: List[Run], reps: int, max_points: int):
+    def __init__(self, runs: list[Run], reps: int, max_points: int):
         self.reps = reps
-        self.by_env: Dict[str, Dict[str, List[Run]]] = {}
+        self.by_env: dict[str, dict[str, list[Run]]] = {}
         for r in runs:
             self.by_env.setdefault(r.env, {}).setdefault(r.method, []).append(r)
         for per_method in self.by_env.values():
@@ -73,21 +73,21 @@ class SweepData(ClaimData):
         self.envs = sorted(self.by_env, key=_env_order)
         methods = {m for e in self.by_env.values() for m in e}
         self.methods = sorted(methods, key=_method_order)
-        self.grid: Dict[str, np.ndarray] = {}
-        self.shared: Dict[str, bool] = {}
-        self.values: Dict[int, np.ndarray] = {}
+        self.grid: dict[str, np.ndarray] = {}
+        self.shared: dict[str, bool] = {}
+        self.values: dict[int, np.ndarray] = {}
         for env, per_m in self.by_env.items():
             all_runs = [r for lst in per_m.values() for r in lst]
             self.grid[env], self.shared[env] = env_grid(all_runs, max_points)
             for r in all_runs:
                 self.values[id(r)] = values_on_grid(r, self.grid[env])
-        self._cache: Dict[tuple, Optional[Stat]] = {}
-        self._mean_ci: Dict[tuple, Tuple[float, float]] = {}
+        self._cache: dict[tuple, Stat | None] = {}
+        self._mean_ci: dict[tuple, tuple[float, float]] = {}
 
-    def runs(self, env: str, method: str) -> List[Run]:
+    def runs(self, env: str, method: str) -> list[Run]:
         return self.by_env.get(env, {}).get(method, [])
 
-    def horizon(self, env: str, methods: Optional[Sequence[str]] = None) -> Optional[float]:
+    def horizon(self, env: str, methods: Sequence[str] | None = None) -> float | None:
         methods = list(self.by_env.get(env, {})) if methods is None else methods
         rs = [r for m in methods for r in self.runs(env, m)]
         if not rs:
@@ -102,7 +102,7 @@ class SweepData(ClaimData):
         v = self.values[id(run)][self.grid[run.env] <= horizon]
         return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
 
-    def scores(self, env: str, method: str, metric: str, horizon: Optional[float] = None) -> np.ndarray:
+    def scores(self, env: str, method: str, metric: str, horizon: float | None = None) -> np.ndarray:
         rs = self.runs(env, method)
         if metric == "final":
             x = [r.final for r in rs]
@@ -114,7 +114,7 @@ class SweepData(ClaimData):
         arr = np.asarray(x, dtype=float)
         return arr[np.isfinite(arr)]
 
-    def stat(self, env: str, method: str, metric: str = "final", horizon: Optional[float] = None) -> Optional[Stat]:
+    def stat(self, env: str, method: str, metric: str = "final", horizon: float | None = None) -> Stat | None:
         key = (env, method, metric, horizon)
         if key not in self._cache:
             x = self.scores(env, method, metric, horizon)
@@ -124,7 +124,7 @@ class SweepData(ClaimData):
                 self._cache[key], self._mean_ci[key] = iqm_stat(x, self.reps)
         return self._cache[key]
 
-    def initial(self, env: str, method: str) -> Optional[Stat]:
+    def initial(self, env: str, method: str) -> Stat | None:
         """IQM of each run's first evaluation (the initial policy's return) with its CI."""
         key = (env, method, "initial", None)
         if key not in self._cache:
@@ -134,8 +134,8 @@ class SweepData(ClaimData):
         return self._cache[key]
 
     def ratio(
-        self, env: str, a: str, b: str, metric: str = "final", horizon: Optional[float] = None
-    ) -> Optional[Tuple[float, float, float]]:
+        self, env: str, a: str, b: str, metric: str = "final", horizon: float | None = None
+    ) -> tuple[float, float, float] | None:
         """IQM(a) / IQM(b) with the 95% percentile CI of ``self.reps`` bootstrap replicates
         (each method's seeds resampled independently; a fixed generator, so repeatable).
         None unless b's IQM CI lies above 0 (a ratio to a baseline that may be 0 or negative
@@ -151,12 +151,12 @@ class SweepData(ClaimData):
         lo, hi = np.percentile(reps, [100 * (1 - CI) / 2, 100 * (1 + CI) / 2])
         return float(iqm(xa) / iqm(xb)), float(lo), float(hi)
 
-    def mean_ci(self, env, method, metric="final", horizon=None) -> Tuple[float, float]:
+    def mean_ci(self, env, method, metric="final", horizon=None) -> tuple[float, float]:
         self.stat(env, method, metric, horizon)
         return self._mean_ci.get((env, method, metric, horizon), (float("nan"), float("nan")))
 
     # ---- tables
-    def curves(self) -> List[dict]:
+    def curves(self) -> list[dict]:
         rows = []
         for env in self.envs:
             grid = self.grid[env]
@@ -166,7 +166,7 @@ class SweepData(ClaimData):
                     continue
                 V = np.stack([self.values[id(r)] for r in rs])  # [runs, points]
                 mask = np.isfinite(V)
-                groups: Dict[bytes, List[int]] = {}
+                groups: dict[bytes, list[int]] = {}
                 for j in range(len(grid)):
                     if mask[:, j].any():
                         groups.setdefault(mask[:, j].tobytes(), []).append(j)
@@ -197,7 +197,7 @@ class SweepData(ClaimData):
                     )
         return rows
 
-    def final_table(self) -> List[dict]:
+    def final_table(self) -> list[dict]:
         rows = []
         for env in self.envs:
             h = self.horizon(env)
@@ -232,13 +232,13 @@ class SweepData(ClaimData):
                 )
         return rows
 
-    def poi_table(self) -> Tuple[List[dict], List[str]]:
+    def poi_table(self) -> tuple[list[dict], list[str]]:
         """PoI of every value-aware method over mle, and of ``<m>`` over its Naive ablation
         ``<m>_naive`` (no stale-value refit, Algorithm 2 off) where both ran: per env, and over
         all envs that have both (``env = all``; needs equal seed counts per env, so the first
         ``n`` seeds by seed id are used where counts differ -- said in the notes)."""
-        notes: List[str] = []
-        rows: List[dict] = []
+        notes: list[str] = []
+        rows: list[dict] = []
         va = [m for m in self.methods if m not in BASELINES]
         if "mle" not in self.methods:
             notes.append("no `mle` runs in the sweep: no probability of improvement over mle computed")
