@@ -57,7 +57,7 @@ test-fast: install
 # own (native) numerics under another CPU dispatch -- ATen's AVX2 kernels (another path than
 # an AVX-512 machine's own) and MKL's compatible path (another path on every CPU). A test
 # whose reference replays only where it was made fails here. (ATen's portable `default`
-# kernels are tested in tests/test_numerics.py; a whole pass on them is 2-3x slower.)
+# kernels are tested in tests/runlog/test_numerics.py; a whole pass on them is 2-3x slower.)
 test-numerics: install
 	VAML_NUMERICS=native ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=SSE41 \
 	  $(BIN)/python -m pytest -q --durations=10 -m numerics tests

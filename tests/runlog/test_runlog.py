@@ -16,7 +16,7 @@ from vaml_ext.runlog.atomic import RunWriteError, append_line, atomic_write_text
 from vaml_ext.runlog.ckpt import CheckpointStore, NoUsableCheckpoint
 from vaml_ext.runlog.lock import HOLDER_FILE, RunInUse, RunLock, child_env
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _py(code, env=None, timeout=60):
