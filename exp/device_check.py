@@ -7,6 +7,7 @@ and value-fit optimiser state).
 
     python exp/device_check.py mbpo --device cuda --steps 500 --work /tmp/dc
     python exp/device_check.py slbo --device cpu --smoke --work /tmp/dc
+    python exp/device_check.py mbpo-concurrency --device cuda --k 1 4 8 --work /tmp/dc
 """
 
 from __future__ import annotations
@@ -188,13 +189,71 @@ def check_slbo(dev: torch.device, smoke: bool, work: str) -> int:
     return 0
 
 
+#: one MBPO run of the concurrency check, in its own process (argv: work dir, overrides...)
+_CONCURRENT_RUN = """
+import sys, torch
+torch.set_num_threads(1)
+from vaml_ext.mbpo.runner import compose, run_mbpo
+run_mbpo(compose(sys.argv[2], sys.argv[3:]), sys.argv[1], silent=True)
+"""
+
+
+def check_mbpo_concurrency(dev: torch.device, ks, methods, steps: int, smoke: bool, work: str, env: str) -> int:
+    """Throughput of K concurrent MBPO runs on one device (issue 27): K processes, seeds
+    0..K-1, the env's own override settings (``mbpo_hopper``: its SAC updates per step, model
+    sizes) with the budget cut to ``steps`` env steps; prints total env steps per second and
+    the speed-up over K = 1, side by side in one run."""
+    import subprocess
+
+    from vaml_ext.mbpo.runner import SMOKE_OVERRIDES
+
+    if smoke:
+        steps, budget = 200, [*SMOKE_OVERRIDES, "overrides.value_refit_batch_size=100"]
+    else:
+        budget = [
+            "algorithm.initial_exploration_steps=250",
+            f"overrides.num_steps={steps}",
+            "overrides.epoch_length=250",
+        ]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    penv = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p))
+    print(f"[device_check] MBPO concurrency on {dev}, {env}, {steps} env steps per run")
+    print("| method | K runs | wall s | env steps/s (all runs) | x K=1 |")
+    print("|---|---|---|---|---|")
+    failed = 0
+    for method in methods:
+        base = None
+        for k in ks:
+            procs, t0 = [], time.perf_counter()
+            for i in range(k):
+                args = [f"device={dev}", f"seed={i}", f"overrides.model_loss={method}", *budget]
+                run_dir = os.path.join(work, f"conc_{method}_k{k}_{i}")
+                os.makedirs(run_dir, exist_ok=True)
+                with open(run_dir + ".log", "w") as log:  # the runs' own output, apart from the table
+                    cmd = [sys.executable, "-c", _CONCURRENT_RUN, run_dir, env, *args]
+                    procs.append(subprocess.Popen(cmd, env=penv, stdout=log, stderr=subprocess.STDOUT))
+            codes = [pr.wait() for pr in procs]
+            wall = time.perf_counter() - t0
+            if any(codes):
+                print(f"| {method} | {k} | FAILED (exit codes {codes}; logs {work}/conc_{method}_k{k}_*.log) | | |")
+                failed += 1
+                continue
+            rate = k * steps / wall
+            base = base or rate
+            print(f"| {method} | {k} | {wall:.1f} | {rate:.1f} | {rate / base:.2f} |", flush=True)
+    return 1 if failed else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("part", choices=["mbpo", "slbo"])
+    ap.add_argument("part", choices=["mbpo", "slbo", "mbpo-concurrency"])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--steps", type=int, default=500, help="MBPO env steps")
     ap.add_argument("--smoke", action="store_true", help="tiny budgets: plumbing only")
     ap.add_argument("--work", required=True, help="scratch directory")
+    ap.add_argument("--k", type=int, nargs="+", default=[1, 4, 8], help="mbpo-concurrency: runs at once")
+    ap.add_argument("--methods", nargs="+", default=["mle", "ma_l1"], help="mbpo-concurrency: model losses")
+    ap.add_argument("--env", default="mbpo_hopper", help="mbpo-concurrency: the override config")
     a = ap.parse_args(argv)
     dev = torch.device(a.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -203,6 +262,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     if a.part == "mbpo":
         return check_mbpo(dev, a.steps, a.smoke, a.work)
+    if a.part == "mbpo-concurrency":
+        return check_mbpo_concurrency(dev, a.k, a.methods, a.steps, a.smoke, a.work, a.env)
     return check_slbo(dev, a.smoke, a.work)
 
 

@@ -9,6 +9,7 @@
 #   bash exp/device_check.sh --device cpu    # the same on CPU (slow: ~10+ min on 1 core)
 #   bash exp/device_check.sh --device cpu --smoke   # plumbing check with tiny budgets (~2 min on 1 core)
 #   bash exp/device_check.sh --device cuda --mbpo-steps 500 --skip-slbo
+# It ends with the MBPO throughput of K = 1, 4, 8 concurrent runs per device (mle, ma_l1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
@@ -16,6 +17,7 @@ DEVICE=cuda
 MBPO_STEPS=500
 SKIP_SLBO=0
 SKIP_MBPO=0
+SKIP_CONC=0
 SMOKE=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -23,9 +25,10 @@ while [ $# -gt 0 ]; do
     --mbpo-steps) MBPO_STEPS="$2"; shift 2 ;;
     --skip-slbo) SKIP_SLBO=1; shift ;;
     --skip-mbpo) SKIP_MBPO=1; shift ;;
+    --skip-concurrency) SKIP_CONC=1; shift ;;
     --smoke) SMOKE=1; shift ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) echo "unknown argument $1 (valid: --device cpu|cuda|cuda:N, --mbpo-steps N, --skip-slbo, --skip-mbpo, --smoke)" >&2; exit 2 ;;
+    *) echo "unknown argument $1 (valid: --device cpu|cuda|cuda:N, --mbpo-steps N, --skip-slbo, --skip-mbpo, --skip-concurrency, --smoke)" >&2; exit 2 ;;
   esac
 done
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}" MUJOCO_GL=disable
@@ -39,5 +42,9 @@ if [ "$SKIP_MBPO" = 0 ]; then
 fi
 if [ "$SKIP_SLBO" = 0 ]; then
   PYTHONPATH="$PWD" "$PY" exp/device_check.py slbo --device "$DEVICE" --work "$WORK" $SMOKE_ARG
+fi
+if [ "$SKIP_CONC" = 0 ]; then  # MBPO runs per device: mle and ma_l1, K = 1, 4, 8 at once (2 with --smoke)
+  K="1 4 8"; [ "$SMOKE" = 1 ] && K="1 2"
+  PYTHONPATH="$PWD" "$PY" exp/device_check.py mbpo-concurrency --device "$DEVICE" --work "$WORK" --k $K $SMOKE_ARG
 fi
 echo "[device_check] OK ($DEVICE)"
