@@ -80,30 +80,16 @@ def _run_counts(loaded: Loaded, include_unfinished: bool) -> str:
     return head + "\n\n" + table
 
 
-def write_report(
-    path: Path,
-    sweep_dir: Path,
-    loaded: Loaded,
-    data: SweepData,
-    final: list[dict],
-    poi: list[dict],
-    poi_notes: list[str],
-    claims: list[dict],
-    files: dict[str, Path | None],
-    reps: int,
-    seed: int,
-    include_unfinished: bool,
-    max_points: int,
-    separation: list[dict] | None = None,
-) -> None:
+def _ver(pkg: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    def ver(pkg):
-        try:
-            return version(pkg)
-        except PackageNotFoundError:
-            return "?"
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "?"
 
+
+def _header_section(sweep_dir: Path, loaded: Loaded, data: SweepData, reps: int, seed: int) -> list[str]:
     fig = loaded.figure
     L = [f"# Sweep report: `{sweep_dir}`", ""]
     L += [
@@ -119,10 +105,15 @@ def write_report(
         "* git commit(s) (run.yaml `provenance.commit`): "
         + ", ".join(f"`{c}` ({n} runs)" for c, n in sorted(loaded.commits.items(), key=lambda kv: -kv[1]))
         + (f"; {loaded.dirty} run(s) started from a dirty work tree" if loaded.dirty else ""),
-        f"* statistics: rliable {ver('rliable')} (arch {ver('arch')}) stratified bootstrap, {reps} reps, "
+        f"* statistics: rliable {_ver('rliable')} (arch {_ver('arch')}) stratified bootstrap, {reps} reps, "
         f"{int(CI * 100)}% percentile CIs, seed {seed}; generated {time.strftime('%Y-%m-%d %H:%M:%S')}",
         "",
     ]
+    return L
+
+
+def _runs_section(sweep_dir: Path, loaded: Loaded, include_unfinished: bool) -> list[str]:
+    L: list[str] = []
     counts = _run_counts(loaded, include_unfinished)
     L += ["## Runs", "", counts, ""]
     if loaded.skipped:
@@ -142,6 +133,11 @@ def write_report(
             + [""]
         )
 
+    return L
+
+
+def _final_section(final: list[dict]) -> list[str]:
+    L: list[str] = []
     L += [
         "## Final performance",
         "",
@@ -190,6 +186,11 @@ def write_report(
             f"Fewer than {MIN_SEEDS} seeds for {', '.join(few)}: the protocol decides nothing on them; "
             "claims that need them are inconclusive.",
         ]
+    return L
+
+
+def _poi_section(poi: list[dict], poi_notes: list[str], separation: list[dict] | None) -> list[str]:
+    L: list[str] = []
     L += ["", "## Probability of improvement (over MLE; over the Naive ablation where it ran)", ""]
     if poi:
         L.append(
@@ -247,6 +248,11 @@ def write_report(
             "",
         ]
 
+    return L
+
+
+def _claims_section(fig: str | None, claims: list[dict]) -> list[str]:
+    L: list[str] = []
     L += ["## The paper's claims vs this sweep", ""]
     if not fig:
         L.append("run.yaml sets no `figure`: no claims evaluated.")
@@ -268,6 +274,11 @@ def write_report(
             f"1 ± {MARGIN:g}; a claim holds if every env it covers supports it, does not hold if any "
             "contradicts it (details: vaml_ext/exp/claims.py).",
         ]
+    return L
+
+
+def _figures_and_notes(files: dict[str, Path | None], data: SweepData, max_points: int) -> list[str]:
+    L: list[str] = []
     L += ["", "## Figures", ""]
     curves_png, poi_png = files.get("curves_png"), files.get("poi_png")
     if curves_png:
@@ -296,4 +307,31 @@ def write_report(
         "* Files: " + ", ".join(f"`{Path(p).name}`" for k, p in files.items() if p and k != "report"),
         "",
     ]
+    return L
+
+
+def write_report(
+    path: Path,
+    sweep_dir: Path,
+    loaded: Loaded,
+    data: SweepData,
+    final: list[dict],
+    poi: list[dict],
+    poi_notes: list[str],
+    claims: list[dict],
+    files: dict[str, Path | None],
+    reps: int,
+    seed: int,
+    include_unfinished: bool,
+    max_points: int,
+    separation: list[dict] | None = None,
+) -> None:
+    """``report.md``: header, runs, final performance, PoI and seeds to separate, the claims,
+    figures and method notes, one section builder each."""
+    L = _header_section(sweep_dir, loaded, data, reps, seed)
+    L += _runs_section(sweep_dir, loaded, include_unfinished)
+    L += _final_section(final)
+    L += _poi_section(poi, poi_notes, separation)
+    L += _claims_section(loaded.figure, claims)
+    L += _figures_and_notes(files, data, max_points)
     path.write_text("\n".join(L))
