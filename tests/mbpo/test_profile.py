@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 from tests.mbpo.agent_fixtures import make_yarats
 from vaml_ext.mbpo import plugin
 from vaml_ext.mbpo.agents import adapter_for
-from vaml_ext.mbpo.profile import PAPER, SacGradClip
+from vaml_ext.mbpo.profile import PAPER
+from vaml_ext.mbpo.sac_clip import SacGradClip
 
 
 def test_paper_profile_settable_without_plus_and_selects_the_authors_settings():

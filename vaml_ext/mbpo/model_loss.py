@@ -33,10 +33,11 @@ from typing import Any
 import torch
 
 from vaml_ext.checks import check_choice
-from vaml_ext.losses import frozen, make_loss, model_advantage
+from vaml_ext.losses import ModelLoss, frozen, make_loss, model_advantage
 from vaml_ext.mbpo.values import agent_modules, make_estimator
 
-REDUCTIONS = ("sum", "mean")
+#: "sum" (the authors' code, the default) or "mean": the shared registry's reductions
+REDUCTIONS = ModelLoss.REDUCTIONS
 
 
 class NonFiniteModelLoss(FloatingPointError):

@@ -219,9 +219,9 @@ def validate_config(cfg) -> None:
 
 def make_callbacks(cfg, ctx):
     from vaml_ext.mbpo.diagnostics import ValueAwareDiagnostics, readable_log_formats
-    from vaml_ext.mbpo.profile import SacGradClip
     from vaml_ext.mbpo.recorder import RunRecorder
     from vaml_ext.mbpo.refit import StaleValueRefit
+    from vaml_ext.mbpo.sac_clip import SacGradClip
 
     readable_log_formats()  # mbrl's console lines labelled with their CSV column names
     o = settings(cfg)

@@ -26,15 +26,13 @@ silent ``q1_indep``). "Not set" is visible in the config: the plugin's default f
 key above is the interpolation ``${vaml_profile:<key>}`` (:data:`UNSET`), which resolves to
 the profile's value, so code reading ``cfg.overrides.<key>`` directly gets it too.
 Upstream hyper-parameters (the override files) are never changed: the SAC gradient clip
-is installed on the agent's optimisers through the plugin seam (:class:`SacGradClip`).
+is installed on the agent's optimisers through the plugin seam
+(:class:`vaml_ext.mbpo.sac_clip.SacGradClip`).
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import torch
-from mbrl.util.plugins import Callback
 
 from vaml_ext.losses import DEFAULT_VA_LOSS_COEFF
 
@@ -127,44 +125,3 @@ def effective(o, defaults: dict[str, Any]) -> dict[str, Any]:
                     f"{k}={PAPER[k]!r} (the authors' code); drop the override or use profile=current"
                 )
     return out
-
-
-class SacGradClip(Callback):
-    """Clip the SAC critic's and actor's gradient norms before every optimiser step
-    (the authors' ``clip_grad_norm_(…, 2.0)``, va_mbpo pytorch_sac/agent/sac.py l.137
-    and l.158), installed as optimiser step pre-hooks so no upstream code changes.
-
-    Applies to every step of those optimisers: SAC's own updates and the refit's.
-    """
-
-    def __init__(self, max_norm: float):
-        self.max_norm = float(max_norm)
-        self._handles: list[Any] = []
-        self.clipped_steps = 0
-
-    def install(self, agent) -> None:
-        from vaml_ext.mbpo.agents import adapter_for
-
-        self.remove()
-        ag = adapter_for(agent)
-        for opt, module in ((ag.critic_optimizer, ag.critic), (ag.actor_optimizer, ag.actor)):
-            self._handles.append(opt.register_step_pre_hook(self._hook(module)))
-
-    def _hook(self, module: torch.nn.Module):
-        def pre_step(optimizer, args, kwargs) -> Any | None:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), self.max_norm)
-            self.clipped_steps += 1
-            return None
-
-        return pre_step
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    def on_train_begin(self, ctx):
-        self.install(ctx.agent)
-
-    def on_train_end(self, ctx):
-        self.remove()
