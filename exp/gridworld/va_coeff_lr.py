@@ -132,28 +132,38 @@ def summarise(rows: list[dict], out: Path) -> None:
     refits = sorted({r["refit_updates"] for r in rows if r["method"] != "mle"})
     coeffs = sorted({float(r["va_loss_coeff"]) for r in rows if r["method"] != "mle"})
     lrs = sorted({float(r["model_lr"]) for r in rows})
-    panels = [(s, m, ru) for s in sizes for m in methods for ru in refits]
-    if not panels:
+    cols = [(m, ru) for m in methods for ru in refits]
+    if not cols or not sizes:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels) + 1, 2.9), squeeze=False)
-    for ax, (s, m, ru) in zip(axes[0], panels):
-        grid = [[math.nan] * len(lrs) for _ in coeffs]
-        for i, c in enumerate(coeffs):
-            for j, lr in enumerate(lrs):
-                g = groups.get((str(s), m, str(c), str(lr), ru)) or groups.get((str(s), m, f"{c:g}", f"{lr:g}", ru))
-                if g:
-                    grid[i][j] = sum(int(r["reached_goal"]) for r in g) / len(g)
-        im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower")
-        ax.set_xticks(range(len(lrs)), [f"{x:g}" for x in lrs])
-        ax.set_yticks(range(len(coeffs)), [f"{x:g}" for x in coeffs])
-        ax.set_xlabel("model_lr")
-        ax.set_ylabel("va_loss_coeff")
-        ax.set_title(f"{s}x{s} {m}\nrefit_updates={ru}", fontsize=9)
-        for i in range(len(coeffs)):
-            for j in range(len(lrs)):
-                if not math.isnan(grid[i][j]):
-                    ax.text(j, i, f"{grid[i][j]:.2f}", ha="center", va="center", color="w", fontsize=8)
-    fig.colorbar(im, ax=axes[0].tolist(), label="fraction of seeds reaching the goal")
+    fig, axes = plt.subplots(
+        len(sizes), len(cols), figsize=(2.3 * len(cols) + 1.2, 2.4 * len(sizes) + 0.4), squeeze=False
+    )
+    im = None
+    for row, s in enumerate(sizes):
+        mle = groups.get((str(s), "mle", "", str(lrs[0]), "")) or []
+        for col, (m, ru) in enumerate(cols):
+            ax = axes[row][col]
+            grid = [[math.nan] * len(lrs) for _ in coeffs]
+            for i, c in enumerate(coeffs):
+                for j, lr in enumerate(lrs):
+                    g = groups.get((str(s), m, str(c), str(lr), ru))
+                    if g:
+                        grid[i][j] = sum(int(r["reached_goal"]) for r in g) / len(g)
+            im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower")
+            ax.set_xticks(range(len(lrs)), [f"{x:g}" for x in lrs])
+            ax.set_yticks(range(len(coeffs)), [f"{x:g}" for x in coeffs])
+            if row == len(sizes) - 1:
+                ax.set_xlabel("model_lr")
+            if col == 0:
+                reach = f"mle: {sum(int(r['reached_goal']) for r in mle)}/{len(mle)}" if mle else ""
+                ax.set_ylabel(f"{s}x{s}  {reach}\nva_loss_coeff", fontsize=9)
+            ax.set_title(f"{m}, refit_updates={ru}", fontsize=8)
+            for i in range(len(coeffs)):
+                for j in range(len(lrs)):
+                    if not math.isnan(grid[i][j]):
+                        ax.text(j, i, f"{grid[i][j]:.2f}", ha="center", va="center", color="w", fontsize=8)
+    fig.suptitle("Network model: fraction of runs whose greedy policy reaches the goal", fontsize=10)
+    fig.colorbar(im, ax=axes.ravel().tolist(), label="fraction reaching the goal")
     fig.savefig(out / "screen.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 
