@@ -45,7 +45,7 @@ def test_wandb_switch_is_validated_before_training(tmp_path):
 
 def test_wandb_offline_logs_config_returns_and_diagnostics(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
-    from tests.test_tracking import wandb_records
+    from tests.runlog.test_tracking import wandb_records
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -68,17 +68,17 @@ class _Died(Exception):
 def die_after_checkpoint(monkeypatch, tmp_path, loss, epoch):
     """Run ``loss`` into ``tmp_path`` and let it die (an exception) right after writing the
     checkpoint of ``epoch``; then restore the recorder, so the next run resumes."""
-    save = ckpt_mod.RunRecorder._save
+    save = ckpt_mod.Checkpointer._save
 
     def save_then_die(self, ctx):
         save(self, ctx)
         if ctx.epoch == epoch:
             raise _Died
 
-    monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save_then_die)
+    monkeypatch.setattr(ckpt_mod.Checkpointer, "_save", save_then_die)
     with pytest.raises(_Died):
         run_mbpo(compose(ENV, overrides(loss)), tmp_path)
-    monkeypatch.setattr(ckpt_mod.RunRecorder, "_save", save)
+    monkeypatch.setattr(ckpt_mod.Checkpointer, "_save", save)
 
 
 @pytest.mark.slow
