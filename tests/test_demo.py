@@ -4,6 +4,8 @@ import io
 import math
 import time
 
+import pytest
+
 from vaml_ext import demo
 from vaml_ext.mbpo.runner import SMOKE_OVERRIDES
 
@@ -96,6 +98,7 @@ def test_progress_lines_steps_return_and_eta(tmp_path):
     assert stream.getvalue().splitlines()[-1].endswith("ETA 0:00 | done")
 
 
+@pytest.mark.slow  # > 5 s: kept out of make test-fast (still in make test)
 def test_demo_writes_the_curve_png_on_a_tiny_budget(tmp_path, capsys):
     extra = [o for o in SMOKE_OVERRIDES if "num_steps" not in o]
     assert demo.main(["--losses", "mle", "--steps", "200", "--jobs", "1", "--out", str(tmp_path), *extra]) == 0

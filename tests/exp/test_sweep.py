@@ -296,6 +296,7 @@ def test_slbo_progress_watch_reads_the_final_row_after_the_run_ends(tmp_path, ca
     assert "done:" not in err
 
 
+@pytest.mark.slow  # > 5 s: kept out of make test-fast (still in make test)
 def test_one_run_command_exits_non_zero_when_its_run_fails(tmp_path):
     """`python -m vaml_ext.exp.run ...` (the README's one-run command, what each SLURM array
     task runs) exits 1 when its run failed, so shells, CI and schedulers see it."""

@@ -43,6 +43,7 @@ def test_wandb_switch_is_validated_before_training(tmp_path):
     assert compose("mbpo_cartpole").overrides.wandb is False  # opt-in, no `+` needed
 
 
+@pytest.mark.slow  # > 5 s: kept out of make test-fast (still in make test)
 def test_wandb_offline_logs_config_returns_and_diagnostics(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     from tests.runlog.test_tracking import wandb_records

@@ -313,6 +313,7 @@ def _env_trace(python):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # > 5 s: kept out of make test-fast (still in make test)
 def test_every_mbpo_env_steps_on_the_paper_base_as_on_the_default_base():
     """patches/mbrl-lib-dev3/0001 + 0005: every MBPO override's env (mbrl's own ant, humanoid and
     pusher ported to gymnasium's MujocoEnv as 0.2.0 did) builds and steps on 0.2.0.dev3, and

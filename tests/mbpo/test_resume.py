@@ -168,6 +168,7 @@ def test_invalid_run_management_keys(tmp_path, bad):
         run_mbpo(compose(ENV, ["device=cpu", *SMOKE_OVERRIDES, bad]), tmp_path)
 
 
+@pytest.mark.slow  # > 5 s: kept out of make test-fast (still in make test)
 def test_unreadable_latest_checkpoint_falls_back_to_the_previous_one(reference, tmp_path, monkeypatch, capsys):
     """ckpt/latest.pt damaged: it is named and set aside, the run resumes from ckpt/previous.pt
     (rows after it truncated) and still ends bit-identical to an uninterrupted run."""

@@ -236,6 +236,7 @@ def reference_codes(tmp_path_factory):
     return get
 
 
+@pytest.mark.slow  # > 5 s: kept out of make test-fast (still in make test)
 @pytest.mark.parametrize("setting,variant", [("upstream", v) for v in VARIANTS] + [("paper", "ma_l1")], ids=lambda x: x)
 def test_same_numbers_as_the_code_before_the_speed_up(tmp_path, setting, variant, reference_codes):
     commit = REFERENCE_COMMITS[setting]
@@ -282,6 +283,7 @@ def reference_kind() -> dict:
     return kind
 
 
+@pytest.mark.slow  # > 5 s: kept out of make test-fast (still in make test)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_stored_reference_replays(tmp_path, variant):
     stored = json.loads(REFERENCE.read_text())
