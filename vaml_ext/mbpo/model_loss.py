@@ -44,6 +44,13 @@ class NonFiniteModelLoss(FloatingPointError):
     """A value-aware model loss became NaN/inf; training stops before the step."""
 
 
+def require_delta_targets(dyn_model, who: str) -> None:
+    """Value-aware losses build next states as ``s + Δ``: the model must predict every
+    state dimension as a difference."""
+    if not dyn_model.target_is_delta or dyn_model.no_delta_list:
+        raise ValueError(f"{who} need target_is_delta=true without no_delta_list")
+
+
 def _member_outputs(dyn_model, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean, logvar, obs, target) with an ensemble dimension ``[E, B, ·]``."""
     model_in, target = dyn_model._process_batch(batch)
@@ -71,8 +78,7 @@ def value_aware_terms(
     ``estimator(true_next [N, d], pred_next [k, N, d], generator) -> (V(s') [N],
     V(ŝ) [k, N])`` (see :mod:`vaml_ext.mbpo.values`).
     """
-    if not dyn_model.target_is_delta or dyn_model.no_delta_list:
-        raise ValueError("value-aware MBPO losses need target_is_delta=true without no_delta_list")
+    require_delta_targets(dyn_model, "value-aware MBPO losses")
     mean, logvar, obs, target = _member_outputs(dyn_model, batch)
     if logvar is None:  # deterministic model: E[V(ŝ)] = V(prediction) (Eq. 10)
         samples = mean.unsqueeze(0)

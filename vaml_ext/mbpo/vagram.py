@@ -53,7 +53,7 @@ from mbrl.util.plugins import Callback
 from vaml_ext.checks import check_choice
 from vaml_ext.losses import frozen, make_loss
 from vaml_ext.mbpo.agents import AgentAdapter, adapter_for
-from vaml_ext.mbpo.model_loss import NonFiniteModelLoss, _member_outputs
+from vaml_ext.mbpo.model_loss import NonFiniteModelLoss, _member_outputs, require_delta_targets
 
 MODES = ("corrected", "published")
 
@@ -154,8 +154,7 @@ class VaGraMModelUpdate(Callback):
     def terms(self, batch, train: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Per-member, per-transition loss terms (``[E, B]`` each) and the weights."""
         dyn = self.ctx.dynamics_model
-        if not dyn.target_is_delta or dyn.no_delta_list:
-            raise ValueError("model_loss=vagram needs target_is_delta=true without no_delta_list")
+        require_delta_targets(dyn, "model_loss=vagram's weights and errors")
         shared = batch.obs.ndim == 2
         mean, logvar, obs, target = _member_outputs(dyn, batch)
         if logvar is not None:
