@@ -1,0 +1,357 @@
+"""Seed-batched kernels of the SLBO port, exact per seed (issue 27).
+
+A stage of SLBO spends most of its time in two small-network loops: the value fit after
+every TRPO step (``TRPO.train_vf``: 5 epochs of minibatch-64 Adam, ~310 steps of a
+64-64 tanh MLP) and the virtual rollouts before it (``Runner.run`` on the model:
+``plan.max_steps`` steps of the policy and the model). One seed per process pays Python
+and dispatcher overhead for every one of those tiny ops. These kernels run the same ops
+for S seeds at once on stacked weights (``[S, out, in]``), so the overhead is paid once.
+
+**Exact per seed.** Every seed's numbers are the ones the port computes for it alone
+(``TRPO.train_vf``'s ``_TanhMLPAdamFit`` path; ``Runner._run_fast`` on
+``VirtualEnv.fast_rollout``), bit for bit:
+
+* a layer runs as ``baddbmm`` only where that shape's batched product equals the per-seed
+  ``addmm``/``F.linear`` of the port (checked once per shape by :func:`bmm_is_exact`;
+  matrix-vector shapes such as the value net's last layer usually are not); elsewhere a
+  loop of the port's own op over seeds;
+* weight gradients as ``bmm(gᵀ, h)`` (the port's ``g.t().mm(h)`` per slice), bias
+  gradients ``g.sum(1)``, the clip's norms per seed -- each checked equal per slice by the
+  tests (``tests/slbo/test_batched.py``);
+* element-wise ops (normalisation, tanh, Adam's ``_foreach`` update) are the port's ops on
+  more elements; Adam's bias corrections are the same Python floats, so seeds are grouped
+  by their optimiser's step count;
+* every random draw (minibatch shuffles, action noise) is made by the caller in the
+  seed's own generator state, in the port's order, before the batched work starts
+  (:func:`vf_request`, :func:`rollout_request`); the env's resets draw from that seed's
+  own env generator as in the port.
+
+What stays per seed: TRPO's step (conjugate gradient, line search: compute-bound and
+branching per seed), model updates, ``mb_step`` (NumPy, per seed's env) and episode
+bookkeeping.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+# --------------------------------------------------------------------------------------
+# exact batched linear layers
+# --------------------------------------------------------------------------------------
+@functools.cache
+def bmm_is_exact(n_seeds: int, batch: int, n_in: int, n_out: int) -> bool:
+    """Whether ``baddbmm`` over ``n_seeds`` stacked ``[batch, n_in] -> [batch, n_out]``
+    layers gives, bit for bit, each seed's ``F.linear`` / ``addmm`` -- and ``bmm`` each
+    seed's input gradient ``g.mm(w)`` -- for this shape on this machine's code path (the
+    BLAS picks its kernel by shape, not by values: one random probe per shape)."""
+    gen = torch.Generator().manual_seed(1234 + 7 * batch + 13 * n_in + 17 * n_out)
+    x = torch.randn(n_seeds, batch, n_in, generator=gen)
+    w = torch.randn(n_seeds, n_out, n_in, generator=gen)
+    b = torch.randn(n_seeds, n_out, generator=gen)
+    g = torch.randn(n_seeds, batch, n_out, generator=gen)
+    with torch.no_grad():
+        got = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        ref = torch.stack([F.linear(x[s], w[s], b[s]) for s in range(n_seeds)])
+        got_gx = torch.bmm(g, w)
+        ref_gx = torch.stack([g[s].mm(w[s]) for s in range(n_seeds)])
+    return bool(torch.equal(got, ref) and torch.equal(got_gx, ref_gx))
+
+
+def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``F.linear`` per seed on ``x [S, B, in]``, ``w [S, out, in]``, ``b [S, out]``: one
+    ``baddbmm`` where exact, else the port's op seed by seed."""
+    n_seeds, batch, n_in = x.shape
+    if bmm_is_exact(n_seeds, batch, n_in, w.shape[1]):
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+    return torch.stack([F.linear(x[s], w[s], b[s]) for s in range(n_seeds)])
+
+
+def input_grad(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``g.mm(w)`` per seed (the gradient w.r.t. a linear layer's input)."""
+    n_seeds, batch, n_out = g.shape
+    if bmm_is_exact(n_seeds, batch, w.shape[2], n_out):
+        return torch.bmm(g, w)
+    return torch.stack([g[s].mm(w[s]) for s in range(n_seeds)])
+
+
+def _stack(tensors) -> torch.Tensor:
+    return torch.stack([t.detach() for t in tensors])
+
+
+# --------------------------------------------------------------------------------------
+# value fit
+# --------------------------------------------------------------------------------------
+@dataclass
+class VFRequest:
+    """One seed's ``TRPO.train_vf`` call, its random draws made: what the batched fit
+    needs and where it writes back (the port's ``_TanhMLPAdamFit`` of that seed)."""
+
+    fit: object  # slbo.algos.TRPO._TanhMLPAdamFit: the seed's weights and Adam state
+    inputs: torch.Tensor  # vf.normalizer(states), float32 [n, dim_state]
+    returns: torch.Tensor  # float32 [n]
+    perms: list = field(default_factory=list)  # one int64 permutation per epoch
+
+    def key(self):
+        fit = self.fit
+        shapes = tuple(tuple(w.shape) for w, _ in fit.weights)
+        return (
+            shapes,
+            tuple(self.inputs.shape),
+            len(self.perms),
+            fit.lr,
+            fit.beta1,
+            fit.beta2,
+            fit.eps,
+            fit.max_grad_norm,
+            fit.step_count,
+        )
+
+
+def vf_request(algo, dataset) -> VFRequest | None:
+    """``algo.train_vf(dataset)`` up to its first fit step, in the caller's (the seed's)
+    generator state: the fast fit object, the normalised inputs, the returns, and the
+    epochs' shuffles drawn as ``TRPO.train_vf`` draws them (one ``np.random.shuffle`` of
+    ``arange(n, int32)`` per epoch; nothing else draws in between). None where the port
+    itself would not take its fast path (then call ``train_vf``)."""
+    from slbo.algos.TRPO import _t, _TanhMLPAdamFit
+    from slbo.utils.torch_utils import module_device
+
+    d = module_device(algo.vf)
+    if d.type != "cpu":
+        return None
+    fit = _TanhMLPAdamFit.create(algo.vf, algo.vf_optimizer)
+    if fit is None:
+        return None
+    n = len(dataset)
+    states, returns = _t(dataset.state, d), _t(dataset.return_, d)
+    with torch.no_grad():
+        inputs = algo.vf.normalizer(states)
+    perms = []
+    for _ in range(algo.n_vf_iters):
+        indices = np.arange(n, dtype=np.int32)
+        np.random.shuffle(indices)
+        perms.append(torch.from_numpy(indices.astype(np.int64)))
+    return VFRequest(fit, inputs, returns, perms)
+
+
+@torch.no_grad()
+def fit_values(requests: list[VFRequest]) -> None:
+    """Run every request's fit, batching those that agree on shapes, hyperparameters and
+    Adam step count; writes each seed's weights, Adam state, step counts and last
+    gradients back as ``_TanhMLPAdamFit.step`` + ``finish`` leave them."""
+    groups: dict = {}
+    for r in requests:
+        groups.setdefault(r.key(), []).append(r)
+    for group in groups.values():
+        _fit_group(group)
+
+
+def _fit_group(group: list[VFRequest]) -> None:
+    fits = [r.fit for r in group]
+    f0 = fits[0]
+    n_layers = len(f0.weights)
+    weights = [_stack([f.weights[i][0] for f in fits]) for i in range(n_layers)]
+    biases = [_stack([f.weights[i][1] for f in fits]) for i in range(n_layers)]
+    params = [p for wb in zip(weights, biases) for p in wb]  # [W0, b0, W1, b1, ...] as fit.params
+    exp_avgs = [_stack([f.exp_avgs[j] for f in fits]) for j in range(len(params))]
+    exp_avg_sqs = [_stack([f.exp_avg_sqs[j] for f in fits]) for j in range(len(params))]
+    x_all = _stack([r.inputs for r in group])  # [S, n, d]
+    y_all = _stack([r.returns for r in group])  # [S, n]
+    n_seeds, n, dim = x_all.shape
+    seeds = torch.arange(n_seeds).unsqueeze(1)
+    step_count = f0.step_count
+    grads = None
+    for epoch in range(len(group[0].perms)):
+        perm = torch.stack([r.perms[epoch] for r in group])  # [S, n]
+        for start in range(0, n - 64 + 1, 64):
+            batch = perm[:, start : start + 64]
+            hs = [x_all[seeds, batch]]
+            for i in range(n_layers):
+                z = linear(hs[-1], weights[i], biases[i])
+                hs.append(torch.tanh(z) if i < n_layers - 1 else z)
+            diff = hs[-1].squeeze(2) - y_all[seeds, batch]
+            g = ((2.0 * diff) * (1.0 / diff.shape[1])).unsqueeze(2)
+            grads = []
+            for i in range(n_layers - 1, -1, -1):
+                grads.append(g.sum(1))
+                grads.append(torch.bmm(g.transpose(1, 2), hs[i]))
+                if i > 0:
+                    g = torch.ops.aten.tanh_backward(input_grad(g, weights[i]), hs[i])
+            grads.reverse()
+            if f0.max_grad_norm is not None:  # clip_grad_norm_ per seed (get_total_norm's two norms)
+                norms = [torch.linalg.vector_norm(gr.reshape(n_seeds, -1), 2.0, dim=1) for gr in grads]
+                total = torch.linalg.vector_norm(torch.stack(norms, 1), 2.0, dim=1)  # contiguous rows, as per seed
+                coef = torch.clamp(f0.max_grad_norm / (total + 1e-6), max=1.0)
+                for gr in grads:
+                    gr.mul_(coef.view(n_seeds, *([1] * (gr.dim() - 1))))
+            step_count += 1
+            torch._foreach_lerp_(exp_avgs, grads, 1 - f0.beta1)
+            torch._foreach_mul_(exp_avg_sqs, f0.beta2)
+            torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - f0.beta2)
+            bias_correction1 = 1 - f0.beta1**step_count
+            bias_correction2 = 1 - f0.beta2**step_count
+            step_size = (f0.lr / bias_correction1) * -1
+            denom = torch._foreach_sqrt(exp_avg_sqs)
+            torch._foreach_div_(denom, bias_correction2**0.5)
+            torch._foreach_add_(denom, f0.eps)
+            torch._foreach_addcdiv_(params, exp_avgs, denom, step_size)
+    for s, fit in enumerate(fits):
+        for j, p in enumerate(fit.params):
+            p.data.copy_(params[j][s])
+            fit.exp_avgs[j].copy_(exp_avgs[j][s])
+            fit.exp_avg_sqs[j].copy_(exp_avg_sqs[j][s])
+        fit.step_count = step_count
+        fit.grads = None if grads is None else [gr[s] for gr in grads]
+        fit.finish()
+
+
+# --------------------------------------------------------------------------------------
+# virtual rollouts
+# --------------------------------------------------------------------------------------
+@dataclass
+class RolloutRequest:
+    """One seed's ``Runner.run(policy, n_samples)`` on a ``VirtualEnv`` that the port
+    would run on its fused path, its action noise drawn."""
+
+    runner: object  # slbo.utils.runner.Runner (its env a VirtualEnv)
+    policy: object  # GaussianMLPPolicy
+    n_steps: int
+    noise: np.ndarray  # [n_steps, n_envs, dim_action], already scaled by exp(log_std)
+    result: tuple | None = None
+
+    def key(self):
+        env = self.runner.env
+        layers = tuple(tuple(p.shape) for p in self.policy.net.parameters())
+        model = tuple(tuple(p.shape) for p in env._model.net.parameters())
+        shared = self.policy.normalizer is env._model.normalizers.state
+        return (self.n_steps, self.runner.n_envs, layers, model, shared, self.runner.max_steps)
+
+
+def rollout_request(runner, policy, n_samples: int) -> RolloutRequest | None:
+    """``runner.run(policy, n_samples)`` up to its first step, in the caller's (the seed's)
+    generator state, where the port runs ``_run_fast`` on ``VirtualEnv.fast_rollout``
+    (same conditions), else None. The noise is drawn as ``GaussianMLPPolicy.make_sampler``
+    draws it: one ``np.random.randn(n_steps, n_envs, dim_action)``, scaled by
+    ``exp(log_std)``."""
+    from slbo.dynamics_model import DynamicsModel
+    from slbo.envs.virtual_env import VirtualEnv
+    from slbo.policies.gaussian_mlp_policy import GaussianMLPPolicy
+
+    env = runner.env
+    if type(env) is not VirtualEnv or runner.rescale_action or env._opt_model:
+        return None
+    if type(policy) is not GaussianMLPPolicy or type(env._model) is not DynamicsModel:
+        return None
+    if policy.op_log_std.device.type != "cpu" or env._model.net[0].weight.device.type != "cpu":
+        return None
+    n_steps = n_samples // runner.n_envs
+    assert n_steps * runner.n_envs == n_samples
+    if not np.array_equal(runner._states, env._states):
+        return None
+    log_std = policy.op_log_std.detach().double().numpy()
+    noise = np.random.randn(n_steps, runner.n_envs, policy.dim_action)
+    noise *= np.exp(log_std)
+    return RolloutRequest(runner, policy, n_steps, noise)
+
+
+def _layers(net) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(m.weight, m.bias) for m in net if isinstance(m, torch.nn.Linear)]
+
+
+@torch.inference_mode()
+def rollout(requests: list[RolloutRequest]) -> None:
+    """Run every request (batching those of the same shapes); each gets ``result =
+    (dataset, ep_infos)`` as ``Runner.run`` returns them, with the runner and env left in
+    the port's state."""
+    groups: dict = {}
+    for r in requests:
+        groups.setdefault(r.key(), []).append(r)
+    for group in groups.values():
+        _rollout_group(group)
+
+
+def _rollout_group(group: list[RolloutRequest]) -> None:
+    n_seeds = len(group)
+    runners = [r.runner for r in group]
+    envs = [r.env for r in runners]
+    models = [env._model for env in envs]
+    n_steps, n_envs = group[0].n_steps, runners[0].n_envs
+    shared_norm = group[0].policy.normalizer is models[0].normalizers.state
+
+    def norm_stats(normalizer):
+        return normalizer.op_mean, normalizer.op_std.clamp_min(normalizer.eps)
+
+    p_layers = [_layers(r.policy.net) for r in group]
+    m_layers = [_layers(m.net) for m in models]
+    pw = [(_stack([p[i][0] for p in p_layers]), _stack([p[i][1] for p in p_layers])) for i in range(len(p_layers[0]))]
+    mw = [(_stack([m[i][0] for m in m_layers]), _stack([m[i][1] for m in m_layers])) for i in range(len(m_layers[0]))]
+    s_stats = [norm_stats(m.normalizers.state) for m in models]
+    s_mean = _stack([s[0] for s in s_stats]).unsqueeze(1)
+    s_scale = _stack([s[1] for s in s_stats]).unsqueeze(1)
+    s_std = _stack([m.normalizers.state.op_std for m in models]).unsqueeze(1)
+    d_mean = _stack([m.normalizers.diff.op_mean for m in models]).unsqueeze(1)
+    d_std = _stack([m.normalizers.diff.op_std for m in models]).unsqueeze(1)
+    if not shared_norm:
+        p_stats = [norm_stats(r.policy.normalizer) for r in group]
+        p_mean = _stack([s[0] for s in p_stats]).unsqueeze(1)
+        p_scale = _stack([s[1] for s in p_stats]).unsqueeze(1)
+    lo = [env.action_space.low for env in envs]
+    span = [env.action_space.high - env.action_space.low for env in envs]
+
+    fields = [runner._new_fields(n_steps) for runner in runners]
+    ep_infos: list[list] = [[] for _ in group]
+    for t in range(n_steps):
+        states = [env._states for env in envs]
+        s32 = torch.from_numpy(np.stack(states)).float()  # [S, E, d]: each seed's .float() cast
+        norm = (s32 - s_mean) / s_scale
+        x = norm if shared_norm else (s32 - p_mean) / p_scale
+        for i, (w, b) in enumerate(pw):  # policy mean: Linear (Tanh Linear)*, as bind_layers
+            x = linear(x, w, b)
+            if i < len(pw) - 1:
+                x = torch.tanh_(x)
+        means = x.double().numpy()
+        actions = [means[s] + group[s].noise[t] for s in range(n_seeds)]
+        a32 = torch.from_numpy(np.stack(actions)).float()
+        x = torch.cat([norm, a32.clamp(-1.0, 1.0)], dim=2)
+        for i, (w, b) in enumerate(mw):  # model: Linear (ReLU Linear)*
+            x = linear(x, w, b)
+            if i < len(mw) - 1:
+                x = torch.relu_(x)
+        nxt = x.mul_(d_std).add_(d_mean).add_(s32)
+        nxt = nxt.sub_(s_mean).div_(s_scale).clamp_(-100, 100).mul_(s_std).add_(s_mean).double().numpy()
+        for s in range(n_seeds):
+            next_states = nxt[s]
+            rewards, dones = envs[s]._env.mb_step(states[s], lo[s] + (actions[s] + 1.0) * 0.5 * span[s], next_states)
+            envs[s]._states = next_states
+            _record(runners[s], fields[s], t, states[s], actions[s], next_states, rewards, dones, ep_infos[s])
+    for s, r in enumerate(group):
+        runners[s]._states = envs[s]._states.copy()
+        r.result = (runners[s]._to_dataset(fields[s], n_steps * n_envs), ep_infos[s])
+
+
+def _record(runner, fields, t, states, actions, next_states, rewards, dones, ep_infos) -> None:
+    """One step's records and episode bookkeeping, as the loop of ``Runner._run_fast``."""
+    dones = np.asarray(dones).astype(bool)
+    runner._returns += rewards
+    runner._n_steps += 1
+    timeouts = runner._n_steps == runner.max_steps
+    fields["state"][t] = states
+    fields["action"][t] = actions
+    fields["next_state"][t] = next_states
+    fields["reward"][t] = rewards
+    fields["done"][t] = dones
+    fields["timeout"][t] = timeouts
+    ended = dones | timeouts
+    if ended.any():
+        indices = np.flatnonzero(ended)
+        runner.env.partial_reset(indices)
+        for index in indices:
+            ep_infos.append({"return": runner._returns[index]})
+        runner._n_steps[indices] = 0
+        runner._returns[indices] = 0.0
