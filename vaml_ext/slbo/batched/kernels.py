@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,7 +93,7 @@ class VFRequest:
     """One seed's ``TRPO.train_vf`` call, its random draws made: what the batched fit
     needs and where it writes back (the port's ``_TanhMLPAdamFit`` of that seed)."""
 
-    fit: object  # slbo.algos.TRPO._TanhMLPAdamFit: the seed's weights and Adam state
+    fit: Any  # slbo.algos.TRPO._TanhMLPAdamFit: the seed's weights and Adam state
     inputs: torch.Tensor  # vf.normalizer(states), float32 [n, dim_state]
     returns: torch.Tensor  # float32 [n]
     perms: list = field(default_factory=list)  # one int64 permutation per epoch
@@ -219,8 +220,8 @@ class RolloutRequest:
     """One seed's ``Runner.run(policy, n_samples)`` on a ``VirtualEnv`` that the port
     would run on its fused path, its action noise drawn."""
 
-    runner: object  # slbo.utils.runner.Runner (its env a VirtualEnv)
-    policy: object  # GaussianMLPPolicy
+    runner: Any  # slbo.utils.runner.Runner (its env a VirtualEnv)
+    policy: Any  # GaussianMLPPolicy
     n_steps: int
     noise: np.ndarray  # [n_steps, n_envs, dim_action], already scaled by exp(log_std)
     result: tuple | None = None
@@ -323,8 +324,8 @@ def _rollout_group(group: list[RolloutRequest]) -> None:
             x = linear(x, w, b)
             if i < len(mw) - 1:
                 x = torch.relu_(x)
-        nxt = x.mul_(d_std).add_(d_mean).add_(s32)
-        nxt = nxt.sub_(s_mean).div_(s_scale).clamp_(-100, 100).mul_(s_std).add_(s_mean).double().numpy()
+        x = x.mul_(d_std).add_(d_mean).add_(s32)  # as DynamicsModel.make_stepper's step
+        nxt = x.sub_(s_mean).div_(s_scale).clamp_(-100, 100).mul_(s_std).add_(s_mean).double().numpy()
         for s in range(n_seeds):
             next_states = nxt[s]
             rewards, dones = envs[s]._env.mb_step(states[s], lo[s] + (actions[s] + 1.0) * 0.5 * span[s], next_states)
