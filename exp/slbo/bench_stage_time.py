@@ -24,6 +24,12 @@ CPU seconds (``getrusage``, whole process incl. start-up) are both printed. On a
 wall-clock mostly measures the load: each run's CPU share (CPU s / wall s) scales its wall-clock
 figures to CPU seconds ("CPU" columns), the ratio to read when runs got different shares.
 
+``--batch S [S ...]`` also runs each variant through the seed-batched runner
+(``python -m vaml_ext.slbo.batched.run``, issue 27) on seeds ``seed .. seed+S-1`` and prints
+CPU seconds *per seed-iteration* against the one-seed port's, side by side: a batch's
+seeds share one process and its wall-clock, so its per-iteration time is divided by S;
+its first seed's returns must equal the one-seed run's (printed: "same numbers").
+
 ``--at-once N`` then starts N copies of every run together and prints their throughput (runs
 per hour) against the run alone: what N runs on N cores give (less than N x where they
 contend for memory bandwidth or caches).
@@ -67,15 +73,20 @@ def base_tree(commit: str) -> Path:
     return tree
 
 
-def _command(variant, env_name, args, log_dir: Path, root: Path):
+def _command(variant, env_name, args, log_dir: Path, root: Path, batch: int = 0):
+    if batch:  # the seed-batched runner: seeds seed .. seed+batch-1, log_dir/seed<k> each
+        seeds = range(args.seed, args.seed + batch)
+        who = ["vaml_ext.slbo.batched.run", f"seeds={','.join(map(str, seeds))}"]
+        who.append("log_dirs=" + ",".join(str(log_dir / f"seed{k}") for k in seeds))
+    else:
+        who = ["vaml_ext.slbo.run", f"seed={args.seed}", f"log_dir={log_dir}"]
     cmd = [
         sys.executable,
         "-m",
-        "vaml_ext.slbo.run",
+        who[0],
         f"variant={variant}",
         f"env={env_name}",
-        f"seed={args.seed}",
-        f"log_dir={log_dir}",
+        *who[1:],
         "ckpt.resume=false",
         f"slbo.n_stages={args.stages}",
         f"slbo.n_iters={args.n_iters}",
@@ -95,9 +106,9 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_variant(variant, env_name, args, out_dir: Path, root: Path):
-    log_dir = out_dir / variant
-    cmd, env = _command(variant, env_name, args, log_dir, root)
+def run_variant(variant, env_name, args, out_dir: Path, root: Path, batch: int = 0):
+    log_dir = out_dir / (f"{variant}-batch{batch}" if batch else variant)
+    cmd, env = _command(variant, env_name, args, log_dir, root, batch)
     before = _children_cpu()
     t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
@@ -105,7 +116,8 @@ def run_variant(variant, env_name, args, out_dir: Path, root: Path):
     if out.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     cpu = _children_cpu() - before
-    with open(log_dir / "progress.csv") as f:
+    progress = log_dir / f"seed{args.seed}" / "progress.csv" if batch else log_dir / "progress.csv"
+    with open(progress) as f:
         rows = [r for r in csv.DictReader(f) if int(r["stage"]) >= 1]  # row T: times of stage T-1
     stage = [float(r["prev_stage_time_s"]) for r in rows]
     it = [(float(r["prev_model_time_s"]) + float(r["prev_policy_time_s"])) / args.n_iters for r in rows]
@@ -123,6 +135,8 @@ def run_variant(variant, env_name, args, out_dir: Path, root: Path):
         "share": share,
         "full_cpu": [x * share for x in full],
         "return": final,
+        "returns": [r["real_return_mean"] for r in rows],
+        "progress": progress,
     }
 
 
@@ -175,7 +189,17 @@ def main(argv=None):
         metavar="N",
         help="also start N copies of each run together and compare their throughput with the run alone",
     )
+    p.add_argument(
+        "--batch",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="S",
+        help="also run the seed-batched runner on S seeds (each S given) and compare CPU s per seed-iteration",
+    )
     args = p.parse_args(argv)
+    if any(b < 1 for b in args.batch):
+        p.error("--batch S needs S >= 1")
     if args.at_once < 0 or args.at_once == 1:
         p.error("--at-once N needs N >= 2 (0: off)")
 
@@ -225,6 +249,8 @@ def main(argv=None):
                 f" {statistics.median(b['full_cpu']) / statistics.median(r['full_cpu']):.2f}x |"
             )
         print(line)
+    if args.batch:
+        _batch_table(args, out_dir, results)
     if args.at_once:
         n = args.at_once
         print(
@@ -245,6 +271,35 @@ def main(argv=None):
                 f"{together / alone:.2f}x | {r['cpu']:.1f} / {b['cpu'] / n:.1f} |",
                 flush=True,
             )
+
+
+def _batch_table(args, out_dir: Path, results: dict) -> None:
+    """The seed-batched runner at each S of ``--batch`` against the one-seed port (this tree):
+    CPU seconds per seed-iteration (wall per iteration x CPU share / S)."""
+    rows = []
+    for env_name in args.envs:
+        for v in args.variants:
+            port = results[(env_name, v, "new")]
+            port_cpu = statistics.median(port["iter"]) * port["share"]
+            for b in args.batch:
+                r = run_variant(v, env_name, args, out_dir / env_name / "batch", REPO, batch=b)
+                cpu = statistics.median(r["iter"]) * r["share"] / b
+                same = r["returns"] == port["returns"]
+                rows.append((env_name, v, b, port_cpu, cpu, same))
+                print(
+                    f"[bench] {env_name:8s} {v:6s} batch S={b:<3d} {statistics.median(r['iter']):7.1f} s per batch "
+                    f"iteration (share {r['share']:.2f}) -> {cpu:6.2f} CPU s per seed-iteration vs port "
+                    f"{port_cpu:6.2f}; seed {args.seed} same numbers as alone: {same}",
+                    flush=True,
+                )
+    print(
+        f"\nseed-batched runner vs the one-seed port: CPU s per seed-iteration ({args.model_iters} model + "
+        f"{args.policy_iters} TRPO updates), setting={args.setting}, {args.threads} thread(s)"
+    )
+    print("| env | variant | S | port CPU s / seed-iteration | batched | speed-up | seed's numbers as alone |")
+    print("|---|---|---|---|---|---|---|")
+    for env_name, v, b, port_cpu, cpu, same in rows:
+        print(f"| {env_name} | {v} | {b} | {port_cpu:.2f} | {cpu:.2f} | {port_cpu / cpu:.2f}x | {same} |")
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def test_figure_command_uses_the_presets_selection(capsys):
     assert main(["fig4", "--preset", "medium", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 envs x 4 methods x 4 seeds = 32 runs" in out
-    assert "env=swimmer,hopper" in out and "seed=1,2,3,4" in out
+    assert "env=swimmer,hopper" in out and "seed=1+2,3+4" in out  # SLBO: seeds batched evenly over --jobs 2
     assert main(["fig4", "--preset", "smoke", "--dry-run"]) == 0
     assert "method=mle,ma_l1_naive,ma_l1,mle_va_slbo " in capsys.readouterr().out
     assert {"pendulum", "acrobot", "hopper", "swimmer", "ant", "reacher"} <= set(load_figure("fig2")["envs"])
@@ -312,3 +312,62 @@ def test_one_run_command_exits_non_zero_when_its_run_fails(tmp_path):
     )
     assert out.returncode == 1, (out.returncode, out.stderr[-2000:])
     assert (tmp_path / "run" / "failed.json").is_file() and "FAILED" in out.stderr
+
+
+def test_seed_batches_for_slbo_figures_only():
+    from vaml_ext.exp.__main__ import seed_jobs
+    from vaml_ext.exp.run import job_seeds
+
+    fig2, fig3 = load_figure("fig2"), load_figure("fig3")
+    assert seed_jobs(fig2, [1, 2, 3, 4, 5], 2, 2, "local") == ["1+2", "3+4", 5]
+    assert seed_jobs(fig2, [1, 2, 3, 4, 5, 6, 7, 8], None, 2, "local") == ["1+2+3+4", "5+6+7+8"]  # even over --jobs
+    assert seed_jobs(fig2, [1, 2], None, 2, "local") == [1, 2]  # one per job slot: nothing to batch
+    assert seed_jobs(fig2, [1, 2, 3], None, 2, "slurm") == [1, 2, 3]  # a SLURM job per seed unless asked
+    assert seed_jobs(fig3, [0, 1], None, 1, "local") == [0, 1]  # MBPO: one seed per process
+    with pytest.raises(ValueError, match="only SLBO figures"):
+        seed_jobs(fig3, [0, 1], 2, 1, "local")
+    with pytest.raises(ValueError, match=">= 1"):
+        seed_jobs(fig2, [1], 0, 1, "local")
+    assert job_seeds(3) == [3] and job_seeds("1+2+3") == [1, 2, 3]
+    for bad in ("1+x", "1+1", "-1+2"):
+        with pytest.raises(RunConfigError, match="is invalid"):
+            job_seeds(bad)
+
+
+def test_figure_command_batches_slbo_seeds(capsys):
+    from vaml_ext.exp.__main__ import main
+
+    assert main(["fig2", "--preset", "smoke", "--seeds", "1", "2", "3", "--batch-seeds", "2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert " seed=1+2,3 " in out and "(seeds batched per job: 1+2 3)" in out
+    with pytest.raises(SystemExit):
+        main(["fig3", "--preset", "smoke", "--batch-seeds", "2", "--dry-run"])
+    assert "only SLBO figures" in capsys.readouterr().err
+
+
+def run_exp(args: list[str]) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "vaml_ext.exp", *args]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_batched_sweep_gives_the_one_seed_sweeps_runs(tmp_path):
+    """``--batch-seeds 2``: each seed's run directory as a one-seed sweep writes it (same
+    returns, same run.yaml but its start time), done.json naming the batched runner; the
+    same command again skips both."""
+    base = ["fig2", "--preset", "smoke", "--envs", "pendulum", "--methods", "ma_l1", "--seeds", "1", "2"]
+    base += ["--jobs", "1", "--no-aggregate"]
+    for name, batch in (("one", "1"), ("batched", "2")):
+        out = run_exp(base + ["--batch-seeds", batch, "--out", str(tmp_path / name)])
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    for seed in (1, 2):
+        one, batched = (
+            tmp_path / n / "fig2" / "smoke" / "pendulum" / "ma_l1" / f"seed{seed}" for n in ("one", "batched")
+        )
+        assert _rows(one) == _rows(batched) and len(_rows(one)) == 3
+        assert "batched (2 seeds)" in (batched / "done.json").read_text()
+        strip = lambda d: [ln for ln in (d / "run.yaml").read_text().splitlines() if "started" not in ln]  # noqa: E731
+        assert strip(one) == strip(batched)
+    again = run_exp(base + ["--batch-seeds", "2", "--out", str(tmp_path / "batched")])
+    assert again.returncode == 0 and again.stdout.count("finished already, skipped") == 2

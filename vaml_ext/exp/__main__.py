@@ -76,7 +76,7 @@ def sweep_command(
         f"preset={preset}",
         f"env={','.join(envs)}",
         f"method={','.join(methods)}",
-        f"seed={','.join(map(str, seeds))}",
+        f"seed={','.join(map(str, seeds))}",  # a job's seeds may be a batch: 1+2+3+4
         f"out_root={out}",
         f"base={base}",
         f"run_group={run_group(fig, preset, base)}",
@@ -85,6 +85,25 @@ def sweep_command(
     if launcher == "local":
         cmd.append(f"hydra.launcher.n_jobs={jobs}")
     return cmd + list(extra)
+
+
+def seed_jobs(fig: dict, seeds: list[int], batch: int | None, jobs: int, launcher: str) -> list:
+    """The sweep's ``seed=`` values: one per seed, or (SLBO) batches ``a+b+...`` of ``batch``
+    seeds each, run by the seed-batched runner. Default (``batch`` None): SLBO figures on the
+    local launcher split their seeds evenly over the ``jobs`` slots; anything else, one seed
+    per job."""
+    if batch is not None and batch < 1:
+        raise ValueError("--batch-seeds must be >= 1")
+    if fig["backend"] != "slbo":
+        if batch not in (None, 1):
+            raise ValueError(
+                f"--batch-seeds: only SLBO figures run several seeds per process ({fig['name']} is {fig['backend']})"
+            )
+        return list(seeds)
+    if batch is None:
+        batch = -(-len(seeds) // jobs) if launcher == "local" else 1
+    chunks = [seeds[i : i + batch] for i in range(0, len(seeds), batch)]
+    return [c[0] if len(c) == 1 else "+".join(map(str, c)) for c in chunks]
 
 
 def _report_runs(sweep_dir: Path, runs: list, wall: float, returncode: int) -> list:
@@ -140,6 +159,15 @@ def main(argv=None) -> int:
     p.add_argument(
         "--seeds", nargs="+", type=int, help="seeds to run, from the figure's 5 (default: the preset's; smoke runs 2)"
     )
+    p.add_argument(
+        "--batch-seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="SLBO figures: N seeds per job, run as one process by the seed-batched runner (same numbers per "
+        "seed, fewer CPU seconds per seed); default with the local launcher: the seeds split evenly over --jobs; "
+        "1 = one seed per process",
+    )
     p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions for the CIs")
     p.add_argument("--no-aggregate", action="store_true")
     p.add_argument(
@@ -191,12 +219,16 @@ def main(argv=None) -> int:
         missing_base = str(e)
     out = a.out.resolve()
     sweep_dir = out / fig["name"] / run_group(fig, a.preset, base)
+    try:
+        jobs = seed_jobs(fig, seeds, a.batch_seeds, a.jobs, a.launcher)
+    except ValueError as e:
+        p.error(str(e))
     cmd = sweep_command(
         fig,
         a.preset,
         envs,
         methods,
-        seeds,
+        jobs,
         out,
         a.launcher,
         a.jobs,
@@ -204,9 +236,10 @@ def main(argv=None) -> int:
         base=base,
     )
     n = len(envs) * len(methods) * len(seeds)
+    batched = f" (seeds batched per job: {' '.join(map(str, jobs))})" if len(jobs) < len(seeds) else ""
     print(
         f"{fig['name']} ({fig.get('title', '')}), preset {a.preset}, base {base}: {len(envs)} envs x "
-        f"{len(methods)} methods x {len(seeds)} seeds = {n} runs -> {sweep_dir}",
+        f"{len(methods)} methods x {len(seeds)} seeds = {n} runs{batched} -> {sweep_dir}",
         flush=True,
     )
     print("sweep: " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)

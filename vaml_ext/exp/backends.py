@@ -13,6 +13,8 @@ process and writes ``done.json``. Every backend writes ``returns.csv``, ``tb/`` 
 * ``slbo`` -- the patched SLBO port via :mod:`vaml_ext.slbo.run` with ``log_dir`` = the
   run directory (checkpoint every stage); its ``progress.csv`` is converted to
   ``returns.csv`` (``env_steps`` = real samples collected before the evaluation).
+  ``--batch <run_dir> ...``: several seeds of one SLBO run in this process through the
+  seed-batched runner (:mod:`vaml_ext.slbo.batched.run`, the same numbers per seed).
 """
 
 from __future__ import annotations
@@ -196,10 +198,65 @@ def run_slbo_backend(run_dir: Path, run: dict) -> dict:
 BACKENDS = {"gridworld": run_gridworld_backend, "mbpo": run_mbpo_backend, "slbo": run_slbo_backend}
 
 
+def _same_but_seed(runs: list[dict]) -> None:
+    def key(run):
+        return {k: v for k, v in run.items() if k not in ("seed", "provenance", "resumes")}
+
+    for run in runs[1:]:
+        if key(run) != key(runs[0]):
+            raise ValueError(f"a batch is one figure, preset, env, method and budget; {key(run)} != {key(runs[0])}")
+
+
+def run_slbo_batch(run_dirs: list[Path]) -> int:
+    """Several SLBO runs (one figure, env, method and budget; their seeds differ) in this
+    process through the seed-batched runner (:mod:`vaml_ext.slbo.batched.run`): each run
+    directory ends as :func:`run_slbo_backend` leaves it (same numbers, ``returns.csv``,
+    ``done.json``, which records ``runner: batched``). 0 if every seed finished."""
+    from vaml_ext.slbo.batched import run as batched
+
+    runs = [read_run_config(d) for d in run_dirs]
+    if any(r.get("backend") != "slbo" for r in runs):
+        print("--batch: SLBO runs only", file=sys.stderr)
+        return 2
+    _same_but_seed(runs)
+    run = runs[0]
+    args = [
+        f"variant={run['method']}",
+        f"env={run['env']}",
+        "seeds=" + ",".join(str(r["seed"]) for r in runs),
+        "log_dirs=" + ",".join(str(d) for d in run_dirs),
+        *(run["budget"] or []),
+        *(["ckpt.resume=False"] if _restart() else []),
+    ]
+    stop = threading.Event()
+    watchers = [threading.Thread(target=_slbo_watch, args=(d, r, stop), daemon=True) for d, r in zip(run_dirs, runs)]
+    if _progress_enabled():
+        for w in watchers:
+            w.start()
+    t0 = time.time()
+    try:
+        results = batched.run_batch(args)
+    finally:
+        stop.set()
+        for w in watchers:
+            if w.is_alive():
+                w.join(timeout=10)
+    failed = 0
+    for d, (_, error) in zip(run_dirs, results):
+        if error is not None:
+            failed += 1
+            continue
+        slbo_to_returns(d)
+        write_done(d, {**_summary(d, time.time() - t0), "runner": f"batched ({len(run_dirs)} seeds)"})
+    return 1 if failed else 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--batch"] and len(argv) > 1:
+        return run_slbo_batch([Path(d).resolve() for d in argv[1:]])
     if len(argv) != 1:
-        print("usage: python -m vaml_ext.exp.backends <run_dir>", file=sys.stderr)
+        print("usage: python -m vaml_ext.exp.backends <run_dir> | --batch <run_dir> <run_dir> ...", file=sys.stderr)
         return 2
     run_dir = Path(argv[0]).resolve()
     run = read_run_config(run_dir)

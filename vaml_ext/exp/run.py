@@ -181,6 +181,8 @@ def _run_in_process(run_dir: Path, cfg: DictConfig, tag: str, log) -> int:
 
 def run_one(cfg: DictConfig, run_dir: Path) -> dict:
     run_dir = Path(run_dir)
+    if len(job_seeds(cfg.seed)) > 1:
+        return run_batch(cfg, run_dir)
     tag = f"{cfg.figure.name}/{cfg.preset}/{cfg.env}/{cfg.method}/seed{cfg.seed}"
     if is_done(run_dir):
         print(f"[{tag}] finished already, skipped", flush=True)
@@ -199,7 +201,9 @@ def run_one(cfg: DictConfig, run_dir: Path) -> dict:
         lock.release()
 
 
-def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
+def _prepare(cfg: DictConfig, run_dir: Path, tag: str) -> tuple[dict, str, dict]:
+    """Check or write ``run_dir``'s ``run.yaml`` for ``cfg``; the run, its interpreter and
+    the child's environment."""
     run = resolve_run(cfg)
     python = sys.executable
     if "base" in run:
@@ -234,6 +238,25 @@ def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
         ),
     )
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return run, python, env
+
+
+def _outcome(run_dir: Path, tag: str, returncode: int, t0: float, log_file: Path) -> dict:
+    """``done.json``'s summary, or ``failed.json`` written (with the log's tail) and returned."""
+    if returncode != 0 or not is_done(run_dir):
+        tail = log_file.read_text(errors="replace")[-2000:] if log_file.is_file() else ""
+        info = {"returncode": returncode, "seconds": round(time.time() - t0, 1), "log_tail": tail}
+        try:
+            atomic_write_text(run_dir / FAILED_FILE, json.dumps(info, indent=2) + "\n")
+        except RunWriteError as e:  # e.g. the disk that stopped the run is still full
+            print(f"[{tag}] {e}", file=sys.stderr, flush=True)
+        print(f"[{tag}] FAILED (exit {returncode}); see {log_file}", file=sys.stderr, flush=True)
+        return {"status": "failed", **info}
+    return {"status": "finished", **(read_done(run_dir) or {})}
+
+
+def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
+    run, python, env = _prepare(cfg, run_dir, tag)
     t0 = time.time()
     with open(run_dir / "stdout.log", "a") as log:
         log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} start {tag}\n")
@@ -249,16 +272,85 @@ def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
                 stderr=None,
                 preexec_fn=_die_with_parent,
             ).returncode
-    if returncode != 0 or not is_done(run_dir):
-        tail = (run_dir / "stdout.log").read_text()[-2000:]
-        info = {"returncode": returncode, "seconds": round(time.time() - t0, 1), "log_tail": tail}
-        try:
-            atomic_write_text(run_dir / FAILED_FILE, json.dumps(info, indent=2) + "\n")
-        except RunWriteError as e:  # e.g. the disk that stopped the run is still full
-            print(f"[{tag}] {e}", file=sys.stderr, flush=True)
-        print(f"[{tag}] FAILED (exit {returncode}); see {run_dir / 'stdout.log'}", file=sys.stderr, flush=True)
-        return {"status": "failed", **info}
-    return {"status": "finished", **(read_done(run_dir) or {})}
+    return _outcome(run_dir, tag, returncode, t0, run_dir / "stdout.log")
+
+
+# ---- several seeds as one job (SLBO: the seed-batched runner) ----------------------------
+def job_seeds(seed) -> list[int]:
+    """The seeds of a job: ``seed=3`` -> [3]; ``seed=1+2+3`` -> [1, 2, 3] (one job, batched)."""
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return [seed]
+    try:
+        seeds = [int(s) for s in str(seed).split("+")]
+    except ValueError:
+        raise RunConfigError(f"seed={seed!r} is invalid: expected an integer >= 0, or several as 1+2+3") from None
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise RunConfigError(f"seed={seed!r} is invalid: each seed once, each >= 0")
+    return seeds
+
+
+OmegaConf.register_new_resolver("vaml_first_seed", lambda seed: str(job_seeds(seed)[0]), replace=True)
+
+
+def run_batch(cfg: DictConfig, first_dir: Path) -> dict:
+    """Seeds ``cfg.seed`` (``a+b+...``) of one env and method as one job: each seed keeps its
+    own run directory (``<...>/seed<k>``, ``run.yaml`` as a one-seed run writes it); those
+    not finished and not in use run in one process, the SLBO seed-batched runner
+    (:mod:`vaml_ext.slbo.batched.run`: the same numbers per seed as one seed per process).
+    The batch's console log is the first running seed's ``stdout.log``."""
+    seeds = job_seeds(cfg.seed)
+    if cfg.figure.backend != "slbo":
+        raise RunConfigError(f"seed={cfg.seed}: several seeds per job only for SLBO figures, not {cfg.figure.backend}")
+    root = Path(first_dir).parent
+    todo, locks, out = [], [], {}
+    try:
+        for k in seeds:
+            cfg_k = cfg.copy()
+            cfg_k.seed = k
+            run_dir, tag = root / f"seed{k}", f"{cfg.figure.name}/{cfg.preset}/{cfg.env}/{cfg.method}/seed{k}"
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if is_done(run_dir):
+                print(f"[{tag}] finished already, skipped", flush=True)
+                out[k] = {"status": "skipped", **(read_done(run_dir) or {})}
+                continue
+            try:
+                locks.append(RunLock(run_dir).acquire())
+            except RunInUse as e:
+                print(f"[{tag}] in use by {describe(e.holder)}; skipped", file=sys.stderr, flush=True)
+                out[k] = {"status": "in use", "holder": e.holder}
+                continue
+            run, python, env = _prepare(cfg_k, run_dir, tag)
+            todo.append((k, run_dir, tag))
+        if todo:
+            t0 = time.time()
+            log_file = todo[0][1] / "stdout.log"
+            names = "+".join(str(k) for k, _, _ in todo)
+            for _, run_dir, tag in todo[1:]:
+                with open(run_dir / "stdout.log", "a") as log:
+                    log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} start {tag}, batched with seeds {names}: ")
+                    log.write(f"the batch's log is {log_file}; this seed's own log is log.txt\n")
+            env = child_env(todo[0][1], env, more=[d for _, d, _ in todo[1:]])
+            env.pop("VAML_RUN_TAG", None)  # each seed's progress line names its own run
+            with open(log_file, "a") as log:
+                log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} start seeds {names} as one batch\n")
+                log.flush()
+                returncode = subprocess.run(
+                    [python, "-m", "vaml_ext.exp.backends", "--batch", *(str(d) for _, d, _ in todo)],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=None,
+                    preexec_fn=_die_with_parent,
+                ).returncode
+            for k, run_dir, tag in todo:
+                own = run_dir / "log.txt" if run_dir != todo[0][1] else log_file
+                out[k] = _outcome(run_dir, tag, returncode if not is_done(run_dir) else 0, t0, own)
+    finally:
+        for lock in locks:
+            lock.release()
+    statuses = {v["status"] for v in out.values()}
+    status = "failed" if "failed" in statuses else "in use" if "in use" in statuses else "finished"
+    return {"status": status, "seeds": out}
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="run", version_base=None)

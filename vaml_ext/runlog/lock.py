@@ -87,10 +87,11 @@ def holder_if_locked(run_dir) -> dict | None:
     return None
 
 
-def child_env(run_dir, env: dict | None = None) -> dict:
-    """Environment for a child process that runs inside this process's lock on ``run_dir``."""
+def child_env(run_dir, env: dict | None = None, more=()) -> dict:
+    """Environment for a child process that runs inside this process's lock on ``run_dir``
+    (and on each of ``more``: a batch of runs in one child)."""
     out = dict(os.environ if env is None else env)
-    out[PARENT_ENV] = str(Path(run_dir).resolve())
+    out[PARENT_ENV] = os.pathsep.join(str(Path(d).resolve()) for d in (run_dir, *more))
     return out
 
 
@@ -110,7 +111,7 @@ class RunLock:
     def acquire(self) -> RunLock:
         if self.key in _HELD:  # this process holds it already (the sweep job)
             return self
-        if os.environ.get(PARENT_ENV) == self.key:
+        if self.key in os.environ.get(PARENT_ENV, "").split(os.pathsep):
             h = read_holder(self.run_dir)
             if h and h.get("pid") == os.getppid() and h.get("host") == socket.gethostname():
                 return self  # our parent holds it for us
