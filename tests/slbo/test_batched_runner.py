@@ -121,3 +121,29 @@ def test_bad_arguments_fail_loudly(tree, tmp_path):
     ]:
         out = _run(tree, "vaml_ext.slbo.batched.run", ["env=hopper", *args])
         assert out.returncode != 0 and msg in out.stderr, (args, out.stderr[-500:])
+
+
+@pytest.mark.slow
+def test_a_killed_batch_resumes_every_seed_bit_identically(tree, tmp_path):
+    """kill -9 once both seeds have checkpointed stage 0 (of 2); the same command resumes
+    each from its own checkpoint and ends with the numbers of an uninterrupted batch."""
+    from tests.support import sigkill_when
+
+    two = [a for a in BATCH_ARGS if not a.startswith(("slbo.n_stages", "ckpt.resume"))] + ["slbo.n_stages=2"]
+    seeds, dirs = "7,8", [tmp_path / "a" / "seed7", tmp_path / "a" / "seed8"]
+    cmd = [sys.executable, "-m", "vaml_ext.slbo.batched.run", *two, f"seeds={seeds}"]
+    cmd.append("log_dirs=" + ",".join(map(str, dirs)))
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(tree), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sigkill_when(proc, lambda: all((d / "ckpt" / "latest.pt").is_file() for d in dirs), timeout=600)
+    assert not any((d / "done").exists() for d in dirs), "the kill did not land mid-run"
+    out = subprocess.run(cmd, cwd=REPO, env=_env(tree), capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert all("Resuming from" in (d / "log.txt").read_text() for d in dirs)
+    clean = [tmp_path / "b" / "seed7", tmp_path / "b" / "seed8"]
+    ref = subprocess.run(
+        [*cmd[:-1], "log_dirs=" + ",".join(map(str, clean))], cwd=REPO, env=_env(tree), capture_output=True, text=True
+    )
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    for d, c in zip(dirs, clean):  # all but log.txt, which keeps the killed attempt's lines too
+        got, want = fingerprint(d), fingerprint(c)
+        assert {k: v for k, v in got.items() if k != "log"} == {k: v for k, v in want.items() if k != "log"}
