@@ -159,9 +159,9 @@ def _update(ctx, mode="corrected", clip=None):
 
 
 def _obs_target(ctx, batch):
-    from vaml_ext.mbpo.model_loss import _member_outputs
+    from vaml_ext.mbpo.model_loss import member_outputs
 
-    _, _, obs, target = _member_outputs(ctx.dynamics_model, batch)
+    _, _, obs, target = member_outputs(ctx.dynamics_model, batch)
     return obs, target
 
 

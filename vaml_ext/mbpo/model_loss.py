@@ -51,7 +51,7 @@ def require_delta_targets(dyn_model, who: str) -> None:
         raise ValueError(f"{who} need target_is_delta=true without no_delta_list")
 
 
-def _member_outputs(dyn_model, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def member_outputs(dyn_model, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean, logvar, obs, target) with an ensemble dimension ``[E, B, ·]``."""
     model_in, target = dyn_model._process_batch(batch)
     if model_in.ndim == 2:
@@ -79,7 +79,7 @@ def value_aware_terms(
     V(ŝ) [k, N])`` (see :mod:`vaml_ext.mbpo.values`).
     """
     require_delta_targets(dyn_model, "value-aware MBPO losses")
-    mean, logvar, obs, target = _member_outputs(dyn_model, batch)
+    mean, logvar, obs, target = member_outputs(dyn_model, batch)
     if logvar is None:  # deterministic model: E[V(ŝ)] = V(prediction) (Eq. 10)
         samples = mean.unsqueeze(0)
     else:

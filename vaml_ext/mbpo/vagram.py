@@ -53,7 +53,7 @@ from mbrl.util.plugins import Callback
 from vaml_ext.checks import check_choice
 from vaml_ext.losses import frozen, make_loss
 from vaml_ext.mbpo.agents import AgentAdapter, adapter_for
-from vaml_ext.mbpo.model_loss import NonFiniteModelLoss, _member_outputs, require_delta_targets
+from vaml_ext.mbpo.model_loss import NonFiniteModelLoss, member_outputs, require_delta_targets
 
 MODES = ("corrected", "published")
 
@@ -156,7 +156,7 @@ class VaGraMModelUpdate(Callback):
         dyn = self.ctx.dynamics_model
         require_delta_targets(dyn, "model_loss=vagram's weights and errors")
         shared = batch.obs.ndim == 2
-        mean, logvar, obs, target = _member_outputs(dyn, batch)
+        mean, logvar, obs, target = member_outputs(dyn, batch)
         if logvar is not None:
             raise ValueError(
                 "model_loss=vagram trains a deterministic model, as the authors' VAMLMLP; "
