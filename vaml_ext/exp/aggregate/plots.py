@@ -44,7 +44,7 @@ def plot_curves(data: SweepData, curves: list[dict], path: Path, title: str) -> 
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 0.96))
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # a legend wider than few panels stays whole
     plt.close(fig)
 
 
