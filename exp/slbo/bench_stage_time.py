@@ -300,6 +300,8 @@ def _batch_table(args, out_dir: Path, results: dict) -> None:
     print("|---|---|---|---|---|---|---|")
     for env_name, v, b, port_cpu, cpu, same in rows:
         print(f"| {env_name} | {v} | {b} | {port_cpu:.2f} | {cpu:.2f} | {port_cpu / cpu:.2f}x | {same} |")
+    if not all(r[-1] for r in rows):
+        raise SystemExit("a batched seed's returns differ from the one-seed port's (see the table)")
 
 
 if __name__ == "__main__":
