@@ -27,27 +27,13 @@ ENVS = {"pendulum": ("MBBLPendulum-v0", 20, 200), "hopper": ("Hopper-v2", 4, 100
 
 
 def _vf_setup(seed: int, dim_state: int, n: int):
-    import numpy as np
-    import torch
+    """``bench_value_fit.py``'s value fit (its networks and data), with the paper setting's clip."""
+    from bench_value_fit import _setup  # this directory (the script's) is on sys.path
 
-    from slbo.algos.TRPO import TRPO
-    from slbo.policies.gaussian_mlp_policy import GaussianMLPPolicy
-    from slbo.utils.dataset import Dataset
-    from slbo.utils.normalizer import Normalizers
-    from slbo.v_function.mlp_v_function import MLPVFunction
     from vaml_ext.slbo.value_fit import clip_value_fit
 
-    torch.manual_seed(seed)
-    rng = np.random.RandomState(seed)
-    norms = Normalizers(1, dim_state)
-    norms.state.update(rng.randn(500, dim_state))
-    vfn = MLPVFunction(dim_state, [64, 64], norms.state)
-    policy = GaussianMLPPolicy(dim_state, 1, [32, 32], norms.state)
-    algo = TRPO(dim_state, 1, policy, vfn, max_kl=0.01, n_cg_iters=10, cg_damping=0.1, vf_lr=1e-3, n_vf_iters=5)
+    algo, data = _setup(dim_state, n, seed)
     clip_value_fit(algo, 2.0)
-    data = Dataset.fromarrays(
-        [rng.randn(n, dim_state), rng.randn(n) * 50], dtype=[("state", ("f8", dim_state)), ("return_", "f8")]
-    )
     return algo, data
 
 
@@ -148,6 +134,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_value_fit's setup
     from vaml_ext.runlog import numerics
 
     numerics.pin()

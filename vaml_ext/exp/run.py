@@ -255,6 +255,12 @@ def _outcome(run_dir: Path, tag: str, returncode: int, t0: float, log_file: Path
     return {"status": "finished", **(read_done(run_dir) or {})}
 
 
+def _backends(python: str, args: list[str], env: dict, log) -> int:
+    """``python -m vaml_ext.exp.backends ARGS`` in a child that dies with this process."""
+    cmd = [python, "-m", "vaml_ext.exp.backends", *args]
+    return subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=None, preexec_fn=_die_with_parent).returncode
+
+
 def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
     run, python, env = _prepare(cfg, run_dir, tag)
     t0 = time.time()
@@ -264,14 +270,7 @@ def _run_one_locked(cfg: DictConfig, run_dir: Path, tag: str) -> dict:
         if run["backend"] in IN_PROCESS:
             returncode = _run_in_process(run_dir, cfg, tag, log)
         else:
-            returncode = subprocess.run(
-                [python, "-m", "vaml_ext.exp.backends", str(run_dir)],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=None,
-                preexec_fn=_die_with_parent,
-            ).returncode
+            returncode = _backends(python, [str(run_dir)], env, log)
     return _outcome(run_dir, tag, returncode, t0, run_dir / "stdout.log")
 
 
@@ -334,14 +333,7 @@ def run_batch(cfg: DictConfig, first_dir: Path) -> dict:
             with open(log_file, "a") as log:
                 log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} start seeds {names} as one batch\n")
                 log.flush()
-                returncode = subprocess.run(
-                    [python, "-m", "vaml_ext.exp.backends", "--batch", *(str(d) for _, d, _ in todo)],
-                    cwd=REPO,
-                    env=env,
-                    stdout=log,
-                    stderr=None,
-                    preexec_fn=_die_with_parent,
-                ).returncode
+                returncode = _backends(python, ["--batch", *(str(d) for _, d, _ in todo)], env, log)
             for k, run_dir, tag in todo:
                 own = run_dir / "log.txt" if run_dir != todo[0][1] else log_file
                 out[k] = _outcome(run_dir, tag, returncode if not is_done(run_dir) else 0, t0, own)
