@@ -215,3 +215,83 @@ def test_bmm_probe_falls_back_on_matrix_vector_shapes():
     out = kernels.linear(x, w, b)
     for s in range(3):
         assert torch.equal(out[s], torch.nn.functional.linear(x[s], w[s], b[s]))
+
+
+# --------------------------------------------------------------------------------------
+# the scheduler (one baton, globals per seed)
+# --------------------------------------------------------------------------------------
+def _seed_fn(seed: int, fail_at: int | None = None):
+    """A stand-in for the port's stage loop: seeds the global generators as FLAGS.set_seed
+    does, draws from them between requests, and submits 4 requests."""
+    from vaml_ext.slbo.batched import scheduler
+
+    def fn():
+        from slbo.utils.flags import FLAGS
+
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        out = []
+        for i in range(4):
+            assert FLAGS.seed == seed and FLAGS.log_dir == f"/tmp/x{seed}"  # this seed's flags swapped in
+            out.append((float(np.random.rand()), float(torch.rand(1))))
+            if fail_at == i:
+                raise FloatingPointError(f"seed {seed}: NaN")
+            box = {"seed": seed, "i": i}
+            scheduler.current().submit("echo" if i % 2 == 0 else "other", box)
+            out.append(box["served"])
+        return out
+
+    return fn
+
+
+def test_scheduler_gives_each_seed_its_own_generators_and_serves_by_kind():
+    from vaml_ext.slbo.batched.scheduler import SeedScheduler
+
+    rounds = []
+
+    def echo(payloads):
+        rounds.append(("echo", [p["seed"] for p in payloads]))
+        for p in payloads:
+            np.random.rand(), torch.rand(1)  # the executor's own draws must not leak into a seed's
+            p["served"] = ("echo", p["i"])
+
+    def other(payloads):
+        rounds.append(("other", [p["seed"] for p in payloads]))
+        for p in payloads:
+            p["served"] = ("other", p["i"])
+
+    seeds = [3, 5, 9]
+    flags = [{"seed": s, "log_dir": f"/tmp/x{s}", "commit": None} for s in seeds]
+    sched = SeedScheduler(seeds, [_seed_fn(s) for s in seeds], flags, {"echo": echo, "other": other})
+    results = sched.run()
+    for s, (result, error) in zip(seeds, results):
+        assert error is None
+        assert result == _alone(s)  # as if the seed had the process to itself
+    assert rounds == [("echo", seeds), ("other", seeds), ("echo", seeds), ("other", seeds)]  # one batch per round
+    assert sched.served == {"echo": 6, "other": 6}
+
+
+def _alone(seed: int):
+    """What the stand-in returns for ``seed`` with nothing else in the process."""
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    out = []
+    for i in range(4):
+        out.append((float(np.random.rand()), float(torch.rand(1))))
+        out.append(("echo" if i % 2 == 0 else "other", i))
+    return out
+
+
+def test_scheduler_retires_a_failing_seed_and_the_others_finish():
+    from vaml_ext.slbo.batched.scheduler import SeedScheduler
+
+    def serve(payloads):
+        for p in payloads:
+            p["served"] = ("echo" if p["i"] % 2 == 0 else "other", p["i"])
+
+    seeds = [3, 5, 9]
+    flags = [{"seed": s, "log_dir": f"/tmp/x{s}", "commit": None} for s in seeds]
+    fns = [_seed_fn(3), _seed_fn(5, fail_at=2), _seed_fn(9)]
+    results = SeedScheduler(seeds, fns, flags, {"echo": serve, "other": serve}).run()
+    assert results[0] == (_alone(3), None) and results[2] == (_alone(9), None)
+    assert results[1][0] is None and isinstance(results[1][1], FloatingPointError)
