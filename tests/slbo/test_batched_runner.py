@@ -56,11 +56,13 @@ def reference(tree, tmp_path_factory) -> dict:
     return {"alone7": ref, "root": root, **{s: fingerprint(root / "b789" / f"seed{s}") for s in (7, 8, 9)}}
 
 
+@pytest.mark.slow  # subprocess runs (about a minute together); `make test` runs them
 def test_a_seed_in_a_batch_has_the_numbers_it_has_alone(reference):
     assert reference[7] == reference["alone7"]
     assert reference[8] != reference[7]  # (the seeds are different runs)
 
 
+@pytest.mark.slow  # subprocess runs (about a minute together); `make test` runs them
 def test_each_seed_writes_its_own_run_directory(reference):
     for s in (7, 8, 9):
         d = reference["root"] / "b789" / f"seed{s}"
@@ -69,6 +71,7 @@ def test_each_seed_writes_its_own_run_directory(reference):
         assert f"seed: {s}\n" in (d / "config.yml").read_text()
 
 
+@pytest.mark.slow  # subprocess runs (about a minute together); `make test` runs them
 def test_batch_of_one_is_the_port(tree, reference, tmp_path):
     out = batch(tree, [7], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -100,6 +103,7 @@ sys.exit(run.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # subprocess runs (about a minute together); `make test` runs them
 def test_a_failing_seed_is_retired_and_the_others_are_untouched(tree, reference, tmp_path):
     out = batch(tree, [7, 8, 9], tmp_path, code=POISON)
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
