@@ -19,6 +19,7 @@ process and writes ``done.json``. Every backend writes ``returns.csv``, ``tb/`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -169,28 +170,36 @@ def _slbo_watch(run_dir: Path, run: dict, stop: threading.Event) -> None:
         prog.close(announce=False)  # the run summary (vaml_ext.runlog.tracking) follows
 
 
+@contextlib.contextmanager
+def _slbo_watching(runs: list[tuple[Path, dict]]):
+    """A progress line per SLBO run dir (when progress is on) while the block runs."""
+    stop = threading.Event()
+    watchers = [threading.Thread(target=_slbo_watch, args=(Path(d), r, stop), daemon=True) for d, r in runs]
+    if _progress_enabled():
+        for w in watchers:
+            w.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for w in watchers:
+            if w.is_alive():
+                w.join(timeout=10)
+
+
+def _slbo_args(run: dict, *per_run: str) -> list[str]:
+    """``vaml_ext.slbo.run``-style arguments of ``run.yaml``'s run, ``per_run`` (seed and
+    log_dir) among them."""
+    restart = ["ckpt.resume=False"] if _restart() else []
+    return [f"variant={run['method']}", f"env={run['env']}", *per_run, *(run["budget"] or []), *restart]
+
+
 def run_slbo_backend(run_dir: Path, run: dict) -> dict:
     from vaml_ext.slbo import run as slbo_run
 
-    args = [
-        f"variant={run['method']}",
-        f"env={run['env']}",
-        f"seed={run['seed']}",
-        f"log_dir={run_dir}",
-        *(run["budget"] or []),
-        *(["ckpt.resume=False"] if _restart() else []),
-    ]
-    stop = threading.Event()
-    watcher = threading.Thread(target=_slbo_watch, args=(Path(run_dir), run, stop), daemon=True)
-    if _progress_enabled():
-        watcher.start()
     t0 = time.perf_counter()
-    try:
-        slbo_run.main(args)
-    finally:
-        stop.set()
-        if watcher.is_alive():
-            watcher.join(timeout=10)
+    with _slbo_watching([(run_dir, run)]):
+        slbo_run.main(_slbo_args(run, f"seed={run['seed']}", f"log_dir={run_dir}"))
     slbo_to_returns(run_dir)
     return _summary(run_dir, time.perf_counter() - t0)
 
@@ -219,28 +228,10 @@ def run_slbo_batch(run_dirs: list[Path]) -> int:
         print("--batch: SLBO runs only", file=sys.stderr)
         return 2
     _same_but_seed(runs)
-    run = runs[0]
-    args = [
-        f"variant={run['method']}",
-        f"env={run['env']}",
-        "seeds=" + ",".join(str(r["seed"]) for r in runs),
-        "log_dirs=" + ",".join(str(d) for d in run_dirs),
-        *(run["budget"] or []),
-        *(["ckpt.resume=False"] if _restart() else []),
-    ]
-    stop = threading.Event()
-    watchers = [threading.Thread(target=_slbo_watch, args=(d, r, stop), daemon=True) for d, r in zip(run_dirs, runs)]
-    if _progress_enabled():
-        for w in watchers:
-            w.start()
+    seeds, dirs = ",".join(str(r["seed"]) for r in runs), ",".join(str(d) for d in run_dirs)
     t0 = time.time()
-    try:
-        results = batched.run_batch(args)
-    finally:
-        stop.set()
-        for w in watchers:
-            if w.is_alive():
-                w.join(timeout=10)
+    with _slbo_watching(list(zip(run_dirs, runs))):
+        results = batched.run_batch(_slbo_args(runs[0], f"seeds={seeds}", f"log_dirs={dirs}"))
     failed = 0
     for d, (_, error) in zip(run_dirs, results):
         if error is not None:

@@ -179,23 +179,32 @@ def _run_in_process(run_dir: Path, cfg: DictConfig, tag: str, log) -> int:
                 os.environ[k] = v
 
 
+def _claim(run_dir: Path, tag: str) -> tuple[RunLock | None, dict | None]:
+    """``run_dir``'s lock, or (None, why it is skipped): finished already, or in use by
+    another process. The lock is taken before anything is written, and ``done.json`` is
+    looked at again under it (the run may have finished while we looked)."""
+    if not is_done(run_dir):
+        try:
+            lock = RunLock(run_dir).acquire()
+        except RunInUse as e:
+            print(f"[{tag}] in use by {describe(e.holder)}; skipped", file=sys.stderr, flush=True)
+            return None, {"status": "in use", "holder": e.holder}
+        if not is_done(run_dir):
+            return lock, None
+        lock.release()
+    print(f"[{tag}] finished already, skipped", flush=True)
+    return None, {"status": "skipped", **(read_done(run_dir) or {})}
+
+
 def run_one(cfg: DictConfig, run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     if len(job_seeds(cfg.seed)) > 1:
         return run_batch(cfg, run_dir)
     tag = f"{cfg.figure.name}/{cfg.preset}/{cfg.env}/{cfg.method}/seed{cfg.seed}"
-    if is_done(run_dir):
-        print(f"[{tag}] finished already, skipped", flush=True)
-        return {"status": "skipped", **(read_done(run_dir) or {})}
+    lock, skipped = _claim(run_dir, tag)
+    if lock is None:
+        return skipped or {}
     try:
-        lock = RunLock(run_dir).acquire()  # before anything is written
-    except RunInUse as e:
-        print(f"[{tag}] in use by {describe(e.holder)}; skipped", file=sys.stderr, flush=True)
-        return {"status": "in use", "holder": e.holder}
-    try:
-        if is_done(run_dir):  # finished while we looked
-            print(f"[{tag}] finished already, skipped", flush=True)
-            return {"status": "skipped", **(read_done(run_dir) or {})}
         return _run_one_locked(cfg, run_dir, tag)
     finally:
         lock.release()
@@ -308,16 +317,11 @@ def run_batch(cfg: DictConfig, first_dir: Path) -> dict:
             cfg_k.seed = k
             run_dir, tag = root / f"seed{k}", f"{cfg.figure.name}/{cfg.preset}/{cfg.env}/{cfg.method}/seed{k}"
             run_dir.mkdir(parents=True, exist_ok=True)
-            if is_done(run_dir):
-                print(f"[{tag}] finished already, skipped", flush=True)
-                out[k] = {"status": "skipped", **(read_done(run_dir) or {})}
+            lock, skipped = _claim(run_dir, tag)
+            if lock is None:
+                out[k] = skipped or {}
                 continue
-            try:
-                locks.append(RunLock(run_dir).acquire())
-            except RunInUse as e:
-                print(f"[{tag}] in use by {describe(e.holder)}; skipped", file=sys.stderr, flush=True)
-                out[k] = {"status": "in use", "holder": e.holder}
-                continue
+            locks.append(lock)
             run, python, env = _prepare(cfg_k, run_dir, tag)
             todo.append((k, run_dir, tag))
         if todo:
