@@ -151,3 +151,26 @@ def test_a_killed_batch_resumes_every_seed_bit_identically(tree, tmp_path):
     for d, c in zip(dirs, clean):  # all but log.txt, which keeps the killed attempt's lines too
         got, want = fingerprint(d), fingerprint(c)
         assert {k: v for k, v in got.items() if k != "log"} == {k: v for k, v in want.items() if k != "log"}
+
+
+@pytest.mark.slow  # subprocess runs; `make test` runs them
+def test_the_device_path_runs_the_batch_on_the_cpu_too(tree, reference, tmp_path):
+    """``$VAML_SLBO_DEVICE_ROLLOUT=1``: the GPU path (``vaml_ext/slbo/batched/device.py``)
+    on this CPU. Relaxed, not exact: the first evaluation on the real env (before any
+    virtual step) is the exact batch's; the first on the model agrees to float tolerance
+    (``tests/slbo/test_batched_device.py`` has the step-by-step lockstep)."""
+    dirs = ",".join(str(tmp_path / f"seed{s}") for s in (7, 8))
+    out = subprocess.run(
+        [sys.executable, "-m", "vaml_ext.slbo.batched.run", *BATCH_ARGS, "seeds=7,8", f"log_dirs={dirs}"],
+        cwd=REPO,
+        env=dict(_env(tree), VAML_SLBO_DEVICE_ROLLOUT="1"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for s in (7, 8):
+        got, exact = fingerprint(tmp_path / f"seed{s}")["returns"], reference[s]["returns"]
+        assert got[0]["real_return_mean"] == exact[0]["real_return_mean"]
+        assert float(got[0]["virt_return_mean"]) == pytest.approx(float(exact[0]["virt_return_mean"]), rel=1e-4)
+        assert json.loads((tmp_path / f"seed{s}" / "done.json").read_text())["final_return"] is not None

@@ -34,6 +34,7 @@ bookkeeping.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +69,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``F.linear`` per seed on ``x [S, B, in]``, ``w [S, out, in]``, ``b [S, out]``: one
     ``baddbmm`` where exact, else the port's op seed by seed."""
     n_seeds, batch, n_in = x.shape
-    if bmm_is_exact(n_seeds, batch, n_in, w.shape[1]):
+    if not x.is_cpu or bmm_is_exact(n_seeds, batch, n_in, w.shape[1]):  # off the CPU: relaxed (device.py)
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
     return torch.stack([F.linear(x[s], w[s], b[s]) for s in range(n_seeds)])
 
@@ -76,7 +77,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def input_grad(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``g.mm(w)`` per seed (the gradient w.r.t. a linear layer's input)."""
     n_seeds, batch, n_out = g.shape
-    if bmm_is_exact(n_seeds, batch, w.shape[2], n_out):
+    if not g.is_cpu or bmm_is_exact(n_seeds, batch, w.shape[2], n_out):
         return torch.bmm(g, w)
     return torch.stack([g[s].mm(w[s]) for s in range(n_seeds)])
 
@@ -123,9 +124,7 @@ def vf_request(algo, dataset) -> VFRequest | None:
     from slbo.algos.TRPO import _t, _TanhMLPAdamFit
     from slbo.utils.torch_utils import module_device
 
-    d = module_device(algo.vf)
-    if d.type != "cpu":
-        return None
+    d = module_device(algo.vf)  # off the CPU the fit is batched too, relaxed (``baddbmm`` for every shape)
     fit = _TanhMLPAdamFit.create(algo.vf, algo.vf_optimizer)
     if fit is None:
         return None
@@ -137,7 +136,7 @@ def vf_request(algo, dataset) -> VFRequest | None:
     for _ in range(algo.n_vf_iters):
         indices = np.arange(n, dtype=np.int32)
         np.random.shuffle(indices)
-        perms.append(torch.from_numpy(indices.astype(np.int64)))
+        perms.append(torch.from_numpy(indices.astype(np.int64)).to(d))
     return VFRequest(fit, inputs, returns, perms)
 
 
@@ -165,7 +164,7 @@ def _fit_group(group: list[VFRequest]) -> None:
     x_all = _stack([r.inputs for r in group])  # [S, n, d]
     y_all = _stack([r.returns for r in group])  # [S, n]
     n_seeds, n, dim = x_all.shape
-    seeds = torch.arange(n_seeds).unsqueeze(1)
+    seeds = torch.arange(n_seeds, device=x_all.device).unsqueeze(1)
     step_count = f0.step_count
     grads = None
     for epoch in range(len(group[0].perms)):
@@ -224,6 +223,7 @@ class RolloutRequest:
     policy: Any  # GaussianMLPPolicy
     n_steps: int
     noise: np.ndarray  # [n_steps, n_envs, dim_action], already scaled by exp(log_std)
+    device_path: bool = False  # run by vaml_ext.slbo.batched.device (relaxed), not the exact kernel
     result: tuple | None = None
 
     def key(self):
@@ -231,15 +231,20 @@ class RolloutRequest:
         layers = tuple(tuple(p.shape) for p in self.policy.net.parameters())
         model = tuple(tuple(p.shape) for p in env._model.net.parameters())
         shared = self.policy.normalizer is env._model.normalizers.state
-        return (self.n_steps, self.runner.n_envs, layers, model, shared, self.runner.max_steps)
+        where = (self.device_path, str(env._model.net[0].weight.device), type(env._env).__name__)
+        return (self.n_steps, self.runner.n_envs, layers, model, shared, self.runner.max_steps, where)
 
 
-def rollout_request(runner, policy, n_samples: int) -> RolloutRequest | None:
+def rollout_request(runner, policy, n_samples: int, device_path: bool | None = None) -> RolloutRequest | None:
     """``runner.run(policy, n_samples)`` up to its first step, in the caller's (the seed's)
     generator state, where the port runs ``_run_fast`` on ``VirtualEnv.fast_rollout``
     (same conditions), else None. The noise is drawn as ``GaussianMLPPolicy.make_sampler``
     draws it: one ``np.random.randn(n_steps, n_envs, dim_action)``, scaled by
-    ``exp(log_std)``."""
+    ``exp(log_std)``.
+
+    ``device_path``: run it on the networks' device with :mod:`.device` (relaxed numbers);
+    default: off the CPU, or on the CPU where ``$VAML_SLBO_DEVICE_ROLLOUT=1`` (to test
+    that path without a GPU). On the CPU otherwise: the exact kernel."""
     from slbo.dynamics_model import DynamicsModel
     from slbo.envs.virtual_env import VirtualEnv
     from slbo.policies.gaussian_mlp_policy import GaussianMLPPolicy
@@ -249,16 +254,21 @@ def rollout_request(runner, policy, n_samples: int) -> RolloutRequest | None:
         return None
     if type(policy) is not GaussianMLPPolicy or type(env._model) is not DynamicsModel:
         return None
-    if policy.op_log_std.device.type != "cpu" or env._model.net[0].weight.device.type != "cpu":
+    where = env._model.net[0].weight.device
+    if policy.op_log_std.device != where:
+        return None
+    if device_path is None:
+        device_path = where.type != "cpu" or os.environ.get("VAML_SLBO_DEVICE_ROLLOUT") == "1"
+    if where.type != "cpu" and not device_path:
         return None
     n_steps = n_samples // runner.n_envs
     assert n_steps * runner.n_envs == n_samples
     if not np.array_equal(runner._states, env._states):
         return None
-    log_std = policy.op_log_std.detach().double().numpy()
+    log_std = policy.op_log_std.detach().double().cpu().numpy()
     noise = np.random.randn(n_steps, runner.n_envs, policy.dim_action)
     noise *= np.exp(log_std)
-    return RolloutRequest(runner, policy, n_steps, noise)
+    return RolloutRequest(runner, policy, n_steps, noise, device_path)
 
 
 def _layers(net) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -274,7 +284,12 @@ def rollout(requests: list[RolloutRequest]) -> None:
     for r in requests:
         groups.setdefault(r.key(), []).append(r)
     for group in groups.values():
-        _rollout_group(group)
+        if group[0].device_path:
+            from vaml_ext.slbo.batched import device
+
+            device.rollout_group(group)
+        else:
+            _rollout_group(group)
 
 
 def _rollout_group(group: list[RolloutRequest]) -> None:
