@@ -8,6 +8,7 @@ and value-fit optimiser state).
     python exp/device_check.py mbpo --device cuda --steps 500 --work /tmp/dc
     python exp/device_check.py slbo --device cpu --smoke --work /tmp/dc
     python exp/device_check.py mbpo-concurrency --device cuda --k 1 4 8 --work /tmp/dc
+    python exp/device_check.py slbo-batch --device cuda --work /tmp/dc   # issue 27: the batched device path
 """
 
 from __future__ import annotations
@@ -189,6 +190,120 @@ def check_slbo(dev: torch.device, smoke: bool, work: str) -> int:
     return 0
 
 
+def check_slbo_batch(dev: torch.device, smoke: bool, work: str, n_seeds: int, stat_seeds: int) -> int:
+    """The seed-batched SLBO runner's device path (issue 27 part 4) against its exact CPU
+    kernels: (1) relaxed lockstep of S rollouts (MBBL Pendulum 20 x 50 steps, Hopper 4 x 50)
+    and S value fits on ``dev`` against the same on the CPU, tolerances stated; (2) unless
+    ``stat_seeds`` is 0, whole short runs: ``stat_seeds`` seeds batched on ``dev`` against
+    the same seeds batched on the CPU (exact: each the one-seed port's numbers), final real
+    returns compared per seed (paired; mean difference with a bootstrap 95 % CI)."""
+    import subprocess
+
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "slbo"))
+    from vaml_ext.slbo.run import patched_tree
+
+    sys.path.insert(0, str(patched_tree()))
+    import bench_batched as bb  # exp/slbo: the benchmark's setups (paper-setting sizes)
+
+    from vaml_ext.slbo.batched import kernels
+    from vaml_ext.slbo.mbbl_envs import register
+
+    register()
+    state_tol, reward_tol, vf_tol = 1e-3, 1e-2, 1e-3
+    failed = []
+    for env_name in ("pendulum", "hopper"):
+        env_id, n_envs, _ = bb.ENVS[env_name]
+        sides = {}
+        for side, d in (("exact", torch.device("cpu")), ("device", dev)):
+            setups = [bb._rollout_setup(s, env_id, n_envs, 1000) for s in range(n_seeds)]
+            requests = []
+            for s, (runner, policy) in enumerate(setups):
+                runner.env._model.to(d), policy.to(d)
+                np.random.seed(s)
+                requests.append(kernels.rollout_request(runner, policy, n_envs * 50, device_path=side == "device"))
+            t0 = time.perf_counter()
+            kernels.rollout(requests)
+            sides[side] = ([r.result for r in requests], time.perf_counter() - t0)
+        (exact, t_cpu), (relaxed, t_dev) = sides["exact"], sides["device"]
+        ds = max(
+            float(np.max(np.abs(a[0].data["next_state"] - b[0].data["next_state"]))) for a, b in zip(exact, relaxed)
+        )
+        dr = max(float(np.max(np.abs(a[0].data["reward"] - b[0].data["reward"]))) for a, b in zip(exact, relaxed))
+        same_eps = all(len(a[1]) == len(b[1]) for a, b in zip(exact, relaxed))
+        ok = ds <= state_tol and dr <= reward_tol and same_eps
+        failed += [] if ok else [f"rollout {env_name}"]
+        print(
+            f"[device_check] batched rollout {env_name}, S={n_seeds}, 50 steps: max |state diff| {ds:.2e} (tol "
+            f"{state_tol:g}), max |reward diff| {dr:.2e} (tol {reward_tol:g}), same episode ends {same_eps}; "
+            f"{t_cpu * 1e3 / n_seeds:.1f} ms/seed exact CPU kernel vs {t_dev * 1e3 / n_seeds:.1f} device path on {dev}"
+        )
+    fits = {}
+    for side, d in (("exact", torch.device("cpu")), ("device", dev)):
+        setups = [bb._vf_setup(s, 3, 4000) for s in range(n_seeds)]
+        requests = []
+        for s, (algo, data) in enumerate(setups):
+            algo.vf.to(d)
+            np.random.seed(s)
+            requests.append(kernels.vf_request(algo, data))
+        t0 = time.perf_counter()
+        kernels.fit_values(requests)
+        fits[side] = (
+            [torch.cat([p.detach().cpu().flatten() for p in a.vf.parameters()]) for a, _ in setups],
+            time.perf_counter() - t0,
+        )
+    dv = max(float((a - b).abs().max()) for a, b in zip(fits["exact"][0], fits["device"][0]))
+    failed += [] if dv <= vf_tol else ["value fit"]
+    print(
+        f"[device_check] batched value fit, S={n_seeds} (310 Adam steps, clip 2.0): max |weight diff| {dv:.2e} "
+        f"(tol {vf_tol:g}); {fits['exact'][1] * 1e3 / n_seeds:.1f} ms/seed CPU vs {fits['device'][1] * 1e3 / n_seeds:.1f} on {dev}"
+    )
+    if stat_seeds:
+        budget = ["slbo.n_stages=2", "slbo.n_iters=1", "rollout.n_train_samples=2000", "rollout.n_test_samples=2000"]
+        if smoke:
+            budget = ["slbo.n_stages=2", "slbo.n_iters=1", "slbo.n_model_iters=5", "slbo.n_policy_iters=2"]
+            budget += ["rollout.n_train_samples=400", "rollout.n_test_samples=2000"]
+        seeds = list(range(1, stat_seeds + 1))
+        procs = {}
+        for d in ("cpu", "device"):  # the exact CPU batch, and the device path on ``dev``
+            root = os.path.join(work, "slbo_stat", d.replace(":", "_"))
+            dirs = [os.path.join(root, f"seed{s}") for s in seeds]
+            cmd = [sys.executable, "-m", "vaml_ext.slbo.batched.run", "variant=ma_l1", "env=pendulum", "setting=paper"]
+            cmd += [f"seeds={','.join(map(str, seeds))}", f"log_dirs={','.join(dirs)}", "ckpt.resume=false", *budget]
+            env = dict(os.environ)
+            if d == "cpu":
+                env.pop("VAML_SLBO_DEVICE_ROLLOUT", None)
+            else:
+                cmd.append(f"device={dev}")
+                env["VAML_SLBO_DEVICE_ROLLOUT"] = "1"  # (on a GPU the default; on the CPU it asks for the device path)
+            procs[d] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env), dirs)
+        finals = {}
+        for d, (proc, dirs) in procs.items():
+            out = proc.communicate()[0].decode(errors="replace")
+            if proc.returncode != 0:
+                print(f"[device_check] FAIL: the {d} batch failed:\n{out[-3000:]}")
+                return 1
+            rows = [list(csv.DictReader(open(os.path.join(x, "progress.csv")))) for x in dirs]
+            finals[d] = np.array([float(r[-1]["real_return_mean"]) for r in rows])
+        a, b = finals["cpu"], finals["device"]
+        diff = b - a
+        rng = np.random.default_rng(0)
+        boots = [rng.choice(diff, diff.size).mean() for _ in range(2000)]
+        lo, hi = np.percentile(boots, [2.5, 97.5])
+        print(
+            f"[device_check] SLBO ma_l1, MBBL Pendulum, {stat_seeds} seeds, {' '.join(budget)}: final real return "
+            f"mean {a.mean():.1f} (sd {a.std(ddof=1) if a.size > 1 else 0:.1f}) on the CPU (exact) vs {b.mean():.1f} "
+            f"(sd {b.std(ddof=1) if b.size > 1 else 0:.1f}) batched on {dev}; paired difference {diff.mean():+.1f} "
+            f"[{lo:+.1f}, {hi:+.1f}] (bootstrap 95 % CI): "
+            + ("no difference detected at this many seeds" if lo <= 0 <= hi else "the device path's returns differ")
+        )
+    if failed:
+        print(f"[device_check] FAIL (SLBO batch): {', '.join(failed)} outside tolerance")
+        return 1
+    return 0
+
+
 #: one MBPO run of the concurrency check, in its own process (argv: work dir, overrides...)
 _CONCURRENT_RUN = """
 import sys, torch
@@ -246,7 +361,7 @@ def check_mbpo_concurrency(dev: torch.device, ks, methods, steps: int, smoke: bo
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("part", choices=["mbpo", "slbo", "mbpo-concurrency"])
+    ap.add_argument("part", choices=["mbpo", "slbo", "mbpo-concurrency", "slbo-batch"])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--steps", type=int, default=500, help="MBPO env steps")
     ap.add_argument("--smoke", action="store_true", help="tiny budgets: plumbing only")
@@ -254,6 +369,8 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, nargs="+", default=[1, 4, 8], help="mbpo-concurrency: runs at once")
     ap.add_argument("--methods", nargs="+", default=["mle", "ma_l1"], help="mbpo-concurrency: model losses")
     ap.add_argument("--env", default="mbpo_hopper", help="mbpo-concurrency: the override config")
+    ap.add_argument("--seeds", type=int, default=8, help="slbo-batch: seeds per lockstep batch")
+    ap.add_argument("--stat-seeds", type=int, default=8, help="slbo-batch: seeds of the run comparison (0: skip)")
     a = ap.parse_args(argv)
     dev = torch.device(a.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -264,6 +381,8 @@ def main(argv=None) -> int:
         return check_mbpo(dev, a.steps, a.smoke, a.work)
     if a.part == "mbpo-concurrency":
         return check_mbpo_concurrency(dev, a.k, a.methods, a.steps, a.smoke, a.work, a.env)
+    if a.part == "slbo-batch":
+        return check_slbo_batch(dev, a.smoke, a.work, a.seeds, a.stat_seeds)
     return check_slbo(dev, a.smoke, a.work)
 
 

@@ -130,3 +130,25 @@ def test_an_env_whose_reset_is_not_a_function_of_its_generator_is_refused():
     env.np_random = np.random.default_rng(99)  # another generator: the replay differs
     with pytest.raises(RuntimeError, match="depend on more than"):
         device._replay_resets(env, pool, 2)
+
+
+def test_device_check_runs_the_lockstep_on_the_cpu(tmp_path):
+    """``exp/device_check.py slbo-batch`` (what a GPU machine runs) passes on the CPU, where
+    its device side is the device path on the CPU."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "exp/device_check.py", "slbo-batch", "--device", "cpu", "--smoke"]
+        + ["--seeds", "2", "--stat-seeds", "0", "--work", str(tmp_path)],
+        cwd=repo,
+        env=dict(os.environ, PYTHONPATH=str(repo), OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stdout.count("same episode ends True") == 2 and "batched value fit, S=2" in out.stdout
