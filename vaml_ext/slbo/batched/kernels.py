@@ -11,10 +11,10 @@ for S seeds at once on stacked weights (``[S, out, in]``), so the overhead is pa
 (``TRPO.train_vf``'s ``_TanhMLPAdamFit`` path; ``Runner._run_fast`` on
 ``VirtualEnv.fast_rollout``), bit for bit:
 
-* a layer runs as ``baddbmm`` only where that shape's batched product equals the per-seed
-  ``addmm``/``F.linear`` of the port (checked once per shape by :func:`bmm_is_exact`;
-  matrix-vector shapes such as the value net's last layer usually are not); elsewhere a
-  loop of the port's own op over seeds;
+* a layer runs as a batched product only where that shape's product equals the per-seed
+  ``addmm``/``F.linear`` of the port (checked once per shape by :func:`linear_mode`:
+  ``baddbmm``, or the transposed ``baddbmm``, exact here for one-column outputs such as
+  the value net's last layer); elsewhere a loop of the port's own op over seeds;
 * weight gradients as ``bmm(gᵀ, h)`` (the port's ``g.t().mm(h)`` per slice), bias
   gradients ``g.sum(1)``, the clip's norms per seed -- each checked equal per slice by the
   tests (``tests/slbo/test_batched.py``);
@@ -46,38 +46,67 @@ import torch.nn.functional as F
 # --------------------------------------------------------------------------------------
 # exact batched linear layers
 # --------------------------------------------------------------------------------------
-@functools.cache
-def bmm_is_exact(n_seeds: int, batch: int, n_in: int, n_out: int) -> bool:
-    """Whether ``baddbmm`` over ``n_seeds`` stacked ``[batch, n_in] -> [batch, n_out]``
-    layers gives, bit for bit, each seed's ``F.linear`` / ``addmm`` -- and ``bmm`` each
-    seed's input gradient ``g.mm(w)`` -- for this shape on this machine's code path (the
-    BLAS picks its kernel by shape, not by values: one random probe per shape)."""
+def _probe(n_seeds: int, batch: int, n_in: int, n_out: int):
     gen = torch.Generator().manual_seed(1234 + 7 * batch + 13 * n_in + 17 * n_out)
     x = torch.randn(n_seeds, batch, n_in, generator=gen)
     w = torch.randn(n_seeds, n_out, n_in, generator=gen)
     b = torch.randn(n_seeds, n_out, generator=gen)
     g = torch.randn(n_seeds, batch, n_out, generator=gen)
+    return x, w, b, g
+
+
+@functools.cache
+def linear_mode(n_seeds: int, batch: int, n_in: int, n_out: int) -> str:
+    """How :func:`linear` runs ``[batch, n_in] -> [batch, n_out]`` for ``n_seeds`` stacked
+    layers, bit for bit each seed's ``F.linear`` / ``addmm`` on this machine's code path (the
+    BLAS picks its kernel by shape, not by values: one random probe per shape):
+
+    * ``"bmm"`` -- ``baddbmm(b, x, wᵀ)``;
+    * ``"bmm_t"`` -- the transposed product ``baddbmm(b, w, xᵀ)ᵀ``: on this AVX2 machine it
+      is exact for one-column outputs (the value net's last layer, a 1-d policy's mean),
+      where ``bmm`` is not;
+    * ``"loop"`` -- neither: the port's op seed by seed."""
+    x, w, b, _ = _probe(n_seeds, batch, n_in, n_out)
     with torch.no_grad():
-        got = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
         ref = torch.stack([F.linear(x[s], w[s], b[s]) for s in range(n_seeds)])
-        got_gx = torch.bmm(g, w)
-        ref_gx = torch.stack([g[s].mm(w[s]) for s in range(n_seeds)])
-    return bool(torch.equal(got, ref) and torch.equal(got_gx, ref_gx))
+        if torch.equal(torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2)), ref):
+            return "bmm"
+        if torch.equal(torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2)).transpose(1, 2), ref):
+            return "bmm_t"
+    return "loop"
+
+
+@functools.cache
+def input_grad_is_exact(n_seeds: int, batch: int, n_in: int, n_out: int) -> bool:
+    """Whether ``bmm(g, w)`` gives each seed's input gradient ``g.mm(w)`` bit for bit for
+    this shape (probed as :func:`linear_mode`)."""
+    _, w, _, g = _probe(n_seeds, batch, n_in, n_out)
+    with torch.no_grad():
+        return bool(torch.equal(torch.bmm(g, w), torch.stack([g[s].mm(w[s]) for s in range(n_seeds)])))
+
+
+def bmm_is_exact(n_seeds: int, batch: int, n_in: int, n_out: int) -> bool:
+    """Whether both the layer (as ``baddbmm``) and its input gradient (as ``bmm``) are exact."""
+    return linear_mode(n_seeds, batch, n_in, n_out) == "bmm" and input_grad_is_exact(n_seeds, batch, n_in, n_out)
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``F.linear`` per seed on ``x [S, B, in]``, ``w [S, out, in]``, ``b [S, out]``: one
-    ``baddbmm`` where exact, else the port's op seed by seed."""
+    batched product in the form that is exact for this shape (:func:`linear_mode`), else
+    the port's op seed by seed. Off the CPU: ``baddbmm`` always (relaxed, ``device.py``)."""
     n_seeds, batch, n_in = x.shape
-    if not x.is_cpu or bmm_is_exact(n_seeds, batch, n_in, w.shape[1]):  # off the CPU: relaxed (device.py)
+    mode = "bmm" if not x.is_cpu else linear_mode(n_seeds, batch, n_in, w.shape[1])
+    if mode == "bmm":
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+    if mode == "bmm_t":
+        return torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2)).transpose(1, 2)
     return torch.stack([F.linear(x[s], w[s], b[s]) for s in range(n_seeds)])
 
 
 def input_grad(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``g.mm(w)`` per seed (the gradient w.r.t. a linear layer's input)."""
     n_seeds, batch, n_out = g.shape
-    if not g.is_cpu or bmm_is_exact(n_seeds, batch, w.shape[2], n_out):
+    if not g.is_cpu or input_grad_is_exact(n_seeds, batch, w.shape[2], n_out):
         return torch.bmm(g, w)
     return torch.stack([g[s].mm(w[s]) for s in range(n_seeds)])
 
@@ -98,6 +127,7 @@ class VFRequest:
     inputs: torch.Tensor  # vf.normalizer(states), float32 [n, dim_state]
     returns: torch.Tensor  # float32 [n]
     perms: list = field(default_factory=list)  # one int64 permutation per epoch
+    loss: float | None = None  # after the fit: get_vf_loss(states, returns), as train_vf returns it
 
     def key(self):
         fit = self.fit
@@ -169,13 +199,13 @@ def _fit_group(group: list[VFRequest]) -> None:
     grads = None
     for epoch in range(len(group[0].perms)):
         perm = torch.stack([r.perms[epoch] for r in group])  # [S, n]
+        x_epoch, y_epoch = x_all[seeds, perm], y_all[seeds, perm]  # the epoch's order, gathered once
         for start in range(0, n - 64 + 1, 64):
-            batch = perm[:, start : start + 64]
-            hs = [x_all[seeds, batch]]
+            hs = [x_epoch[:, start : start + 64]]  # = x_all[seeds, perm[:, start : start + 64]]
             for i in range(n_layers):
                 z = linear(hs[-1], weights[i], biases[i])
                 hs.append(torch.tanh(z) if i < n_layers - 1 else z)
-            diff = hs[-1].squeeze(2) - y_all[seeds, batch]
+            diff = hs[-1].squeeze(2) - y_epoch[:, start : start + 64]
             g = ((2.0 * diff) * (1.0 / diff.shape[1])).unsqueeze(2)
             grads = []
             for i in range(n_layers - 1, -1, -1):
@@ -209,6 +239,14 @@ def _fit_group(group: list[VFRequest]) -> None:
         fit.step_count = step_count
         fit.grads = None if grads is None else [gr[s] for gr in grads]
         fit.finish()
+    # the loss train_vf returns (TRPO.get_vf_loss on all states, the fitted weights), batched:
+    # the same layers on the same normalised inputs, each seed's mean over its own row
+    h = x_all
+    for i in range(n_layers):
+        h = linear(h, weights[i], biases[i])
+        h = torch.tanh(h) if i < n_layers - 1 else h.squeeze(2)
+    for s, r in enumerate(group):
+        r.loss = float(((h[s] - y_all[s]) ** 2).mean())
 
 
 # --------------------------------------------------------------------------------------
