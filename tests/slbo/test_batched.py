@@ -294,3 +294,28 @@ def test_scheduler_retires_a_failing_seed_and_the_others_finish():
     results = SeedScheduler(seeds, fns, flags, {"echo": serve, "other": serve}).run()
     assert results[0] == (_alone(3), None) and results[2] == (_alone(9), None)
     assert results[1][0] is None and isinstance(results[1][1], FloatingPointError)
+
+
+def test_scheduler_says_when_a_seed_is_alone():
+    """Once the other seeds have finished (or failed), a seed is alone: the batching points
+    then call the port's own code (``vaml_ext/slbo/batched/run.py``)."""
+    from vaml_ext.slbo.batched import scheduler
+    from vaml_ext.slbo.batched.scheduler import SeedScheduler
+
+    seen = {}
+
+    def fn(seed, n):
+        def run():
+            seen[seed] = []
+            for i in range(n):
+                seen[seed].append(scheduler.current().alone())
+                scheduler.current().submit("x", {})
+            seen[seed].append(scheduler.current().alone())
+
+        return run
+
+    seeds = [1, 2]
+    flags = [{"seed": s, "log_dir": None, "commit": None} for s in seeds]
+    SeedScheduler(seeds, [fn(1, 1), fn(2, 3)], flags, {"x": lambda payloads: None}).run()
+    assert seen == {1: [False, False], 2: [False, True, True, True]}  # seed 1 ends in round 2, before seed 2 runs
+    assert scheduler.current() is None  # outside a seed thread

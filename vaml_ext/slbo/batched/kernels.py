@@ -14,7 +14,8 @@ for S seeds at once on stacked weights (``[S, out, in]``), so the overhead is pa
 * a layer runs as a batched product only where that shape's product equals the per-seed
   ``addmm``/``F.linear`` of the port (checked once per shape by :func:`linear_mode`:
   ``baddbmm``, or the transposed ``baddbmm``, exact here for one-column outputs such as
-  the value net's last layer); elsewhere a loop of the port's own op over seeds;
+  the value net's last layer), else a loop of the port's own op over seeds -- of the exact
+  forms, the one that timed fastest for that shape;
 * weight gradients as ``bmm(gᵀ, h)`` (the port's ``g.t().mm(h)`` per slice), bias
   gradients ``g.sum(1)``, the clip's norms per seed -- each checked equal per slice by the
   tests (``tests/slbo/test_batched.py``);
@@ -35,6 +36,8 @@ from __future__ import annotations
 
 import functools
 import os
+import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,47 +58,65 @@ def _probe(n_seeds: int, batch: int, n_in: int, n_out: int):
     return x, w, b, g
 
 
+def _fastest(candidates: dict) -> str:
+    """The name of the fastest of ``candidates`` (name -> no-argument callable): median of 5
+    alternating rounds. Every candidate is exact, so the choice changes speed, never numbers."""
+    if len(candidates) == 1:
+        return next(iter(candidates))
+    times: dict = {name: [] for name in candidates}
+    for fn in candidates.values():
+        fn()  # warm-up
+    for _ in range(5):
+        for name, fn in candidates.items():
+            t0 = time.perf_counter()
+            for _ in range(5):
+                fn()
+            times[name].append(time.perf_counter() - t0)
+    return min(times, key=lambda name: statistics.median(times[name]))
+
+
 @functools.cache
 def linear_mode(n_seeds: int, batch: int, n_in: int, n_out: int) -> str:
     """How :func:`linear` runs ``[batch, n_in] -> [batch, n_out]`` for ``n_seeds`` stacked
-    layers, bit for bit each seed's ``F.linear`` / ``addmm`` on this machine's code path (the
-    BLAS picks its kernel by shape, not by values: one random probe per shape):
+    layers: of the forms that give, bit for bit, each seed's ``F.linear`` / ``addmm`` on this
+    machine's code path (the BLAS picks its kernel by shape, not by values: one random probe
+    per shape), the fastest (timed once per shape):
 
     * ``"bmm"`` -- ``baddbmm(b, x, wᵀ)``;
     * ``"bmm_t"`` -- the transposed product ``baddbmm(b, w, xᵀ)ᵀ``: on this AVX2 machine it
       is exact for one-column outputs (the value net's last layer, a 1-d policy's mean),
       where ``bmm`` is not;
-    * ``"loop"`` -- neither: the port's op seed by seed."""
+    * ``"loop"`` -- the port's op seed by seed (always exact; at times the fastest too, e.g.
+      a [20, 500] x [500, 500] model layer, where the batched product gains nothing)."""
     x, w, b, _ = _probe(n_seeds, batch, n_in, n_out)
+    forms = {
+        "bmm": lambda: torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2)),
+        "bmm_t": lambda: torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2)).transpose(1, 2),
+        "loop": lambda: torch.stack([F.linear(x[s], w[s], b[s]) for s in range(n_seeds)]),
+    }
     with torch.no_grad():
-        ref = torch.stack([F.linear(x[s], w[s], b[s]) for s in range(n_seeds)])
-        if torch.equal(torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2)), ref):
-            return "bmm"
-        if torch.equal(torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2)).transpose(1, 2), ref):
-            return "bmm_t"
-    return "loop"
+        ref = forms["loop"]()
+        return _fastest({name: fn for name, fn in forms.items() if torch.equal(fn(), ref)})
 
 
 @functools.cache
-def input_grad_is_exact(n_seeds: int, batch: int, n_in: int, n_out: int) -> bool:
-    """Whether ``bmm(g, w)`` gives each seed's input gradient ``g.mm(w)`` bit for bit for
-    this shape (probed as :func:`linear_mode`)."""
+def input_grad_mode(n_seeds: int, batch: int, n_in: int, n_out: int) -> str:
+    """How :func:`input_grad` runs each seed's ``g.mm(w)``: ``"bmm"`` where ``bmm(g, w)`` is
+    exact for this shape and faster, else ``"loop"`` (probed and timed as :func:`linear_mode`)."""
     _, w, _, g = _probe(n_seeds, batch, n_in, n_out)
+    forms = {"bmm": lambda: torch.bmm(g, w), "loop": lambda: torch.stack([g[s].mm(w[s]) for s in range(n_seeds)])}
     with torch.no_grad():
-        return bool(torch.equal(torch.bmm(g, w), torch.stack([g[s].mm(w[s]) for s in range(n_seeds)])))
-
-
-def bmm_is_exact(n_seeds: int, batch: int, n_in: int, n_out: int) -> bool:
-    """Whether both the layer (as ``baddbmm``) and its input gradient (as ``bmm``) are exact."""
-    return linear_mode(n_seeds, batch, n_in, n_out) == "bmm" and input_grad_is_exact(n_seeds, batch, n_in, n_out)
+        ref = forms["loop"]()
+        return _fastest({name: fn for name, fn in forms.items() if torch.equal(fn(), ref)})
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``F.linear`` per seed on ``x [S, B, in]``, ``w [S, out, in]``, ``b [S, out]``: one
-    batched product in the form that is exact for this shape (:func:`linear_mode`), else
-    the port's op seed by seed. Off the CPU: ``baddbmm`` always (relaxed, ``device.py``)."""
+    """``F.linear`` per seed on ``x [S, B, in]``, ``w [S, out, in]``, ``b [S, out]``, in the
+    fastest form that is exact for this shape (:func:`linear_mode`). Off the CPU:
+    ``baddbmm`` always (relaxed, ``device.py``)."""
     n_seeds, batch, n_in = x.shape
     mode = "bmm" if not x.is_cpu else linear_mode(n_seeds, batch, n_in, w.shape[1])
+    x = x.contiguous()  # the layout the probe checked (a product's path can depend on strides)
     if mode == "bmm":
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
     if mode == "bmm_t":
@@ -106,7 +127,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def input_grad(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``g.mm(w)`` per seed (the gradient w.r.t. a linear layer's input)."""
     n_seeds, batch, n_out = g.shape
-    if not g.is_cpu or input_grad_is_exact(n_seeds, batch, w.shape[2], n_out):
+    if not g.is_cpu or input_grad_mode(n_seeds, batch, w.shape[2], n_out) == "bmm":
         return torch.bmm(g, w)
     return torch.stack([g[s].mm(w[s]) for s in range(n_seeds)])
 
@@ -201,7 +222,7 @@ def _fit_group(group: list[VFRequest]) -> None:
         perm = torch.stack([r.perms[epoch] for r in group])  # [S, n]
         x_epoch, y_epoch = x_all[seeds, perm], y_all[seeds, perm]  # the epoch's order, gathered once
         for start in range(0, n - 64 + 1, 64):
-            hs = [x_epoch[:, start : start + 64]]  # = x_all[seeds, perm[:, start : start + 64]]
+            hs = [x_epoch[:, start : start + 64].contiguous()]  # = x_all[seeds, perm[:, start : start + 64]]
             for i in range(n_layers):
                 z = linear(hs[-1], weights[i], biases[i])
                 hs.append(torch.tanh(z) if i < n_layers - 1 else z)
@@ -273,7 +294,9 @@ class RolloutRequest:
         return (self.n_steps, self.runner.n_envs, layers, model, shared, self.runner.max_steps, where)
 
 
-def rollout_request(runner, policy, n_samples: int, device_path: bool | None = None) -> RolloutRequest | None:
+def rollout_request(
+    runner, policy, n_samples: int, device_path: bool | None = None, device_only: bool = False
+) -> RolloutRequest | None:
     """``runner.run(policy, n_samples)`` up to its first step, in the caller's (the seed's)
     generator state, where the port runs ``_run_fast`` on ``VirtualEnv.fast_rollout``
     (same conditions), else None. The noise is drawn as ``GaussianMLPPolicy.make_sampler``
@@ -282,7 +305,9 @@ def rollout_request(runner, policy, n_samples: int, device_path: bool | None = N
 
     ``device_path``: run it on the networks' device with :mod:`.device` (relaxed numbers);
     default: off the CPU, or on the CPU where ``$VAML_SLBO_DEVICE_ROLLOUT=1`` (to test
-    that path without a GPU). On the CPU otherwise: the exact kernel."""
+    that path without a GPU). On the CPU otherwise: the exact kernel. ``device_only``: None
+    unless it is the device path (a seed alone in its batch gains nothing from the exact
+    kernel: the port's own rollout is as exact, and faster)."""
     from slbo.dynamics_model import DynamicsModel
     from slbo.envs.virtual_env import VirtualEnv
     from slbo.policies.gaussian_mlp_policy import GaussianMLPPolicy
@@ -297,7 +322,7 @@ def rollout_request(runner, policy, n_samples: int, device_path: bool | None = N
         return None
     if device_path is None:
         device_path = where.type != "cpu" or os.environ.get("VAML_SLBO_DEVICE_ROLLOUT") == "1"
-    if where.type != "cpu" and not device_path:
+    if (where.type != "cpu" or device_only) and not device_path:
         return None
     n_steps = n_samples // runner.n_envs
     assert n_steps * runner.n_envs == n_samples

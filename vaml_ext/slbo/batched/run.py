@@ -47,7 +47,7 @@ def install_batching_points() -> None:
 
     def train_vf(self, dataset):
         sched = scheduler.current()
-        request = kernels.vf_request(self, dataset) if sched is not None else None
+        request = kernels.vf_request(self, dataset) if sched is not None and not sched.alone() else None
         if request is None:
             return port_train_vf(self, dataset)
         sched.submit("vf", request)
@@ -55,7 +55,9 @@ def install_batching_points() -> None:
 
     def run(self, policy, n_samples):
         sched = scheduler.current()
-        request = kernels.rollout_request(self, policy, n_samples) if sched is not None else None
+        request = None
+        if sched is not None:  # a seed alone: the port's own rollout, except on the device path
+            request = kernels.rollout_request(self, policy, n_samples, device_only=sched.alone())
         if request is None:
             return port_run(self, policy, n_samples)
         sched.submit("rollout", request)

@@ -92,6 +92,11 @@ class SeedScheduler:
         me.request = (kind, payload)
         self._park(me)
 
+    def alone(self) -> bool:
+        """Whether the calling seed is the only one not finished: then a batching point
+        buys nothing, and the port's own code serves it (a batch of one is the port)."""
+        return sum(not s.done for s in self.seeds) == 1
+
     def _park(self, me: _Seed) -> None:
         self._save(me)
         with self._cond:
