@@ -307,7 +307,7 @@ def test_scheduler_says_when_a_seed_is_alone():
     def fn(seed, n):
         def run():
             seen[seed] = []
-            for i in range(n):
+            for _ in range(n):
                 seen[seed].append(scheduler.current().alone())
                 scheduler.current().submit("x", {})
             seen[seed].append(scheduler.current().alone())
