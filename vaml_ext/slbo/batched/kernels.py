@@ -14,8 +14,7 @@ for S seeds at once on stacked weights (``[S, out, in]``), so the overhead is pa
 * a layer runs as a batched product only where that shape's product equals the per-seed
   ``addmm``/``F.linear`` of the port (checked once per shape by :func:`linear_mode`:
   ``baddbmm``, or the transposed ``baddbmm``, exact here for one-column outputs such as
-  the value net's last layer), else a loop of the port's own op over seeds -- of the exact
-  forms, the one that timed fastest for that shape;
+  the value net's last layer), else a loop of the port's own op over seeds;
 * weight gradients as ``bmm(gᵀ, h)`` (the port's ``g.t().mm(h)`` per slice), bias
   gradients ``g.sum(1)``, the clip's norms per seed -- each checked equal per slice by the
   tests (``tests/slbo/test_batched.py``);
@@ -36,8 +35,6 @@ from __future__ import annotations
 
 import functools
 import os
-import statistics
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,62 +55,45 @@ def _probe(n_seeds: int, batch: int, n_in: int, n_out: int):
     return x, w, b, g
 
 
-def _fastest(candidates: dict) -> str:
-    """The name of the fastest of ``candidates`` (name -> no-argument callable): median of 5
-    alternating rounds. Every candidate is exact, so the choice changes speed, never numbers."""
-    if len(candidates) == 1:
-        return next(iter(candidates))
-    times: dict = {name: [] for name in candidates}
-    for fn in candidates.values():
-        fn()  # warm-up
-    for _ in range(5):
-        for name, fn in candidates.items():
-            t0 = time.perf_counter()
-            for _ in range(5):
-                fn()
-            times[name].append(time.perf_counter() - t0)
-    return min(times, key=lambda name: statistics.median(times[name]))
-
-
 @functools.cache
 def linear_mode(n_seeds: int, batch: int, n_in: int, n_out: int) -> str:
     """How :func:`linear` runs ``[batch, n_in] -> [batch, n_out]`` for ``n_seeds`` stacked
-    layers: of the forms that give, bit for bit, each seed's ``F.linear`` / ``addmm`` on this
-    machine's code path (the BLAS picks its kernel by shape, not by values: one random probe
-    per shape), the fastest (timed once per shape):
+    layers: the first of these forms that gives, bit for bit, each seed's ``F.linear`` /
+    ``addmm`` on this machine's code path (the BLAS picks its kernel by shape, not by values:
+    one random probe per shape):
 
     * ``"bmm"`` -- ``baddbmm(b, x, wᵀ)``;
     * ``"bmm_t"`` -- the transposed product ``baddbmm(b, w, xᵀ)ᵀ``: on this AVX2 machine it
       is exact for one-column outputs (the value net's last layer, a 1-d policy's mean),
       where ``bmm`` is not;
-    * ``"loop"`` -- the port's op seed by seed (always exact; at times the fastest too, e.g.
-      a [20, 500] x [500, 500] model layer, where the batched product gains nothing)."""
+    * ``"loop"`` -- the port's op seed by seed (always exact).
+
+    (Picking the fastest exact form by timing each once per shape was tried: slower in use,
+    value fit by 10 %, as a product timed alone is not timed in its loop.)"""
     x, w, b, _ = _probe(n_seeds, batch, n_in, n_out)
-    forms = {
-        "bmm": lambda: torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2)),
-        "bmm_t": lambda: torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2)).transpose(1, 2),
-        "loop": lambda: torch.stack([F.linear(x[s], w[s], b[s]) for s in range(n_seeds)]),
-    }
     with torch.no_grad():
-        ref = forms["loop"]()
-        return _fastest({name: fn for name, fn in forms.items() if torch.equal(fn(), ref)})
+        ref = torch.stack([F.linear(x[s], w[s], b[s]) for s in range(n_seeds)])
+        if torch.equal(torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2)), ref):
+            return "bmm"
+        if torch.equal(torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2)).transpose(1, 2), ref):
+            return "bmm_t"
+    return "loop"
 
 
 @functools.cache
 def input_grad_mode(n_seeds: int, batch: int, n_in: int, n_out: int) -> str:
     """How :func:`input_grad` runs each seed's ``g.mm(w)``: ``"bmm"`` where ``bmm(g, w)`` is
-    exact for this shape and faster, else ``"loop"`` (probed and timed as :func:`linear_mode`)."""
+    exact for this shape (probed as :func:`linear_mode`), else ``"loop"``."""
     _, w, _, g = _probe(n_seeds, batch, n_in, n_out)
-    forms = {"bmm": lambda: torch.bmm(g, w), "loop": lambda: torch.stack([g[s].mm(w[s]) for s in range(n_seeds)])}
     with torch.no_grad():
-        ref = forms["loop"]()
-        return _fastest({name: fn for name, fn in forms.items() if torch.equal(fn(), ref)})
+        exact = torch.equal(torch.bmm(g, w), torch.stack([g[s].mm(w[s]) for s in range(n_seeds)]))
+    return "bmm" if exact else "loop"
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``F.linear`` per seed on ``x [S, B, in]``, ``w [S, out, in]``, ``b [S, out]``, in the
-    fastest form that is exact for this shape (:func:`linear_mode`). Off the CPU:
-    ``baddbmm`` always (relaxed, ``device.py``)."""
+    """``F.linear`` per seed on ``x [S, B, in]``, ``w [S, out, in]``, ``b [S, out]``, in a
+    form that is exact for this shape (:func:`linear_mode`). Off the CPU: ``baddbmm``
+    always (relaxed, ``device.py``)."""
     n_seeds, batch, n_in = x.shape
     mode = "bmm" if not x.is_cpu else linear_mode(n_seeds, batch, n_in, w.shape[1])
     x = x.contiguous()  # the layout the probe checked (a product's path can depend on strides)
