@@ -83,7 +83,7 @@ def _hopper(env, device) -> MBStep:
         rest = s2[..., 1:]
         healthy = ((lo < rest) & (rest < hi)).all(-1)
         x_velocity = (s2[..., 0] - s[..., 0]) / dt
-        reward = w_fwd * x_velocity + healthy * healthy_reward - w_ctrl * (a**2).sum(-1)
+        reward = w_fwd * x_velocity + healthy.double() * healthy_reward - w_ctrl * (a**2).sum(-1)
         return reward, (~healthy if terminate else torch.zeros_like(healthy))
 
     return mb_step
@@ -98,7 +98,7 @@ def _walker2d(env, device) -> MBStep:
         z, angle = s2[..., 1], s2[..., 2]
         healthy = (min_z < z) & (z < max_z) & (min_angle < angle) & (angle < max_angle)
         x_velocity = (s2[..., 0] - s[..., 0]) / dt
-        reward = w_fwd * x_velocity + healthy * healthy_reward - w_ctrl * (a**2).sum(-1)
+        reward = w_fwd * x_velocity + healthy.double() * healthy_reward - w_ctrl * (a**2).sum(-1)
         return reward, (~healthy if terminate else torch.zeros_like(healthy))
 
     return mb_step
