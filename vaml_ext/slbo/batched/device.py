@@ -34,6 +34,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from vaml_ext.slbo.batched.kernels import StackedNets
+
 MBStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -172,14 +174,6 @@ def _replay_resets(env, pool: np.ndarray, used: int) -> None:
 # --------------------------------------------------------------------------------------
 # the rollout
 # --------------------------------------------------------------------------------------
-def _layers(net) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(m.weight, m.bias) for m in net if isinstance(m, torch.nn.Linear)]
-
-
-def _stack(tensors) -> torch.Tensor:
-    return torch.stack([t.detach() for t in tensors])
-
-
 def _linear(x, w, b):
     return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
@@ -218,27 +212,10 @@ def rollout_group(group: list) -> None:
 def _run(group: list, pool_size: int):
     runners = [r.runner for r in group]
     venvs = [r.env for r in runners]
-    models = [v._model for v in venvs]
-    policies = [r.policy for r in group]
     n_seeds, n_steps, n_envs = len(group), group[0].n_steps, runners[0].n_envs
-    dev = models[0].net[0].weight.device
+    dev = venvs[0]._model.net[0].weight.device
     f64 = dict(dtype=torch.float64, device=dev)
-    shared_norm = policies[0].normalizer is models[0].normalizers.state
-
-    def stats(normalizers):
-        mean = _stack([n.op_mean for n in normalizers]).unsqueeze(1)
-        scale = _stack([n.op_std.clamp_min(n.eps) for n in normalizers]).unsqueeze(1)
-        return mean, scale
-
-    pw = [
-        (_stack(ws), _stack(bs)) for ws, bs in (zip(*layer) for layer in zip(*map(_layers, (p.net for p in policies))))
-    ]
-    mw = [(_stack(ws), _stack(bs)) for ws, bs in (zip(*layer) for layer in zip(*map(_layers, (m.net for m in models))))]
-    s_mean, s_scale = stats([m.normalizers.state for m in models])
-    s_std = _stack([m.normalizers.state.op_std for m in models]).unsqueeze(1)
-    d_mean = _stack([m.normalizers.diff.op_mean for m in models]).unsqueeze(1)
-    d_std = _stack([m.normalizers.diff.op_std for m in models]).unsqueeze(1)
-    p_mean, p_scale = (s_mean, s_scale) if shared_norm else stats([p.normalizer for p in policies])
+    nets = StackedNets.of(group)
     lo = torch.as_tensor(np.stack([v.action_space.low for v in venvs]), **f64).unsqueeze(1)
     span = torch.as_tensor(np.stack([v.action_space.high - v.action_space.low for v in venvs]), **f64).unsqueeze(1)
     mb_step = torch_mb_step(venvs[0]._env, dev) or _host_mb_step([v._env for v in venvs])
@@ -264,20 +241,9 @@ def _run(group: list, pool_size: int):
     ep_ret = torch.empty(n_steps, n_seeds, n_envs, **f64)
     for t in range(n_steps):  # as kernels._rollout_group / VirtualEnv.fast_rollout + Runner._run_fast
         s32 = states.float()
-        norm = (s32 - s_mean) / s_scale
-        x = norm if shared_norm else (s32 - p_mean) / p_scale
-        for i, (w, b) in enumerate(pw):
-            x = _linear(x, w, b)
-            if i < len(pw) - 1:
-                x = torch.tanh_(x)
-        actions = x.double() + noise[t]
-        x = torch.cat([norm, actions.float().clamp(-1.0, 1.0)], dim=2)
-        for i, (w, b) in enumerate(mw):
-            x = _linear(x, w, b)
-            if i < len(mw) - 1:
-                x = torch.relu_(x)
-        x = x.mul_(d_std).add_(d_mean).add_(s32)
-        nxt = x.sub_(s_mean).div_(s_scale).clamp_(-100, 100).mul_(s_std).add_(s_mean).double()
+        mean, norm = nets.policy_mean(s32, _linear)
+        actions = mean.double() + noise[t]
+        nxt = nets.next_states(s32, norm, actions.float().clamp(-1.0, 1.0), _linear).double()
         rewards, dones = mb_step(states, lo + (actions + 1.0) * 0.5 * span, nxt)
         returns += rewards
         n_ep += 1

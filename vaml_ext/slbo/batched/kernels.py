@@ -335,31 +335,83 @@ def rollout(requests: list[RolloutRequest]) -> None:
             _rollout_group(group)
 
 
+@dataclass
+class StackedNets:
+    """A group's policies and models stacked over seeds (``[S, ...]``), with the normalisers'
+    statistics as ``VirtualEnv.fast_rollout`` uses them; shared by the exact kernel and the
+    device path (``device.py``), which differ only in how a layer is computed (``lin``)."""
+
+    policy: list  # [(w [S, out, in], b [S, out])], Linear (Tanh Linear)*
+    model: list  # the same for the model: Linear (ReLU Linear)*
+    s_mean: torch.Tensor  # [S, 1, d]: the model's state normaliser (mean, clamped std, std)
+    s_scale: torch.Tensor
+    s_std: torch.Tensor
+    d_mean: torch.Tensor  # the model's difference normaliser
+    d_std: torch.Tensor
+    p_mean: torch.Tensor  # the policy's state normaliser (the model's where shared)
+    p_scale: torch.Tensor
+    shared_norm: bool
+
+    @classmethod
+    def of(cls, group: list[RolloutRequest]) -> StackedNets:
+        models = [r.runner.env._model for r in group]
+        policies = [r.policy for r in group]
+
+        def stack_layers(nets):
+            per_seed = [_layers(n) for n in nets]
+            return [(_stack(ws), _stack(bs)) for ws, bs in (zip(*layer) for layer in zip(*per_seed))]
+
+        def stats(normalizers):
+            mean = _stack([n.op_mean for n in normalizers]).unsqueeze(1)
+            return mean, _stack([n.op_std.clamp_min(n.eps) for n in normalizers]).unsqueeze(1)
+
+        shared = policies[0].normalizer is models[0].normalizers.state
+        s_mean, s_scale = stats([m.normalizers.state for m in models])
+        p_mean, p_scale = (s_mean, s_scale) if shared else stats([p.normalizer for p in policies])
+        return cls(
+            policy=stack_layers([p.net for p in policies]),
+            model=stack_layers([m.net for m in models]),
+            s_mean=s_mean,
+            s_scale=s_scale,
+            s_std=_stack([m.normalizers.state.op_std for m in models]).unsqueeze(1),
+            d_mean=_stack([m.normalizers.diff.op_mean for m in models]).unsqueeze(1),
+            d_std=_stack([m.normalizers.diff.op_std for m in models]).unsqueeze(1),
+            p_mean=p_mean,
+            p_scale=p_scale,
+            shared_norm=shared,
+        )
+
+    def policy_mean(self, s32: torch.Tensor, lin=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the policy's mean action, the model-normalised states) for float32 states
+        ``[S, E, d]`` -- the normalisation made once and shared where the normaliser is."""
+        lin = lin or linear
+        norm = (s32 - self.s_mean) / self.s_scale
+        x = norm if self.shared_norm else (s32 - self.p_mean) / self.p_scale
+        for i, (w, b) in enumerate(self.policy):  # as GaussianMLPPolicy's bound layers
+            x = lin(x, w, b)
+            if i < len(self.policy) - 1:
+                x = torch.tanh_(x)
+        return x, norm
+
+    def next_states(self, s32: torch.Tensor, norm: torch.Tensor, a32: torch.Tensor, lin=None) -> torch.Tensor:
+        """The model's float32 next states for clipped float32 actions, as
+        ``DynamicsModel.make_stepper``'s step."""
+        lin = lin or linear
+        x = torch.cat([norm, a32], dim=2)
+        for i, (w, b) in enumerate(self.model):  # Linear (ReLU Linear)*
+            x = lin(x, w, b)
+            if i < len(self.model) - 1:
+                x = torch.relu_(x)
+        x = x.mul_(self.d_std).add_(self.d_mean).add_(s32)
+        return x.sub_(self.s_mean).div_(self.s_scale).clamp_(-100, 100).mul_(self.s_std).add_(self.s_mean)
+
+
 def _rollout_group(group: list[RolloutRequest]) -> None:
     n_seeds = len(group)
     runners = [r.runner for r in group]
     envs = [r.env for r in runners]
-    models = [env._model for env in envs]
-    n_steps, n_envs = group[0].n_steps, runners[0].n_envs
-    shared_norm = group[0].policy.normalizer is models[0].normalizers.state
-
-    def norm_stats(normalizer):
-        return normalizer.op_mean, normalizer.op_std.clamp_min(normalizer.eps)
-
-    p_layers = [_layers(r.policy.net) for r in group]
-    m_layers = [_layers(m.net) for m in models]
-    pw = [(_stack([p[i][0] for p in p_layers]), _stack([p[i][1] for p in p_layers])) for i in range(len(p_layers[0]))]
-    mw = [(_stack([m[i][0] for m in m_layers]), _stack([m[i][1] for m in m_layers])) for i in range(len(m_layers[0]))]
-    s_stats = [norm_stats(m.normalizers.state) for m in models]
-    s_mean = _stack([s[0] for s in s_stats]).unsqueeze(1)
-    s_scale = _stack([s[1] for s in s_stats]).unsqueeze(1)
-    s_std = _stack([m.normalizers.state.op_std for m in models]).unsqueeze(1)
-    d_mean = _stack([m.normalizers.diff.op_mean for m in models]).unsqueeze(1)
-    d_std = _stack([m.normalizers.diff.op_std for m in models]).unsqueeze(1)
-    if not shared_norm:
-        p_stats = [norm_stats(r.policy.normalizer) for r in group]
-        p_mean = _stack([s[0] for s in p_stats]).unsqueeze(1)
-        p_scale = _stack([s[1] for s in p_stats]).unsqueeze(1)
+    n_steps = group[0].n_steps
+    nets = StackedNets.of(group)
     lo = [env.action_space.low for env in envs]
     span = [env.action_space.high - env.action_space.low for env in envs]
 
@@ -368,22 +420,11 @@ def _rollout_group(group: list[RolloutRequest]) -> None:
     for t in range(n_steps):
         states = [env._states for env in envs]
         s32 = torch.from_numpy(np.stack(states)).float()  # [S, E, d]: each seed's .float() cast
-        norm = (s32 - s_mean) / s_scale
-        x = norm if shared_norm else (s32 - p_mean) / p_scale
-        for i, (w, b) in enumerate(pw):  # policy mean: Linear (Tanh Linear)*, as bind_layers
-            x = linear(x, w, b)
-            if i < len(pw) - 1:
-                x = torch.tanh_(x)
-        means = x.double().numpy()
+        mean, norm = nets.policy_mean(s32)
+        means = mean.double().numpy()
         actions = [means[s] + group[s].noise[t] for s in range(n_seeds)]
         a32 = torch.from_numpy(np.stack(actions)).float()
-        x = torch.cat([norm, a32.clamp(-1.0, 1.0)], dim=2)
-        for i, (w, b) in enumerate(mw):  # model: Linear (ReLU Linear)*
-            x = linear(x, w, b)
-            if i < len(mw) - 1:
-                x = torch.relu_(x)
-        x = x.mul_(d_std).add_(d_mean).add_(s32)  # as DynamicsModel.make_stepper's step
-        nxt = x.sub_(s_mean).div_(s_scale).clamp_(-100, 100).mul_(s_std).add_(s_mean).double().numpy()
+        nxt = nets.next_states(s32, norm, a32.clamp(-1.0, 1.0)).double().numpy()
         for s in range(n_seeds):
             next_states = nxt[s]
             rewards, dones = envs[s]._env.mb_step(states[s], lo[s] + (actions[s] + 1.0) * 0.5 * span[s], next_states)
@@ -391,7 +432,7 @@ def _rollout_group(group: list[RolloutRequest]) -> None:
             _record(runners[s], fields[s], t, states[s], actions[s], next_states, rewards, dones, ep_infos[s])
     for s, r in enumerate(group):
         runners[s]._states = envs[s]._states.copy()
-        r.result = (runners[s]._to_dataset(fields[s], n_steps * n_envs), ep_infos[s])
+        r.result = (runners[s]._to_dataset(fields[s], n_steps * runners[s].n_envs), ep_infos[s])
 
 
 def _record(runner, fields, t, states, actions, next_states, rewards, dones, ep_infos) -> None:
