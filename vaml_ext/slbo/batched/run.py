@@ -16,6 +16,10 @@ How: :mod:`vaml_ext.slbo.batched.scheduler` (one thread per seed, one baton) and
 kernels of :mod:`vaml_ext.slbo.batched.kernels` at the port's value fits and virtual
 rollouts. Faster per seed where the batched value fit pays (``exp/slbo/bench_batched.py``,
 ``exp/slbo/bench_stage_time.py --batch``).
+
+On a GPU (``device=cuda``) the virtual rollouts run whole on the device
+(:mod:`vaml_ext.slbo.batched.device`: relaxed numbers, every draw still the port's);
+``$VAML_SLBO_DEVICE_ROLLOUT=1`` takes that path on the CPU too (to test it without a GPU).
 """
 
 from __future__ import annotations
