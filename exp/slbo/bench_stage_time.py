@@ -96,9 +96,7 @@ def _command(variant, env_name, args, log_dir: Path, root: Path, batch: int = 0)
         f"rollout.n_test_samples={args.test_samples}",
         f"setting={args.setting}",
     ]
-    if (
-        batch and getattr(args, "batch_device", "cpu") != "cpu"
-    ):  # the batched runner on a GPU (its device path); the port stays on CPU
+    if batch and args.batch_device != "cpu":  # the batched runner on a GPU (its device path); the port on CPU
         cmd.append(f"device={args.batch_device}")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), PYTHONPATH=str(root))
     env.pop("SLBO_PATCHED", None)

@@ -186,12 +186,8 @@ def rollout_group(group: list) -> None:
     runners = [r.runner for r in group]
     n_steps, n_envs = group[0].n_steps, runners[0].n_envs
     hint = max([n_envs, *(2 * getattr(r, "_vaml_resets_last", 0) for r in runners)])
-    pool_size = min(hint, n_envs * n_steps)
-    while True:
-        out = _run(group, pool_size)
-        if out is not None:
-            break
-        pool_size = n_envs * n_steps  # ran out: again with a pool that cannot run out
+    # a pool that ran out (None): again with one that cannot (a reset per env and step)
+    out = _run(group, min(hint, n_envs * n_steps)) or _run(group, n_envs * n_steps)
     records, ended, ep_returns, used, pools, final = out
     for s, r in enumerate(group):
         runner, venv = runners[s], runners[s].env
