@@ -26,6 +26,7 @@ from vaml_ext.exp.claims import (
     ClaimData,
     Stat,
     canonical_env,
+    cell_reading,
     evaluate_claims,
     norm_figure,
 )
@@ -382,6 +383,7 @@ def test_claim_rules_fig1():
 def test_env_and_figure_names():
     assert canonical_env("Half_Cheetah") == canonical_env("halfcheetah") == "halfcheetah"
     assert canonical_env("Walker2d-v5") == "walker" and canonical_env("grid_16") == "grid16"
+    assert canonical_env("CartPole_D16-small") == canonical_env("cartpole_d16_small") == "cartpole_d16_small"
     assert norm_figure("Fig_2") == norm_figure(2) == norm_figure("figure2") == "fig2"
     assert {c.figure for c in CLAIMS} == {"fig1", "fig2", "fig3", "fig4", "vagram"}
 
@@ -480,7 +482,7 @@ def test_committed_slbo_reports_rederived_under_the_protocol():
 
 def _vagram_cells(vagram=100.0, others=100.0, mle=100.0, w=1.0, n=MIN_SEEDS):
     stats = {}
-    for env in ("cartpole", "cartpoled16", "cartpolesmall", "cartpoled16small"):
+    for env in ("cartpole", "cartpole_d16", "cartpole_small", "cartpole_d16_small"):
         stats[(env, "mle")] = S(mle, w=w, n=n)
         stats[(env, "ma_l1")] = S(others, w=w, n=n)
         stats[(env, "ma_vaml")] = S(others, w=w, n=n)
@@ -511,3 +513,64 @@ def test_vagram_claims_not_testable_when_nothing_learned():
     initials = {k: Stat(iqm=100.0, lo=95.0, hi=105.0, n=MIN_SEEDS) for k in stats}
     v = verdicts("vagram", StubData(stats, initials=initials))
     assert v["V1"] == NOT_TESTABLE and v["V2"] == NOT_TESTABLE
+
+
+def test_per_cell_readings_and_ratios(tmp_path):
+    """The report's per-cell table, end to end on a constructed VaGraM sweep: each reading of
+    the rule (beats / matches / does not beat / below / undecided / not testable / too few
+    seeds) with its ratio CI, in versus.csv, report.md and ratios.png."""
+    n = MIN_SEEDS
+    kw = {"figure": "vagram", "n_seeds": n}
+    # cartpole_d16: mle 100 (+-2); vagram 150 beats it, ma_l1 101 matches, ma_vaml 50 below
+    write_cell(tmp_path, "cartpole_d16", "mle", 100.0, **kw)
+    write_cell(tmp_path, "cartpole_d16", "vagram", 150.0, **kw)
+    write_cell(tmp_path, "cartpole_d16", "ma_l1", 101.0, **kw)
+    write_cell(tmp_path, "cartpole_d16", "ma_vaml", 50.0, **kw)
+    # cartpole_small: wide spreads. ma_l1 at 0.9x: overlap, ratio CI top below 1.1 -> does not
+    # beat; vagram at 1.1x: overlap, ratio CI reaches above 1.1 -> undecided
+    write_cell(tmp_path, "cartpole_small", "mle", 100.0, spread=10.0, **kw)
+    write_cell(tmp_path, "cartpole_small", "ma_l1", 90.0, spread=15.0, **kw)
+    write_cell(tmp_path, "cartpole_small", "vagram", 110.0, spread=30.0, **kw)
+    # cartpole: nobody leaves the first evaluation; cartpole_d16_small: 7 seeds of vagram
+    write_cell(tmp_path, "cartpole", "mle", 20.0, flat=True, **kw)
+    write_cell(tmp_path, "cartpole", "vagram", 200.0, flat=True, **kw)
+    write_cell(tmp_path, "cartpole_d16_small", "mle", 100.0, **kw)
+    write_cell(tmp_path, "cartpole_d16_small", "vagram", 300.0, figure="vagram", n_seeds=n - 1)
+    res = aggregate(tmp_path, reps=REPS, log=lambda m: None)
+    rows = {(r.env, r.method): r for r in res["versus"].itertuples()}
+    reading = {k: r.reading for k, r in rows.items()}
+    assert reading == {
+        ("cartpole_d16", "vagram"): "beats mle",
+        ("cartpole_d16", "ma_l1"): "matches mle",
+        ("cartpole_d16", "ma_vaml"): "below mle",
+        ("cartpole_small", "ma_l1"): "does not beat mle",
+        ("cartpole_small", "vagram"): "undecided (CIs overlap; ratio CI reaches above 1 + 0.1)",
+        ("cartpole", "vagram"): "not testable (nothing learned)",
+        ("cartpole_d16_small", "vagram"): f"undecided (too few seeds (< {MIN_SEEDS}))",
+    }
+    r = rows[("cartpole_d16", "vagram")]
+    assert r.ratio == pytest.approx(1.5) and r.ratio_lo < 1.5 < r.ratio_hi and r.ratio_lo > 1.4
+    assert r.learned and r.learned_baseline and r.n_seeds == r.n_seeds_baseline == n
+    m = rows[("cartpole_d16", "ma_l1")]
+    assert 0.9 <= m.ratio_lo <= m.ratio <= m.ratio_hi <= 1.1
+    u = rows[("cartpole_small", "vagram")]
+    assert u.ratio_hi > 1.1 and u.ratio_lo < 1.1
+    flat = rows[("cartpole", "vagram")]
+    assert flat.learned is False and flat.learned_baseline is False
+    assert read_csv(res["versus_csv"])[0]["reading"] in set(reading.values())
+    report = res["report"].read_text()
+    assert "## Per cell: each method against its baseline" in report
+    assert "* beats its baseline: cartpole_d16: vagram" in report
+    assert "* below its baseline: cartpole_d16: ma_vaml" in report
+    assert "* not testable (nothing learned): cartpole: vagram" in report
+    assert res["ratios_png"].stat().st_size > 0 and "ratios.png" in report
+
+
+def test_cell_reading_rule():
+    assert cell_reading("above", (1.5, 1.4, 1.6), "mle") == "beats mle"
+    assert cell_reading("below", None, "mle") == "below mle"
+    assert cell_reading("overlap", (1.0, 0.95, 1.05), "mle") == "matches mle"
+    assert cell_reading("overlap", (0.8, 0.6, 1.1), "mle") == "does not beat mle"
+    assert cell_reading("overlap", (1.0, 0.95, 1.11), "mle").startswith("undecided (CIs overlap; ratio CI")
+    assert cell_reading("overlap", None, "mle") == "undecided (baseline IQM CI not above 0: no ratio margin)"
+    assert cell_reading("not testable", None, "mle") == "not testable (nothing learned)"

@@ -58,21 +58,24 @@ MARGIN = 0.1
 # Methods that are not value-aware (no PoI over MLE is computed for them).
 BASELINES = ("mle", "slbo", "mle_va_slbo")
 # Extra spellings of a canonical env name (after norm_env).
-ENV_ALIASES: dict[str, tuple[str, ...]] = {"walker": ("walker2d",), "halfcheetah": ("cheetah",)}
+ENV_ALIASES: dict[str, tuple[str, ...]] = {"walker": ("walker2d",), "halfcheetah": ("cheetah", "half_cheetah")}
 
 
 def norm_env(name) -> str:
-    """Lower case, ``_``/``-``/spaces removed, a trailing gym version (``-v4``) dropped."""
+    """Lower case, a trailing gym version (``-v4``) dropped, ``-``/spaces as ``_``, runs of
+    ``_`` as one (``cartpole_d16`` stays as spelled, so reports show the figure's names)."""
     s = re.sub(r"-v\d+$", "", str(name).strip().lower())
-    return re.sub(r"[_\-\s]", "", s)
+    return re.sub(r"[_\-\s]+", "_", s).strip("_")
 
 
 def canonical_env(name) -> str:
+    """:func:`norm_env`, then the aliases (``half_cheetah`` -> ``halfcheetah``, ``walker2d`` ->
+    ``walker``) and ``grid_16`` -> ``grid16``."""
     n = norm_env(name)
     for canon, aliases in ENV_ALIASES.items():
         if n in aliases:
             return canon
-    return n
+    return re.sub(r"^grid_(\d+)$", r"grid\1", n)
 
 
 # Per figure, the envs (canonical names) and methods the paper shows, from the figure
@@ -417,6 +420,29 @@ def any_beats(methods: Sequence[str], b: str, envs: Sequence[str], metric: str =
     return evaluate
 
 
+def cell_reading(outcome: str, ratio: tuple[float, float, float] | None, baseline: str) -> str:
+    """One env's reading of a method against ``baseline`` (the report's per-cell table), by
+    the rule of the module docstring: :func:`compare`'s ``outcome`` (``"beats"`` needs disjoint
+    CIs), and where the CIs overlap, the ratio CI ``(point, lo, hi)`` against ``1 ± MARGIN``:
+    inside it, ``matches``; its top at most ``1 + MARGIN``, ``does not beat`` (as
+    :func:`any_beats` and :func:`rarely_beats` count it); else undecided."""
+    if outcome == "overlap":
+        if ratio is None:
+            return f"undecided ({_REASON['no ratio']})"
+        _, lo, hi = ratio
+        if 1 - MARGIN <= lo and hi <= 1 + MARGIN:
+            return f"matches {baseline}"
+        if hi <= 1 + MARGIN:
+            return f"does not beat {baseline}"
+        return f"undecided (CIs overlap; ratio CI reaches above 1 + {MARGIN:g})"
+    return {
+        "above": f"beats {baseline}",
+        "below": f"below {baseline}",
+        "not testable": "not testable (nothing learned)",
+        "few": f"undecided ({_REASON['few']})",
+    }.get(outcome, outcome)
+
+
 @dataclass(frozen=True)
 class Claim:
     figure: str
@@ -522,7 +548,7 @@ CLAIMS: list[Claim] = [
 # (Voelcker et al., ICLR 2022) that a value-aware model beats MLE with distracting state
 # dimensions or a model too small to fit everything.
 VA_MBPO = ("ma_l1", "ma_vaml", "vagram")
-HARD_CELLS = ("cartpoled16", "cartpolesmall", "cartpoled16small")
+HARD_CELLS = ("cartpole_d16", "cartpole_small", "cartpole_d16_small")
 CLAIMS += [
     Claim(
         "vagram",
@@ -537,14 +563,14 @@ CLAIMS += [
         "V2",
         "VaGraM beats MLE with distracting dimensions (VaGraM paper)",
         "final IQM of vagram CI-above mle on cartpole_d16 and cartpole_d16_small",
-        ordering("vagram", "mle", envs=["cartpoled16", "cartpoled16small"]),
+        ordering("vagram", "mle", envs=["cartpole_d16", "cartpole_d16_small"]),
     ),
     Claim(
         "vagram",
         "V3",
         "VaGraM beats MLE with a small model (VaGraM paper)",
         "final IQM of vagram CI-above mle on cartpole_small and cartpole_d16_small",
-        ordering("vagram", "mle", envs=["cartpolesmall", "cartpoled16small"]),
+        ordering("vagram", "mle", envs=["cartpole_small", "cartpole_d16_small"]),
     ),
     Claim(
         "vagram",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from vaml_ext.exp.aggregate.loading import AggregateError, load_runs
-from vaml_ext.exp.aggregate.plots import plot_curves, plot_poi
+from vaml_ext.exp.aggregate.plots import plot_curves, plot_poi, plot_ratios
 from vaml_ext.exp.aggregate.power import separation_table
 from vaml_ext.exp.aggregate.report import write_report
 from vaml_ext.exp.aggregate.sweep import SweepData
@@ -48,9 +48,9 @@ def aggregate(
 ) -> dict:
     """Aggregate ``sweep_dir``; write the report files to ``out_dir`` (default
     ``<sweep_dir>/report``). Returns the written paths (``out_dir``, ``report``,
-    ``curves_csv``, ``final_csv``, ``poi_csv``, ``claims_json``, ``curves_png``,
-    ``poi_png`` -- None where not written), the tables (``curves``, ``final``, ``poi`` as
-    pandas DataFrames), ``claims`` (list of dicts), ``warnings``, ``notes`` and run
+    ``curves_csv``, ``final_csv``, ``poi_csv``, ``versus_csv``, ``claims_json``,
+    ``curves_png``, ``poi_png``, ``ratios_png`` -- None where not written), the tables
+    (``curves``, ``final``, ``poi``, ``versus`` as pandas DataFrames), ``claims`` (list of dicts), ``warnings``, ``notes`` and run
     counts. Raises :class:`AggregateError` on bad input."""
     import pandas as pd
 
@@ -77,6 +77,7 @@ def aggregate(
         curves = data.curves()
         final = data.final_table()
         poi, poi_notes = data.poi_table()
+        versus = data.versus_table()
         claims = evaluate_claims(loaded.figure, data)
     finally:
         np.random.set_state(state)
@@ -102,21 +103,43 @@ def aggregate(
         "auc_hi",
     ]
     poi_cols = ["env", "method", "baseline", "poi", "poi_lo", "poi_hi", "n_seeds", "n_seeds_baseline", "n_envs"]
+    versus_cols = [
+        "env",
+        "method",
+        "baseline",
+        "n_seeds",
+        "n_seeds_baseline",
+        "iqm",
+        "iqm_lo",
+        "iqm_hi",
+        "iqm_baseline",
+        "iqm_baseline_lo",
+        "iqm_baseline_hi",
+        "ratio",
+        "ratio_lo",
+        "ratio_hi",
+        "learned",
+        "learned_baseline",
+        "reading",
+    ]
     tables = {
         "curves": pd.DataFrame(curves, columns=curve_cols),
         "final": pd.DataFrame(final, columns=final_cols),
         "poi": pd.DataFrame(poi, columns=poi_cols),
+        "versus": pd.DataFrame(versus, columns=versus_cols),
     }
     claims_json = out / "claims.json"
     files: dict[str, Path | None] = {
         "curves_csv": out / "curves.csv",
         "final_csv": out / "final.csv",
         "poi_csv": out / "poi.csv",
+        "versus_csv": out / "versus.csv",
         "claims_json": claims_json,
         "curves_png": None,
         "poi_png": None,
+        "ratios_png": None,
     }
-    for name in ("curves", "final", "poi"):
+    for name in ("curves", "final", "poi", "versus"):
         tables[name].to_csv(out / f"{name}.csv", index=False)
     claims_json.write_text(json.dumps(claims, indent=2) + "\n")
     title = f"{sweep_dir.name}" + (f" ({loaded.figure})" if loaded.figure else "")
@@ -126,6 +149,9 @@ def aggregate(
         if poi:
             files["poi_png"] = out / "poi.png"
             plot_poi(poi, data.methods, out / "poi.png", title)
+        if any(np.isfinite(r["ratio"]) for r in versus):
+            files["ratios_png"] = out / "ratios.png"
+            plot_ratios(versus, data.methods, out / "ratios.png", title)
     files["report"] = out / "report.md"
     # planning figures for every pair the PoI table shows and every final-return pair a claim compared
     compared = {(x["method"], x["baseline"]) for c in claims for x in c["compared"] if x["metric"] == "final"}
@@ -138,6 +164,7 @@ def aggregate(
         final,
         poi,
         poi_notes,
+        versus,
         claims,
         files,
         reps,

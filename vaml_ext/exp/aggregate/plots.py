@@ -70,3 +70,33 @@ def plot_poi(poi: list[dict], methods: list[str], path: Path, title: str) -> Non
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_ratios(versus: list[dict], methods: list[str], path: Path, title: str) -> None:
+    """Per cell, IQM(method) / IQM(baseline) with its 95% CI; the band is the equivalence
+    margin ``1 ± MARGIN``; cells without a ratio (baseline CI not above 0) are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vaml_ext.exp.claims import MARGIN
+
+    rows = [r for r in versus if math.isfinite(r["ratio"])]
+    colors = _colors(methods)
+    fig, ax = plt.subplots(figsize=(9, 0.38 * len(rows) + 1.5))
+    ax.axvspan(1 - MARGIN, 1 + MARGIN, color="0.85", zorder=0)
+    ax.axvline(1.0, color="k", ls="--", lw=1)
+    for i, r in enumerate(rows):
+        y = len(rows) - 1 - i
+        c = colors[r["method"]]
+        ax.plot([r["ratio_lo"], r["ratio_hi"]], [y, y], color=c, lw=6, alpha=0.45, solid_capstyle="butt")
+        ax.plot([r["ratio"]], [y], "o", color=c)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{r['env']}: {r['method']} / {r['baseline']}  ({r['reading']})" for r in reversed(rows)])
+    ax.set_xlabel(f"IQM ratio to the baseline, final return, 95% CI (grey: 1 ± {MARGIN:g}, 'matches')")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -251,6 +251,63 @@ def _poi_section(poi: list[dict], poi_notes: list[str], separation: list[dict] |
     return L
 
 
+def _learned_mark(x) -> str:
+    return {True: "yes", False: "no"}.get(x, "?")
+
+
+def _versus_section(versus: list[dict]) -> list[str]:
+    """Per cell (env), each method against its baseline: IQMs, the ratio with its CI, and the
+    cell's reading; then which cells a method beats, matches or falls below its baseline in."""
+    if not versus:
+        return []
+    L = [
+        "",
+        "## Per cell: each method against its baseline (final return)",
+        "",
+        "Ratio = IQM(method) / IQM(baseline) with its 95% bootstrap CI (each method's seeds resampled "
+        "independently; n/a where the baseline's CI is not above 0). Learned = final-return CI above the "
+        "first evaluation's. Reading, by the claims' rule: *beats* / *below* need disjoint CIs; *matches* "
+        f"needs the ratio CI inside 1 ± {MARGIN:g}; *does not beat*: CIs overlap, ratio CI top <= 1 + "
+        f"{MARGIN:g}; a cell where neither learned is *not testable*; fewer than {MIN_SEEDS} seeds decide "
+        "nothing.",
+        "",
+        _md_table(
+            [
+                "env",
+                "method",
+                "baseline",
+                "IQM method [95% CI]",
+                "IQM baseline [95% CI]",
+                "ratio [95% CI]",
+                "learned (method / baseline)",
+                "seeds",
+                "reading",
+            ],
+            [
+                [
+                    r["env"],
+                    r["method"],
+                    r["baseline"],
+                    _ci(r["iqm"], r["iqm_lo"], r["iqm_hi"]),
+                    _ci(r["iqm_baseline"], r["iqm_baseline_lo"], r["iqm_baseline_hi"]),
+                    _ci(r["ratio"], r["ratio_lo"], r["ratio_hi"]),
+                    f"{_learned_mark(r['learned'])} / {_learned_mark(r['learned_baseline'])}",
+                    f"{r['n_seeds']} / {r['n_seeds_baseline']}",
+                    f"**{r['reading']}**",
+                ]
+                for r in versus
+            ],
+        ),
+        "",
+    ]
+    for word in ("beats", "matches", "does not beat", "below"):
+        hits = [f"{r['env']}: {r['method']}" for r in versus if r["reading"].startswith(word + " ")]
+        L.append(f"* {word} its baseline: {', '.join(hits) if hits else 'no cell'}")
+    untestable = [f"{r['env']}: {r['method']}" for r in versus if r["reading"].startswith("not testable")]
+    L += [f"* not testable (nothing learned): {', '.join(untestable) if untestable else 'no cell'}", ""]
+    return L
+
+
 def _claims_section(fig: str | None, claims: list[dict]) -> list[str]:
     L: list[str] = []
     L += ["## The paper's claims vs this sweep", ""]
@@ -287,6 +344,9 @@ def _figures_and_notes(files: dict[str, Path | None], data: SweepData, max_point
         L += ["", f"![probability of improvement]({Path(poi_png).name})"]
     else:
         L += ["", "No PoI figure (no probability of improvement computed, see above)."]
+    ratios_png = files.get("ratios_png")
+    if ratios_png:
+        L += ["", f"![ratio to the baseline per cell]({Path(ratios_png).name})"]
     shared = [e for e in data.envs if data.shared[e]]
     L += [
         "",
@@ -318,6 +378,7 @@ def write_report(
     final: list[dict],
     poi: list[dict],
     poi_notes: list[str],
+    versus: list[dict],
     claims: list[dict],
     files: dict[str, Path | None],
     reps: int,
@@ -326,12 +387,14 @@ def write_report(
     max_points: int,
     separation: list[dict] | None = None,
 ) -> None:
-    """``report.md``: header, runs, final performance, PoI and seeds to separate, the claims,
-    figures and method notes, one section builder each."""
+    """``report.md``: header, runs, final performance, PoI and seeds to separate, each method
+    against its baseline per cell, the claims, figures and method notes, one section builder
+    each."""
     L = _header_section(sweep_dir, loaded, data, reps, seed)
     L += _runs_section(sweep_dir, loaded, include_unfinished)
     L += _final_section(final)
     L += _poi_section(poi, poi_notes, separation)
+    L += _versus_section(versus)
     L += _claims_section(loaded.figure, claims)
     L += _figures_and_notes(files, data, max_points)
     path.write_text("\n".join(L))

@@ -29,7 +29,7 @@ from vaml_ext.exp.aggregate.stats import (
     iqm_mean_fn,
     probability_of_improvement,
 )
-from vaml_ext.exp.claims import BASELINES, ClaimData, Stat
+from vaml_ext.exp.claims import BASELINES, ClaimData, Stat, cell_reading, compare, learned
 
 
 def iqm_stat(x: np.ndarray, reps: int) -> tuple[Stat, tuple[float, float]]:
@@ -232,6 +232,49 @@ class SweepData(ClaimData):
                 )
         return rows
 
+    def baseline_pairs(self) -> list[tuple[str, str]]:
+        """(method, baseline) pairs the PoI and per-cell tables show: every value-aware method
+        over mle, and ``<m>`` over its Naive ablation ``<m>_naive`` where both ran."""
+        va = [m for m in self.methods if m not in BASELINES]
+        pairs = [(m, "mle") for m in va if "mle" in self.methods]
+        return pairs + [(m, f"{m}_naive") for m in va if f"{m}_naive" in self.methods]
+
+    def versus_table(self) -> list[dict]:
+        """Per env (cell), each method of :meth:`baseline_pairs` against its baseline on the
+        final return: both IQMs with their CIs, the IQM ratio with its bootstrap CI (NaN where
+        the baseline's CI is not above 0), whether each learned, and the cell's reading by the
+        claims' rule (:func:`vaml_ext.exp.claims.cell_reading`)."""
+        rows = []
+        for m, base in self.baseline_pairs():
+            for env in self.envs:
+                sa, sb = self.stat(env, m, "final"), self.stat(env, base, "final")
+                if sa is None or sb is None:
+                    continue
+                la, lb = learned(sa, self.initial(env, m)), learned(sb, self.initial(env, base))
+                r = self.ratio(env, m, base, "final")
+                rows.append(
+                    {
+                        "env": env,
+                        "method": m,
+                        "baseline": base,
+                        "n_seeds": sa.n,
+                        "n_seeds_baseline": sb.n,
+                        "iqm": sa.iqm,
+                        "iqm_lo": sa.lo,
+                        "iqm_hi": sa.hi,
+                        "iqm_baseline": sb.iqm,
+                        "iqm_baseline_lo": sb.lo,
+                        "iqm_baseline_hi": sb.hi,
+                        "ratio": r[0] if r else float("nan"),
+                        "ratio_lo": r[1] if r else float("nan"),
+                        "ratio_hi": r[2] if r else float("nan"),
+                        "learned": la,
+                        "learned_baseline": lb,
+                        "reading": cell_reading(compare(sa, sb, la, lb), r, base),
+                    }
+                )
+        return rows
+
     def poi_table(self) -> tuple[list[dict], list[str]]:
         """PoI of every value-aware method over mle, and of ``<m>`` over its Naive ablation
         ``<m>_naive`` (no stale-value refit, Algorithm 2 off) where both ran: per env, and over
@@ -244,9 +287,7 @@ class SweepData(ClaimData):
             notes.append("no `mle` runs in the sweep: no probability of improvement over mle computed")
         elif not va:
             notes.append("no value-aware method besides `mle` in the sweep: no probability of improvement computed")
-        pairs = [(m, "mle") for m in va if "mle" in self.methods]
-        pairs += [(m, f"{m}_naive") for m in va if f"{m}_naive" in self.methods]
-        for m, base in pairs:
+        for m, base in self.baseline_pairs():
             envs = [e for e in self.envs if self.runs(e, m) and self.runs(e, base)]
             if not envs:
                 notes.append(f"{m}: no env with both {m} and {base} runs")
