@@ -34,6 +34,7 @@ bookkeeping.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,21 +184,44 @@ def fit_values(requests: list[VFRequest]) -> None:
         _fit_group(group)
 
 
+def _views(flat: torch.Tensor, shapes) -> list[torch.Tensor]:
+    """Consecutive blocks of the 1-d ``flat`` as contiguous tensors of ``shapes``."""
+    views, start = [], 0
+    for shape in shapes:
+        n = math.prod(shape)
+        views.append(flat[start : start + n].view(shape))
+        start += n
+    return views
+
+
+def _flat(blocks: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One 1-d buffer holding ``blocks`` one after another, and each block as a view of it."""
+    flat = torch.cat([b.reshape(-1) for b in blocks])
+    return flat, _views(flat, [b.shape for b in blocks])
+
+
 def _fit_group(group: list[VFRequest]) -> None:
+    """The fit of a group, every tensor ``[S, ...]``. Parameters, Adam's moments and the
+    gradients each live in one flat buffer (blocks ``[S, *shape]`` in ``fit.params`` order),
+    so Adam's update is one elementwise op per step over every seed and parameter instead of
+    one per parameter (``_foreach`` on the CPU runs op by op): elementwise, so each number is
+    the one the per-parameter op gives."""
     fits = [r.fit for r in group]
     f0 = fits[0]
     n_layers = len(f0.weights)
-    weights = [_stack([f.weights[i][0] for f in fits]) for i in range(n_layers)]
-    biases = [_stack([f.weights[i][1] for f in fits]) for i in range(n_layers)]
-    params = [p for wb in zip(weights, biases) for p in wb]  # [W0, b0, W1, b1, ...] as fit.params
-    exp_avgs = [_stack([f.exp_avgs[j] for f in fits]) for j in range(len(params))]
-    exp_avg_sqs = [_stack([f.exp_avg_sqs[j] for f in fits]) for j in range(len(params))]
+    n_params = len(f0.params)  # [W0, b0, W1, b1, ...]
+    flat_params, params = _flat([_stack([f.params[j] for f in fits]) for j in range(n_params)])
+    weights, biases = params[0::2], params[1::2]
+    flat_avgs, exp_avgs = _flat([_stack([f.exp_avgs[j] for f in fits]) for j in range(n_params)])
+    flat_avg_sqs, exp_avg_sqs = _flat([_stack([f.exp_avg_sqs[j] for f in fits]) for j in range(n_params)])
+    flat_grads = torch.empty_like(flat_params)
+    grads = _views(flat_grads, [p.shape for p in params])
     x_all = _stack([r.inputs for r in group])  # [S, n, d]
     y_all = _stack([r.returns for r in group])  # [S, n]
     n_seeds, n, dim = x_all.shape
     seeds = torch.arange(n_seeds, device=x_all.device).unsqueeze(1)
     step_count = f0.step_count
-    grads = None
+    stepped = False
     for epoch in range(len(group[0].perms)):
         perm = torch.stack([r.perms[epoch] for r in group])  # [S, n]
         x_epoch, y_epoch = x_all[seeds, perm], y_all[seeds, perm]  # the epoch's order, gathered once
@@ -208,13 +232,11 @@ def _fit_group(group: list[VFRequest]) -> None:
                 hs.append(torch.tanh(z) if i < n_layers - 1 else z)
             diff = hs[-1].squeeze(2) - y_epoch[:, start : start + 64]
             g = ((2.0 * diff) * (1.0 / diff.shape[1])).unsqueeze(2)
-            grads = []
-            for i in range(n_layers - 1, -1, -1):
-                grads.append(g.sum(1))
-                grads.append(torch.bmm(g.transpose(1, 2), hs[i]))
+            for i in range(n_layers - 1, -1, -1):  # each seed's g.sum(0), g.t().mm(h) into the buffer
+                torch.sum(g, 1, out=grads[2 * i + 1])
+                torch.bmm(g.transpose(1, 2), hs[i], out=grads[2 * i])
                 if i > 0:
                     g = torch.ops.aten.tanh_backward(input_grad(g, weights[i]), hs[i])
-            grads.reverse()
             if f0.max_grad_norm is not None:  # clip_grad_norm_ per seed (get_total_norm's two norms)
                 norms = [torch.linalg.vector_norm(gr.reshape(n_seeds, -1), 2.0, dim=1) for gr in grads]
                 total = torch.linalg.vector_norm(torch.stack(norms, 1), 2.0, dim=1)  # contiguous rows, as per seed
@@ -222,23 +244,25 @@ def _fit_group(group: list[VFRequest]) -> None:
                 for gr in grads:
                     gr.mul_(coef.view(n_seeds, *([1] * (gr.dim() - 1))))
             step_count += 1
-            torch._foreach_lerp_(exp_avgs, grads, 1 - f0.beta1)
-            torch._foreach_mul_(exp_avg_sqs, f0.beta2)
-            torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - f0.beta2)
+            stepped = True
+            # _TanhMLPAdamFit.step's _foreach Adam, each op once over the flat buffers
+            flat_avgs.lerp_(flat_grads, 1 - f0.beta1)
+            flat_avg_sqs.mul_(f0.beta2)
+            flat_avg_sqs.addcmul_(flat_grads, flat_grads, value=1 - f0.beta2)
             bias_correction1 = 1 - f0.beta1**step_count
             bias_correction2 = 1 - f0.beta2**step_count
             step_size = (f0.lr / bias_correction1) * -1
-            denom = torch._foreach_sqrt(exp_avg_sqs)
-            torch._foreach_div_(denom, bias_correction2**0.5)
-            torch._foreach_add_(denom, f0.eps)
-            torch._foreach_addcdiv_(params, exp_avgs, denom, step_size)
+            denom = flat_avg_sqs.sqrt()
+            denom.div_(bias_correction2**0.5)
+            denom.add_(f0.eps)
+            flat_params.addcdiv_(flat_avgs, denom, value=step_size)
     for s, fit in enumerate(fits):
         for j, p in enumerate(fit.params):
             p.data.copy_(params[j][s])
             fit.exp_avgs[j].copy_(exp_avgs[j][s])
             fit.exp_avg_sqs[j].copy_(exp_avg_sqs[j][s])
         fit.step_count = step_count
-        fit.grads = None if grads is None else [gr[s] for gr in grads]
+        fit.grads = [gr[s].clone() for gr in grads] if stepped else None
         fit.finish()
     # the loss train_vf returns (TRPO.get_vf_loss on all states, the fitted weights), batched:
     # the same layers on the same normalised inputs, each seed's mean over its own row
