@@ -245,8 +245,8 @@ class SweepData(ClaimData):
         the baseline's CI is not above 0), whether each learned, and the cell's reading by the
         claims' rule (:func:`vaml_ext.exp.claims.cell_reading`)."""
         rows = []
-        for m, base in self.baseline_pairs():
-            for env in self.envs:
+        for env in self.envs:
+            for m, base in self.baseline_pairs():
                 sa, sb = self.stat(env, m, "final"), self.stat(env, base, "final")
                 if sa is None or sb is None:
                     continue
