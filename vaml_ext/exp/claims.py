@@ -197,6 +197,11 @@ def _learned(data: ClaimData, env: str, method: str) -> bool | None:
     return learned(data.stat(env, method, "final"), data.initial(env, method))
 
 
+def _within_margin(lo: float, hi: float) -> bool:
+    """A ratio CI ``[lo, hi]`` inside ``1 ± MARGIN``: a near-match."""
+    return 1 - MARGIN <= lo and hi <= 1 + MARGIN
+
+
 def _margin(data: ClaimData, env: str, a: str, b: str, metric: str, horizon: float | None) -> tuple[str, str]:
     """(outcome, evidence) of the ratio test: ``within`` / ``outside`` / ``straddles`` /
     ``no ratio``."""
@@ -204,7 +209,7 @@ def _margin(data: ClaimData, env: str, a: str, b: str, metric: str, horizon: flo
     if r is None:
         return "no ratio", "ratio n/a"
     point, lo, hi = r
-    if 1 - MARGIN <= lo and hi <= 1 + MARGIN:
+    if _within_margin(lo, hi):
         out = "within"
     elif hi < 1 - MARGIN or lo > 1 + MARGIN:
         out = "outside"
@@ -430,7 +435,7 @@ def cell_reading(outcome: str, ratio: tuple[float, float, float] | None, baselin
         if ratio is None:
             return f"undecided ({_REASON['no ratio']})"
         _, lo, hi = ratio
-        if 1 - MARGIN <= lo and hi <= 1 + MARGIN:
+        if _within_margin(lo, hi):
             return f"matches {baseline}"
         if hi <= 1 + MARGIN:
             return f"does not beat {baseline}"
