@@ -50,8 +50,8 @@ def aggregate(
     ``<sweep_dir>/report``). Returns the written paths (``out_dir``, ``report``,
     ``curves_csv``, ``final_csv``, ``poi_csv``, ``versus_csv``, ``claims_json``,
     ``curves_png``, ``poi_png``, ``ratios_png`` -- None where not written), the tables
-    (``curves``, ``final``, ``poi``, ``versus`` as pandas DataFrames), ``claims`` (list of dicts), ``warnings``, ``notes`` and run
-    counts. Raises :class:`AggregateError` on bad input."""
+    (``curves``, ``final``, ``poi``, ``versus`` as pandas DataFrames), ``claims`` (list of
+    dicts), ``warnings``, ``notes`` and run counts. Raises :class:`AggregateError` on bad input."""
     import pandas as pd
 
     if reps < 1:
