@@ -68,7 +68,7 @@ def plot_poi(poi: list[dict], methods: list[str], path: Path, title: str) -> Non
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the long cell labels squeeze the axes; keep the xlabel whole
     plt.close(fig)
 
 
@@ -84,7 +84,7 @@ def plot_ratios(versus: list[dict], methods: list[str], path: Path, title: str) 
 
     rows = [r for r in versus if math.isfinite(r["ratio"])]
     colors = _colors(methods)
-    fig, ax = plt.subplots(figsize=(9, 0.38 * len(rows) + 1.5))
+    fig, ax = plt.subplots(figsize=(12, 0.38 * len(rows) + 1.5))
     ax.axvspan(1 - MARGIN, 1 + MARGIN, color="0.85", zorder=0)
     ax.axvline(1.0, color="k", ls="--", lw=1)
     for i, r in enumerate(rows):
@@ -98,5 +98,5 @@ def plot_ratios(versus: list[dict], methods: list[str], path: Path, title: str) 
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the long cell labels squeeze the axes; keep the xlabel whole
     plt.close(fig)
