@@ -163,24 +163,29 @@ def test_mlp_gradients_reach_the_model_only():
 
 def test_mlp_5x5_learning():
     """The Dyna loop with the network model (Figure 1's mlp settings: 2×16 tanh, coords,
-    Adam 0.01) on the 5×5 room, base seed 1, 1500 env steps (~3 s).
+    Adam 0.01) on the 5×5 room, base seed 1, four MLE and four MA-L1 runs, 1500 env steps
+    (~3 s).
 
-    Tolerances, from base seeds 0-3 (two MLE runs each, in batches of 6): MLE's greedy
-    policy first returned > 1 after 200-500 env steps in 8/8 runs, so the test allows
-    1000; its network then puts > 0.99 on the true next cell of the visited rows (> 0.9
-    asserted). MA-L1 with the network reaches the goal in only some runs (7/8 there, 1 of 2
-    here), so for it the test checks what its objective optimises: the mean |model
-    advantage| of its real transitions under the final critic is below 0.8 times the
-    untrained (uniform) model's (measured: 0.54 and 0.61 times; its network then puts only
-    ~0.35 on the true next cell -- value-aware fitting leaves the rest of the model loose). The stream is fixed, so on one
-    platform the numbers are exact; the margins absorb float differences across platforms."""
-    methods = ["mle", "ma_l1", "mle", "ma_l1"]
+    Tolerances, from base seeds 0-3 (two MLE runs each, in batches of 6) and from base seeds
+    1-2 in this batch: MLE's greedy policy first returned > 1 after 100-600 env steps in every
+    run, so the test allows 1000 for each; its network then puts > 0.99 on the true next cell
+    of the visited rows (> 0.9 asserted). MA-L1 with the network reaches the goal in only some
+    runs, so for it the test checks what its objective optimises: the mean |model advantage| of
+    its real transitions under the final critic, as a fraction of the untrained (uniform)
+    model's. That fraction varies widely from run to run -- 0.40-0.88 over these 8 runs (Intel
+    Xeon), 0.54 and 0.61 on an AMD EPYC, and one run of an earlier 2-run layout scored 0.91 on
+    the Xeon -- so a single run cannot carry a bound; the mean over the four runs (0.59 and 0.62
+    at base seeds 1 and 2; seed sd ~0.17, so ~0.09 for a mean of four) is asserted below 0.8,
+    about two of its sds above what was measured. Its network puts only ~0.3-0.5 on the true
+    next cell: value-aware fitting leaves the rest of the model loose."""
+    methods = ["mle", "ma_l1"] * 4
     cfg = DynaConfig(env_steps=1500, eval_every=100, model="mlp", encoding="coords", mlp_hidden=16, model_lr=0.01)
-    res = run_dyna(5, methods, [0, 0, 1, 1], cfg, base_seed=1, keep_state=True)
+    res = run_dyna(5, methods, [0, 0, 1, 1, 2, 2, 3, 3], cfg, base_seed=1, keep_state=True)
     R = np.array(res.returns)
     assert (R[0] < 1).all()
+    mle, ma = [i for i, m in enumerate(methods) if m == "mle"], [i for i, m in enumerate(methods) if m == "ma_l1"]
     firsts = [first_exceed(res.steps, R[:, i]) for i in range(len(methods))]
-    assert firsts[0] is not None and firsts[0] <= 1000 and firsts[2] is not None and firsts[2] <= 1000, firsts
+    assert all(firsts[i] is not None and firsts[i] <= 1000 for i in mle), firsts
     st = res.state
     spec, buf, model = st["spec"], st["buffer"], st["model"]
     rows, s2, t = buf.rows[:, : buf.size], buf.s_next[:, : buf.size], buf.t[:, : buf.size]
@@ -191,8 +196,9 @@ def test_mlp_5x5_learning():
         adv = row_advantage(spec, logp.exp(), h, s2, t).abs().mean(1)
         uniform = torch.full_like(logp, 1.0 / spec.n_states)
         adv0 = row_advantage(spec, uniform, h, s2, t).abs().mean(1)
-    assert p_true[0] > 0.9 and p_true[2] > 0.9, p_true
-    assert adv[1] < 0.8 * adv0[1] and adv[3] < 0.8 * adv0[3], (adv, adv0)
+    assert (p_true[mle] > 0.9).all(), p_true
+    frac = adv[ma] / adv0[ma]
+    assert frac.mean() < 0.8, (frac, adv, adv0)
 
 
 def test_trainer_builds_the_configured_model():
