@@ -68,7 +68,7 @@ def plot_poi(poi: list[dict], methods: list[str], path: Path, title: str) -> Non
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")  # the long cell labels squeeze the axes; keep the xlabel whole
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # long labels stay whole
     plt.close(fig)
 
 
