@@ -184,8 +184,8 @@ def test_mlp_5x5_learning():
     R = np.array(res.returns)
     assert (R[0] < 1).all()
     mle, ma = [i for i, m in enumerate(methods) if m == "mle"], [i for i, m in enumerate(methods) if m == "ma_l1"]
-    firsts = [first_exceed(res.steps, R[:, i]) for i in range(len(methods))]
-    assert all(firsts[i] is not None and firsts[i] <= 1000 for i in mle), firsts
+    firsts = [first_exceed(res.steps, R[:, i]) for i in mle]
+    assert all(f is not None and f <= 1000 for f in firsts), firsts
     st = res.state
     spec, buf, model = st["spec"], st["buffer"], st["model"]
     rows, s2, t = buf.rows[:, : buf.size], buf.s_next[:, : buf.size], buf.t[:, : buf.size]
